@@ -1,0 +1,42 @@
+# Thin wrappers used by the README and CI.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+DEMO_INDEX ?= .lede/demo
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.PHONY: install demo test lint format bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade "pip>=25.1"
+	$(PY) -m pip install --quiet "torch==2.13.0"
+	$(PY) -m pip install --quiet -e ".[eval]" --group dev
+	touch $@
+
+demo: install
+	$(BIN)/lede index examples/articles.jsonl --index $(DEMO_INDEX)
+	$(BIN)/lede search "Who plays Ethan Hunt?" --index $(DEMO_INDEX) -k 3
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/pytest
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: install
+	$(PY) -m eval.bench_indexer --json eval/results/bench_indexer.json
+
+clean:
+	rm -rf $(VENV) .lede .mypy_cache .ruff_cache .pytest_cache
