@@ -1,0 +1,1 @@
+"""Relevance evaluation and benchmarks for Lede."""

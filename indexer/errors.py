@@ -1,0 +1,27 @@
+"""Errors raised by the indexer; the service maps them to HTTP statuses in one place."""
+
+from __future__ import annotations
+
+
+class LedeError(Exception):
+    """Base class for every error Lede raises on purpose."""
+
+
+class InvalidArticleError(LedeError):
+    """An article failed validation (missing id or text, bad date, wrong type)."""
+
+
+class SourceError(LedeError):
+    """A source path cannot be read at all (missing file, unsupported type)."""
+
+
+class IndexFormatError(LedeError):
+    """The index directory is not a Lede index, or was built with other settings."""
+
+
+class IndexLockedError(LedeError):
+    """Another process holds the index's write lock."""
+
+
+class ArticleNotFoundError(LedeError):
+    """No article with the requested id exists in the index."""

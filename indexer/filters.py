@@ -1,0 +1,139 @@
+"""Search filters and the in-memory chunk catalog that turns them into id masks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import numpy as np
+
+from indexer.store import ChunkRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Filters:
+    """Restrictions applied inside both retrievers before top-k.
+
+    Each list field matches any of its values; fields combine with AND.
+    """
+
+    sources: tuple[str, ...] = ()
+    authors: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    article_ids: tuple[str, ...] = ()
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.since and self.until and self.since > self.until:
+            raise ValueError(
+                f"since ({self.since.isoformat()}) is after until ({self.until.isoformat()})"
+            )
+
+    @property
+    def empty(self) -> bool:
+        return not (
+            self.sources or self.authors or self.tags or self.article_ids or self.since or self.until
+        )
+
+
+@dataclass(slots=True)
+class _Codes:
+    """Dense integer codes for repeated string values (sources, authors, article ids)."""
+
+    values: dict[str, int] = field(default_factory=dict)
+
+    def code(self, value: str | None) -> int:
+        if value is None:
+            return -1
+        return self.values.setdefault(value, len(self.values))
+
+    def lookup(self, values: Iterable[str]) -> list[int]:
+        return [self.values[v] for v in values if v in self.values]
+
+
+class Catalog:
+    """Per-chunk metadata arrays indexed by chunk row id, for fast filter masks."""
+
+    def __init__(self) -> None:
+        self.live = np.zeros(0, dtype=bool)
+        self._article = np.zeros(0, dtype=np.int64)
+        self._source = np.zeros(0, dtype=np.int64)
+        self._author = np.zeros(0, dtype=np.int64)
+        self._published = np.zeros(0, dtype=np.float64)
+        self._articles = _Codes()
+        self._sources = _Codes()
+        self._authors = _Codes()
+        self._tags: dict[str, set[int]] = {}
+        self._chunk_tags: dict[int, tuple[str, ...]] = {}
+
+    def __len__(self) -> int:
+        return int(self.live.sum())
+
+    def _ensure(self, size: int) -> None:
+        if size <= len(self.live):
+            return
+        capacity = max(size, 2 * len(self.live), 16)
+
+        def grow(array: np.ndarray, fill: float) -> np.ndarray:
+            grown = np.full(capacity, fill, dtype=array.dtype)
+            grown[: len(array)] = array
+            return grown
+
+        self.live = grow(self.live, False)
+        self._article = grow(self._article, -1)
+        self._source = grow(self._source, -1)
+        self._author = grow(self._author, -1)
+        self._published = grow(self._published, np.nan)
+
+    def add(self, records: Sequence[ChunkRecord]) -> None:
+        if not records:
+            return
+        self._ensure(max(r.rowid for r in records) + 1)
+        for record in records:
+            rowid = record.rowid
+            self.live[rowid] = True
+            self._article[rowid] = self._articles.code(record.article_id)
+            self._source[rowid] = self._sources.code(record.source)
+            self._author[rowid] = self._authors.code(record.author)
+            self._published[rowid] = (
+                np.nan if record.published_ts is None else record.published_ts
+            )
+            for tag in record.tags:
+                self._tags.setdefault(tag, set()).add(rowid)
+            self._chunk_tags[rowid] = record.tags
+
+    def delete(self, rowids: Iterable[int]) -> None:
+        for rowid in rowids:
+            if rowid < len(self.live) and self.live[rowid]:
+                self.live[rowid] = False
+                for tag in self._chunk_tags.pop(rowid, ()):
+                    self._tags[tag].discard(rowid)
+
+    def mask(self, filters: Filters | None) -> np.ndarray | None:
+        """Boolean mask of allowed row ids, or None when nothing is filtered."""
+        if filters is None or filters.empty:
+            return None
+        mask = self.live.copy()
+        for codes, column, values in (
+            (self._sources, self._source, filters.sources),
+            (self._authors, self._author, filters.authors),
+            (self._articles, self._article, filters.article_ids),
+        ):
+            if values:
+                mask &= np.isin(column, codes.lookup(values))
+        if filters.tags:
+            tagged = np.zeros(len(mask), dtype=bool)
+            for tag in filters.tags:
+                rowids = self._tags.get(tag)
+                if rowids:
+                    tagged[list(rowids)] = True
+            mask &= tagged
+        if filters.since is not None:
+            with np.errstate(invalid="ignore"):
+                mask &= self._published >= filters.since.timestamp()
+        if filters.until is not None:
+            with np.errstate(invalid="ignore"):
+                mask &= self._published <= filters.until.timestamp()
+        return mask

@@ -1,0 +1,422 @@
+"""`LedeIndex`: one index directory, its SQLite source of truth and its derived views.
+
+Writes go to SQLite first (one transaction per batch, every chunk change logged); the BM25
+view, the FAISS view and the filter catalog then follow the change log. The views are
+checkpointed to files written atomically; on open they are reconciled with SQLite, so a
+crash at any point loses no committed write and never leaves an unreadable index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from indexer.chunker import Chunker
+from indexer.dense import DenseIndex
+from indexer.embedder import Embedder, SentenceTransformerEmbedder
+from indexer.errors import IndexFormatError, InvalidArticleError
+from indexer.files import WriteLock, atomic_write
+from indexer.filters import Catalog, Filters
+from indexer.lexical import LexicalIndex
+from indexer.manifest import (
+    IndexSettings,
+    Manifest,
+    ModelInfo,
+    read_manifest,
+    write_manifest,
+)
+from indexer.models import Article
+from indexer.rwlock import ReadWriteLock
+from indexer.store import ArticleWrite, ChunkRecord, Store
+from indexer.text_analysis import Analyzer
+
+logger = logging.getLogger(__name__)
+
+DATABASE_NAME = "lede.sqlite"
+_CHECKPOINT = re.compile(r"^(bm25|dense)-(\d+)\.(npz|faiss)$")
+
+
+@dataclass(slots=True)
+class WriteReport:
+    """What a write did, in the shape of `lede index --json`."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    chunks: int = 0
+    embedded: int = 0
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _input_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+class LedeIndex:
+    """An open index directory. Use `LedeIndex.open` or `LedeIndex.create`."""
+
+    def __init__(self, path: Path, manifest: Manifest, store: Store, embedder: Embedder | None):
+        self.path = path
+        self.manifest = manifest
+        self.store = store
+        self._embedder = embedder
+        settings = manifest.settings
+        self.analyzer = Analyzer(settings.analyzer)
+        self._views_lock = ReadWriteLock()
+        self.catalog = Catalog()
+        self.lexical = LexicalIndex(self.analyzer, settings.bm25)
+        self.dense = DenseIndex(manifest.model.dimension, settings.faiss_factory)
+        self.seq = 0
+        self._checkpoint_seq = -1
+        self._embedder_checked = False
+
+    # --- opening --------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        path: Path,
+        *,
+        embedder: Embedder | None = None,
+        model: str | None = None,
+        settings: IndexSettings | None = None,
+    ) -> LedeIndex:
+        """Create a new index directory (or open it if it exists with the same model)."""
+        path = Path(path)
+        if (path / "manifest.json").exists():
+            return cls.open(path, embedder=embedder, model=model)
+        if path.exists() and any(path.iterdir()):
+            raise IndexFormatError(f"{path} exists, is not empty and is not a Lede index")
+        embedder = embedder or SentenceTransformerEmbedder(model or "all-MiniLM-L6-v2")
+        settings = settings or IndexSettings()
+        info = ModelInfo(embedder.name, embedder.dimension, embedder.revision)
+        path.mkdir(parents=True, exist_ok=True)
+        store = Store(path / DATABASE_NAME)
+        store.create_schema()
+        manifest = Manifest.new(info, settings)
+        write_manifest(path, manifest)
+        index = cls(path, manifest, store, embedder)
+        index._embedder_checked = True
+        index._load_views()
+        return index
+
+    @classmethod
+    def open(
+        cls, path: Path, *, embedder: Embedder | None = None, model: str | None = None
+    ) -> LedeIndex:
+        """Open an existing index; refuses a model other than the one it was built with."""
+        path = Path(path)
+        manifest = read_manifest(path)
+        if embedder is None:
+            embedder = SentenceTransformerEmbedder(model or manifest.model.name)
+        if embedder.name != manifest.model.name and model is not None:
+            raise IndexFormatError(
+                f"{path} was built with model {manifest.model.name!r}, not {embedder.name!r}; "
+                "use the same --model or index into a new directory"
+            )
+        store = Store(path / DATABASE_NAME)
+        index = cls(path, manifest, store, embedder)
+        index._load_views()
+        return index
+
+    def _check_model(self, embedder: Embedder) -> None:
+        expected = self.manifest.model
+        if embedder.name != expected.name or embedder.dimension != expected.dimension:
+            raise IndexFormatError(
+                f"{self.path} was built with {expected.name!r} ({expected.dimension}-d); "
+                f"got {embedder.name!r} ({embedder.dimension}-d). Use the same model or "
+                "index into a new directory"
+            )
+        if embedder.revision != expected.revision:
+            raise IndexFormatError(
+                f"{self.path} was built with revision {expected.revision} of {expected.name!r}, "
+                f"but revision {embedder.revision} is installed; rebuild the index"
+            )
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> LedeIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def embedder(self) -> Embedder:
+        """The index's embedding model, checked against the manifest on first use."""
+        if self._embedder is None:
+            self._embedder = SentenceTransformerEmbedder(self.manifest.model.name)
+        if not self._embedder_checked:
+            self._check_model(self._embedder)
+            self._embedder_checked = True
+        return self._embedder
+
+    # --- views ----------------------------------------------------------------------------
+
+    def _latest_checkpoint(self, kind: str) -> tuple[Path, int] | None:
+        found = []
+        for candidate in self.path.iterdir():
+            match = _CHECKPOINT.match(candidate.name)
+            if match and match.group(1) == kind:
+                found.append((int(match.group(2)), candidate))
+        if not found:
+            return None
+        seq, newest = max(found)
+        return newest, seq
+
+    def _load_views(self) -> None:
+        """Load checkpoints, then reconcile them with SQLite's live chunks."""
+        seq = self.store.last_seq()  # read first: later changes are replayed by refresh()
+        lexical_file = self._latest_checkpoint("bm25")
+        dense_file = self._latest_checkpoint("dense")
+        try:
+            if lexical_file:
+                self.lexical = LexicalIndex.from_bytes(
+                    lexical_file[0].read_bytes(), self.analyzer, self.manifest.settings.bm25
+                )
+            if dense_file:
+                self.dense = DenseIndex.from_bytes(
+                    dense_file[0].read_bytes(),
+                    self.manifest.model.dimension,
+                    self.manifest.settings.faiss_factory,
+                )
+        except Exception as error:
+            raise IndexFormatError(
+                f"a view checkpoint in {self.path} cannot be read ({error}); "
+                f"rebuild it from the database with: lede repair --index {self.path}"
+            ) from None
+        records = list(self.store.all_chunk_records())
+        live = np.array([r.rowid for r in records], dtype=np.int64)
+        self.catalog.add(records)
+        by_rowid = {r.rowid: r for r in records}
+        for rowid in set(self.lexical.doc_ids) - set(live.tolist()):
+            self.lexical.delete(rowid)
+        for rowid in live.tolist():
+            if rowid not in self.lexical:
+                self.lexical.add(rowid, self._lexical_text(by_rowid[rowid]))
+        stale = np.setdiff1d(self.dense.live_ids(), live)
+        self.dense.delete(stale)
+        missing = [r for r in live.tolist() if r not in self.dense]
+        self._add_dense(missing)
+        self.seq = seq
+        self._checkpoint_seq = min(
+            lexical_file[1] if lexical_file else -1, dense_file[1] if dense_file else -1
+        )
+        self.refresh()
+
+    def _lexical_text(self, record: ChunkRecord) -> str:
+        if self.manifest.settings.bm25_title and record.title:
+            return f"{record.title}\n{record.text}"
+        return record.text
+
+    def _add_dense(self, rowids: Sequence[int]) -> None:
+        for offset in range(0, len(rowids), 4096):
+            batch = list(rowids[offset : offset + 4096])
+            self.dense.add(np.array(batch, dtype=np.int64), self.store.embeddings(batch))
+
+    def refresh(self) -> int:
+        """Apply changes committed by any process since this one last looked.
+
+        Returns:
+            The number of change-log entries applied.
+        """
+        if self.store.last_seq() == self.seq:
+            return 0
+        changes = self.store.changes_since(self.seq)
+        if not changes:
+            return 0
+        deleted = {c.chunk_rowid for c in changes if c.op == "del"}
+        added = [c.chunk_rowid for c in changes if c.op == "add" and c.chunk_rowid not in deleted]
+        records = self.store.chunk_records(added)
+        present = [r for r in added if r in records]  # rows deleted meanwhile are skipped
+        embeddings = self.store.embeddings(present) if present else None
+        with self._views_lock.writing():
+            for rowid in deleted:
+                self.lexical.delete(rowid)
+            self.dense.delete(np.fromiter(deleted, dtype=np.int64, count=len(deleted)))
+            self.catalog.delete(deleted)
+            for rowid in present:
+                self.lexical.add(rowid, self._lexical_text(records[rowid]))
+            if embeddings is not None:
+                self.dense.add(np.array(present, dtype=np.int64), embeddings)
+            self.catalog.add([records[r] for r in present])
+            self.seq = changes[-1].seq
+        return len(changes)
+
+    def checkpoint(self) -> None:
+        """Write both views to files (atomically) and drop older checkpoints.
+
+        Call while holding the write lock; `lede index` and the service's writer do.
+        """
+        if self.dense.tombstones > max(1000, self.dense.ntotal // 5):
+            self._rebuild_dense()
+        with self._views_lock.reading():
+            seq = self.seq
+            lexical_bytes = self.lexical.to_bytes()
+            dense_bytes = self.dense.to_bytes()
+        atomic_write(self.path / f"bm25-{seq:012d}.npz", lexical_bytes)
+        atomic_write(self.path / f"dense-{seq:012d}.faiss", dense_bytes)
+        for candidate in self.path.iterdir():
+            match = _CHECKPOINT.match(candidate.name)
+            if match and int(match.group(2)) != seq:
+                candidate.unlink(missing_ok=True)
+        self._checkpoint_seq = seq
+        logger.info("checkpointed views of %s at seq %d", self.path, seq)
+
+    def _rebuild_dense(self) -> None:
+        fresh = DenseIndex(self.manifest.model.dimension, self.manifest.settings.faiss_factory)
+        with self._views_lock.reading():
+            live = self.dense.live_ids().tolist()
+        for offset in range(0, len(live), 4096):
+            batch = live[offset : offset + 4096]
+            fresh.add(np.array(batch, dtype=np.int64), self.store.embeddings(batch))
+        with self._views_lock.writing():
+            self.dense = fresh
+
+    def repair(self) -> None:
+        """Rebuild every view from SQLite and checkpoint it (the `lede repair` command)."""
+        for candidate in self.path.iterdir():
+            if _CHECKPOINT.match(candidate.name):
+                candidate.unlink()
+        with self._views_lock.writing():
+            self.catalog = Catalog()
+            self.lexical = LexicalIndex(self.analyzer, self.manifest.settings.bm25)
+            self.dense = DenseIndex(
+                self.manifest.model.dimension, self.manifest.settings.faiss_factory
+            )
+        self._load_views()
+        self.checkpoint()
+
+    # --- writes ---------------------------------------------------------------------------
+
+    @contextmanager
+    def writing(self, timeout: float = 60.0) -> Iterator[None]:
+        """Hold the index's cross-process write lock, starting from the latest state."""
+        with WriteLock(self.path, timeout):
+            self.refresh()
+            yield
+
+    def add(
+        self,
+        articles: Iterable[Article],
+        *,
+        batch_size: int = 512,
+        progress: bool | None = None,
+        on_batch: Callable[[WriteReport], None] | None = None,
+        checkpoint: bool = True,
+    ) -> WriteReport:
+        """Add new articles, update changed ones, skip unchanged ones (by content hash).
+
+        Takes the write lock. Each batch is one SQLite transaction; a batch is either
+        entirely stored or not at all.
+        """
+        show = sys.stderr.isatty() if progress is None else progress
+        report = WriteReport()
+        with self.writing():
+            bar = tqdm(unit="article", disable=not show, desc="indexing")
+            batch: list[Article] = []
+            for article in articles:
+                batch.append(article)
+                if len(batch) >= batch_size:
+                    self._write_batch(batch, report)
+                    bar.update(len(batch))
+                    batch = []
+                    if on_batch:
+                        on_batch(report)
+            if batch:
+                self._write_batch(batch, report)
+                bar.update(len(batch))
+            bar.close()
+            if checkpoint and self.seq != self._checkpoint_seq:
+                self.checkpoint()
+        return report
+
+    def _write_batch(self, articles: list[Article], report: WriteReport) -> None:
+        ids = [a.id for a in articles]
+        if len(set(ids)) != len(ids):
+            duplicate = next(i for i in ids if ids.count(i) > 1)
+            raise InvalidArticleError(f"article id {duplicate!r} appears twice in one batch")
+        stored = self.store.content_hashes(ids)
+        chunker: Chunker | None = None
+        writes: list[tuple[Article, str, list[Any], list[str], list[str]]] = []
+        for article in articles:
+            content_hash = article.content_hash()
+            if stored.get(article.id) == content_hash:
+                report.unchanged += 1
+                continue
+            if chunker is None:
+                chunker = Chunker(self.embedder, self.manifest.settings.chunker)
+            chunks = chunker.chunk(article)
+            inputs = chunker.embedding_inputs(article, chunks)
+            writes.append((article, content_hash, chunks, inputs, [_input_hash(t) for t in inputs]))
+            if article.id in stored:
+                report.updated += 1
+            else:
+                report.added += 1
+        if not writes:
+            return
+        known = self.store.embeddings_by_input([w[0].id for w in writes if w[0].id in stored])
+        todo: dict[str, str] = {}
+        for _, _, _, inputs, hashes in writes:
+            for text, input_hash in zip(inputs, hashes, strict=True):
+                if input_hash not in known:
+                    todo.setdefault(input_hash, text)
+        if todo:
+            vectors = self.embedder.embed(list(todo.values()))
+            known.update(zip(todo, vectors, strict=True))
+            report.embedded += len(todo)
+        upserts = []
+        for article, content_hash, chunks, _, hashes in writes:
+            matrix = np.stack([known[h] for h in hashes]) if hashes else np.zeros((0, 1))
+            upserts.append(ArticleWrite(article, content_hash, chunks, hashes, matrix))
+            report.chunks += len(chunks)
+        self.store.write(upserts)
+        self.refresh()
+
+    def delete(self, article_ids: Sequence[str]) -> int:
+        """Delete articles from SQLite and every view; returns how many existed."""
+        with self.writing():
+            deleted = self.store.write([], deletes=list(article_ids))
+            self.refresh()
+        return deleted
+
+    # --- reads ----------------------------------------------------------------------------
+
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """A consistent snapshot of the views for the duration of one query."""
+        with self._views_lock.reading():
+            yield
+
+    def filter_mask(self, filters: Filters | None) -> np.ndarray | None:
+        return self.catalog.mask(filters)
+
+    def info(self) -> dict[str, Any]:
+        sizes = {p.name: p.stat().st_size for p in sorted(self.path.iterdir()) if p.is_file()}
+        return {
+            "path": str(self.path),
+            "manifest": self.manifest.to_json(),
+            "counts": self.store.counts(),
+            "views": {
+                "seq": self.seq,
+                "checkpoint_seq": self._checkpoint_seq,
+                "bm25_documents": self.lexical.doc_count,
+                "bm25_terms": len(self.lexical.vocabulary),
+                "dense_vectors": self.dense.ntotal,
+                "dense_tombstones": self.dense.tombstones,
+            },
+            "files": sizes,
+            "total_bytes": sum(sizes.values()),
+        }

@@ -1,0 +1,248 @@
+"""The BM25 view: an in-memory inverted index with incremental adds and deletes.
+
+Scoring is Lucene's BM25: idf = ln(1 + (N - df + 0.5) / (df + 0.5)) and
+tf part = tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl)), summed over query terms
+(repeated query terms count again, as in rank-bm25). N, df and avgdl always describe the live
+documents exactly: a delete subtracts the document's terms at once, while its postings stay as
+tombstones (skipped by the live mask) until the next checkpoint writes compacted postings.
+A query costs time in proportion to the postings of its terms, not to the corpus size.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+
+from indexer.text_analysis import Analyzer
+
+
+@dataclass(frozen=True, slots=True)
+class BM25Settings:
+    k1: float = 1.2
+    b: float = 0.75
+
+    def __post_init__(self) -> None:
+        if self.k1 < 0:
+            raise ValueError(f"bm25 k1 must be >= 0, got {self.k1}")
+        if not 0 <= self.b <= 1:
+            raise ValueError(f"bm25 b must be within [0, 1], got {self.b}")
+
+
+def _grow(array: np.ndarray, size: int, fill: float | bool = 0) -> np.ndarray:
+    if size <= len(array):
+        return array
+    grown = np.full(max(size, 2 * len(array), 16), fill, dtype=array.dtype)
+    grown[: len(array)] = array
+    return grown
+
+
+class _Postings:
+    """Growable (doc id, term frequency) arrays of one term."""
+
+    __slots__ = ("docs", "size", "tfs")
+
+    def __init__(self, docs: np.ndarray, tfs: np.ndarray):
+        self.docs = docs
+        self.tfs = tfs
+        self.size = len(docs)
+
+    def append(self, doc: int, tf: float) -> None:
+        if self.size == len(self.docs):
+            self.docs = _grow(self.docs, self.size + 1)
+            self.tfs = _grow(self.tfs, self.size + 1)
+        self.docs[self.size] = doc
+        self.tfs[self.size] = tf
+        self.size += 1
+
+
+class LexicalIndex:
+    """BM25 over documents identified by non-negative integer ids (chunk row ids)."""
+
+    def __init__(self, analyzer: Analyzer, settings: BM25Settings | None = None):
+        self.analyzer = analyzer
+        self.settings = settings or BM25Settings()
+        self.vocabulary: dict[str, int] = {}
+        self._postings: list[_Postings] = []
+        self._df = np.zeros(0, dtype=np.int64)
+        self._doc_len = np.zeros(0, dtype=np.float32)
+        self._live = np.zeros(0, dtype=bool)
+        self._doc_terms: dict[int, np.ndarray] = {}
+        self.doc_count = 0
+        self._total_len = 0.0
+
+    # --- updates -------------------------------------------------------------------------
+
+    def __contains__(self, doc_id: int) -> bool:
+        return doc_id in self._doc_terms
+
+    @property
+    def doc_ids(self) -> list[int]:
+        return sorted(self._doc_terms)
+
+    def add(self, doc_id: int, text: str) -> None:
+        """Index a document; adding an id that is already present does nothing."""
+        if doc_id < 0:
+            raise ValueError(f"document ids must be >= 0, got {doc_id}")
+        if doc_id in self._doc_terms:
+            return
+        counts = Counter(self.analyzer(text))
+        term_ids = np.empty(len(counts), dtype=np.int64)
+        for position, (term, tf) in enumerate(counts.items()):
+            term_id = self.vocabulary.get(term)
+            if term_id is None:
+                term_id = len(self._postings)
+                self.vocabulary[term] = term_id
+                self._postings.append(
+                    _Postings(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+                )
+            self._postings[term_id].append(doc_id, tf)
+            term_ids[position] = term_id
+        self._df = _grow(self._df, len(self._postings))
+        np.add.at(self._df, term_ids, 1)
+        length = float(sum(counts.values()))
+        self._doc_len = _grow(self._doc_len, doc_id + 1)
+        self._live = _grow(self._live, doc_id + 1, False)
+        self._doc_len[doc_id] = length
+        self._live[doc_id] = True
+        self._doc_terms[doc_id] = term_ids
+        self.doc_count += 1
+        self._total_len += length
+
+    def delete(self, doc_id: int) -> None:
+        """Remove a document; statistics update at once. Unknown ids are ignored."""
+        term_ids = self._doc_terms.pop(doc_id, None)
+        if term_ids is None:
+            return
+        np.subtract.at(self._df, term_ids, 1)
+        self._live[doc_id] = False
+        self.doc_count -= 1
+        self._total_len -= float(self._doc_len[doc_id])
+
+    # --- queries -------------------------------------------------------------------------
+
+    @property
+    def average_length(self) -> float:
+        return self._total_len / self.doc_count if self.doc_count else 0.0
+
+    def idf(self, term_id: int) -> float:
+        df = float(self._df[term_id])
+        return float(np.log1p((self.doc_count - df + 0.5) / (df + 0.5)))
+
+    def search(
+        self, query: str, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k documents for `query`, best first.
+
+        Args:
+            query: free text, analyzed like the documents.
+            k: how many hits at most.
+            allowed: optional boolean mask over doc ids; only ids with True are returned.
+
+        Returns:
+            `(doc_ids, scores)`, both of length <= k.
+        """
+        empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+        if k <= 0 or self.doc_count == 0:
+            return empty
+        query_terms = Counter(
+            self.vocabulary[t] for t in self.analyzer(query) if t in self.vocabulary
+        )
+        if not query_terms:
+            return empty
+        live = self._live if allowed is None else self._live & _fit(allowed, len(self._live))
+        k1, b = self.settings.k1, self.settings.b
+        base, slope = k1 * (1 - b), k1 * b / self.average_length
+        doc_parts: list[np.ndarray] = []
+        score_parts: list[np.ndarray] = []
+        for term_id, repeats in query_terms.items():
+            postings = self._postings[term_id]
+            docs = postings.docs[: postings.size]
+            tfs = postings.tfs[: postings.size]
+            keep = live[docs]
+            docs, tfs = docs[keep], tfs[keep]
+            weight = self.idf(term_id) * repeats * (k1 + 1)
+            doc_parts.append(docs)
+            score_parts.append(weight * tfs / (tfs + base + slope * self._doc_len[docs]))
+        docs = np.concatenate(doc_parts)
+        if not len(docs):
+            return empty
+        partial = np.concatenate(score_parts).astype(np.float64)
+        if len(doc_parts) == 1:
+            candidates, scores = docs, partial
+        else:
+            candidates, inverse = np.unique(docs, return_inverse=True)
+            scores = np.bincount(inverse, weights=partial, minlength=len(candidates))
+        if len(candidates) > k:
+            top = np.argpartition(-scores, k - 1)[:k]
+            candidates, scores = candidates[top], scores[top]
+        order = np.lexsort((candidates, -scores))
+        return candidates[order], scores[order].astype(np.float32)
+
+    # --- persistence ---------------------------------------------------------------------
+
+    def to_bytes(self) -> bytes:
+        """Serialize live postings only (tombstones are compacted away)."""
+        terms = list(self.vocabulary)
+        pointers = np.zeros(len(terms) + 1, dtype=np.int64)
+        doc_chunks: list[np.ndarray] = []
+        tf_chunks: list[np.ndarray] = []
+        for index, term in enumerate(terms):
+            postings = self._postings[self.vocabulary[term]]
+            docs = postings.docs[: postings.size]
+            keep = self._live[docs]
+            doc_chunks.append(docs[keep])
+            tf_chunks.append(postings.tfs[: postings.size][keep])
+            pointers[index + 1] = pointers[index] + int(keep.sum())
+        doc_ids = np.array(sorted(self._doc_terms), dtype=np.int64)
+        buffer = io.BytesIO()
+        np.savez(
+            buffer,
+            terms=np.array(json.dumps(terms)),
+            pointers=pointers,
+            docs=np.concatenate(doc_chunks) if doc_chunks else np.zeros(0, np.int64),
+            tfs=np.concatenate(tf_chunks) if tf_chunks else np.zeros(0, np.float32),
+            doc_ids=doc_ids,
+            doc_len=self._doc_len[doc_ids] if len(doc_ids) else np.zeros(0, np.float32),
+        )
+        return buffer.getvalue()
+
+    @classmethod
+    def from_bytes(
+        cls, data: bytes, analyzer: Analyzer, settings: BM25Settings | None = None
+    ) -> LexicalIndex:
+        index = cls(analyzer, settings)
+        with np.load(io.BytesIO(data), allow_pickle=False) as arrays:
+            terms: list[str] = json.loads(str(arrays["terms"]))
+            pointers, docs, tfs = arrays["pointers"], arrays["docs"], arrays["tfs"]
+            doc_ids, doc_len = arrays["doc_ids"], arrays["doc_len"]
+        size = int(doc_ids.max()) + 1 if len(doc_ids) else 0
+        index._doc_len = np.zeros(size, dtype=np.float32)
+        index._live = np.zeros(size, dtype=bool)
+        index._doc_len[doc_ids] = doc_len
+        index._live[doc_ids] = True
+        index._df = np.diff(pointers).astype(np.int64)
+        for term_id, term in enumerate(terms):
+            index.vocabulary[term] = term_id
+            start, end = int(pointers[term_id]), int(pointers[term_id + 1])
+            index._postings.append(_Postings(docs[start:end].copy(), tfs[start:end].copy()))
+        term_of_posting = np.repeat(np.arange(len(terms), dtype=np.int64), np.diff(pointers))
+        order = np.argsort(docs, kind="stable")
+        sorted_docs, sorted_terms = docs[order], term_of_posting[order]
+        bounds = np.searchsorted(sorted_docs, doc_ids)
+        ends = np.searchsorted(sorted_docs, doc_ids, side="right")
+        for doc_id, start, end in zip(doc_ids.tolist(), bounds.tolist(), ends.tolist(), strict=True):
+            index._doc_terms[doc_id] = sorted_terms[start:end].copy()
+        index.doc_count = len(doc_ids)
+        index._total_len = float(doc_len.sum(dtype=np.float64))
+        return index
+
+
+def _fit(mask: np.ndarray, size: int) -> np.ndarray:
+    if len(mask) >= size:
+        return mask[:size]
+    return np.concatenate([mask, np.zeros(size - len(mask), dtype=bool)])
+

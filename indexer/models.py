@@ -1,0 +1,130 @@
+"""The data model: articles as callers send them, chunks as the index stores them."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from indexer.errors import InvalidArticleError
+
+MAX_ID_LENGTH = 512
+
+
+class Article(BaseModel):
+    """One article. `id` is caller-supplied and stable; `text` is what offsets point into."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str = Field(min_length=1, max_length=MAX_ID_LENGTH)
+    title: str = ""
+    text: str = Field(min_length=1)
+    url: str | None = None
+    published_at: datetime | None = None
+    source: str | None = None
+    author: str | None = None
+    tags: tuple[str, ...] = ()
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("id")
+    @classmethod
+    def _id_is_printable(cls, value: str) -> str:
+        if value != value.strip() or any(ch in value for ch in "\x00\r\n\t"):
+            raise ValueError("must not contain control characters or surrounding whitespace")
+        return value
+
+    @field_validator("text")
+    @classmethod
+    def _text_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must contain non-whitespace text")
+        return value
+
+    @field_validator("published_at")
+    @classmethod
+    def _as_utc(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    @field_validator("tags", mode="before")
+    @classmethod
+    def _split_tags(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            separator = ";" if ";" in value else ","
+            return tuple(tag.strip() for tag in value.split(separator) if tag.strip())
+        return value
+
+    @property
+    def published_iso(self) -> str | None:
+        """`published_at` as an ISO 8601 UTC string, or None."""
+        if self.published_at is None:
+            return None
+        return self.published_at.isoformat().replace("+00:00", "Z")
+
+    @property
+    def published_ts(self) -> float | None:
+        """`published_at` as a POSIX timestamp, or None."""
+        return None if self.published_at is None else self.published_at.timestamp()
+
+    def content_hash(self) -> str:
+        """A hash of everything stored for the article; equal hashes mean nothing changed."""
+        payload = self.model_dump(mode="json")
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def parse_article(data: Any) -> Article:
+    """Validate one raw mapping (JSON object, CSV row, API body) into an Article.
+
+    BEIR corpus files work as they are: `_id` is accepted for `id`, and keys this model does
+    not know are kept in `metadata`.
+
+    Raises:
+        InvalidArticleError: naming the offending field and what is allowed.
+    """
+    if not isinstance(data, dict):
+        raise InvalidArticleError(f"expected a JSON object, got {type(data).__name__}")
+    fields = dict(data)
+    if "id" not in fields and "_id" in fields:
+        fields["id"] = fields.pop("_id")
+    if isinstance(fields.get("id"), int):
+        fields["id"] = str(fields["id"])
+    known = set(Article.model_fields)
+    extra = {key: fields.pop(key) for key in list(fields) if key not in known}
+    if extra:
+        metadata = fields.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise InvalidArticleError("field 'metadata': must be an object")
+        fields["metadata"] = {**extra, **metadata}
+    for key in ("url", "source", "author", "published_at"):
+        if fields.get(key) == "":
+            fields[key] = None
+    try:
+        return Article.model_validate(fields)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"field '{'.'.join(str(p) for p in item['loc']) or 'article'}': {item['msg']}"
+            for item in error.errors()
+        )
+        raise InvalidArticleError(problems) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Chunk:
+    """A passage of an article: `article.text[start:end] == text` exactly."""
+
+    article_id: str
+    ordinal: int
+    start: int
+    end: int
+    text: str
+
+    @property
+    def chunk_id(self) -> str:
+        return f"{self.article_id}#{self.ordinal}"

@@ -1,0 +1,276 @@
+"""The `lede` command line."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from indexer.errors import LedeError
+from indexer.filters import Filters
+from indexer.index import LedeIndex, WriteReport
+from indexer.manifest import IndexSettings
+from indexer.models import Article
+from indexer.sources import Skipped, read_source
+from service.engine import MODES, Mode, SearchEngine, SearchResult
+
+app = typer.Typer(
+    name="lede",
+    help="Hybrid semantic search and extractive answers over articles.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+EXIT_SKIPPED = 1
+EXIT_ERROR = 2
+
+IndexOption = Annotated[Path, typer.Option("--index", help="Index directory.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(EXIT_ERROR)
+
+
+def _dump(data: Any) -> None:
+    typer.echo(json.dumps(data, ensure_ascii=False, indent=None))
+
+
+@app.callback()
+def _setup(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log progress.")] = False,
+) -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@app.command("index")
+def index_command(
+    sources: Annotated[list[Path], typer.Argument(help="JSONL/CSV files or directories.")],
+    index: IndexOption,
+    model: Annotated[
+        str | None, typer.Option(help="sentence-transformers model name or path.")
+    ] = None,
+    factory: Annotated[
+        str, typer.Option(help="FAISS factory string for a new index (e.g. HNSW32).")
+    ] = "Flat",
+    batch_size: Annotated[int, typer.Option(min=1, help="Articles per transaction.")] = 512,
+    as_json: JsonOption = False,
+) -> None:
+    """Add new articles, update changed ones and skip unchanged ones."""
+    skipped: list[Skipped] = []
+    seen: dict[str, str] = {}
+
+    def articles() -> Iterator[Article]:
+        for source in sources:
+            for item in read_source(source):
+                if isinstance(item, Skipped):
+                    skipped.append(item)
+                    continue
+                if item.id in seen:
+                    skipped.append(
+                        Skipped(str(source), None, f"duplicate id {item.id!r} (first in {seen[item.id]})")
+                    )
+                    continue
+                seen[item.id] = str(source)
+                yield item
+
+    try:
+        for source in sources:
+            if not source.exists():
+                raise _fail(f"source {source} does not exist")
+        lede = LedeIndex.create(index, model=model, settings=IndexSettings(faiss_factory=factory))
+        with lede:
+            report = lede.add(articles(), batch_size=batch_size)
+    except LedeError as error:
+        raise _fail(str(error)) from None
+    except ValueError as error:
+        raise _fail(str(error)) from None
+    report.skipped = [s.to_json() for s in skipped]
+    _print_report(report, as_json)
+    if skipped:
+        raise typer.Exit(EXIT_SKIPPED)
+
+
+def _print_report(report: WriteReport, as_json: bool) -> None:
+    if as_json:
+        _dump(
+            {
+                "added": report.added,
+                "updated": report.updated,
+                "unchanged": report.unchanged,
+                "deleted": report.deleted,
+                "chunks": report.chunks,
+                "skipped": report.skipped,
+            }
+        )
+        return
+    typer.echo(
+        f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, "
+        f"chunks {report.chunks}, skipped {len(report.skipped)}"
+    )
+    for item in report.skipped:
+        where = item["source"] + (f":{item['line']}" if item["line"] else "")
+        typer.echo(f"skipped {where}: {item['reason']}", err=True)
+
+
+@app.command("delete")
+def delete_command(
+    article_ids: Annotated[list[str], typer.Argument(help="Article ids to delete.")],
+    index: IndexOption,
+    as_json: JsonOption = False,
+) -> None:
+    """Delete articles from the index (database and every view)."""
+    try:
+        with LedeIndex.open(index) as lede:
+            deleted = lede.delete(article_ids)
+    except LedeError as error:
+        raise _fail(str(error)) from None
+    missing = len(set(article_ids)) - deleted
+    if as_json:
+        _dump({"deleted": deleted, "missing": missing})
+    else:
+        typer.echo(f"deleted {deleted}" + (f", {missing} not found" if missing else ""))
+
+
+def _parse_date(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise _fail(f"{name} {value!r} is not an ISO 8601 date (e.g. 2021-03-01)") from None
+    if parsed.tzinfo is None:
+        from datetime import UTC
+
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+def _filters(
+    source: list[str] | None,
+    author: list[str] | None,
+    tag: list[str] | None,
+    article: list[str] | None,
+    since: str | None,
+    until: str | None,
+) -> Filters:
+    try:
+        return Filters(
+            sources=tuple(source or ()),
+            authors=tuple(author or ()),
+            tags=tuple(tag or ()),
+            article_ids=tuple(article or ()),
+            since=_parse_date(since, "--since"),
+            until=_parse_date(until, "--until"),
+        )
+    except ValueError as error:
+        raise _fail(str(error)) from None
+
+
+@app.command("search")
+def search_command(
+    query: Annotated[str, typer.Argument(help="What to search for.")],
+    index: IndexOption,
+    mode: Annotated[str, typer.Option(help="hybrid, dense or bm25.")] = "hybrid",
+    k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="Hits to return.")] = 10,
+    source: Annotated[list[str] | None, typer.Option(help="Only this source.")] = None,
+    author: Annotated[list[str] | None, typer.Option(help="Only this author.")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="Only articles with this tag.")] = None,
+    article: Annotated[list[str] | None, typer.Option(help="Only this article id.")] = None,
+    since: Annotated[str | None, typer.Option(help="Published on or after (ISO 8601).")] = None,
+    until: Annotated[str | None, typer.Option(help="Published on or before (ISO 8601).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Search the index and print ranked passages."""
+    if mode not in MODES:
+        raise _fail(f"--mode must be one of {', '.join(MODES)}; got {mode!r}")
+    filters = _filters(source, author, tag, article, since, until)
+    try:
+        with LedeIndex.open(index) as lede:
+            result = SearchEngine(lede).search(query, mode=_mode(mode), k=k, filters=filters)
+    except (LedeError, ValueError) as error:
+        raise _fail(str(error)) from None
+    if as_json:
+        _dump(result.to_json())
+    else:
+        _print_hits(result)
+
+
+def _mode(value: str) -> Mode:
+    for mode in MODES:
+        if mode == value:
+            return mode
+    raise _fail(f"--mode must be one of {', '.join(MODES)}; got {value!r}")
+
+
+def _print_hits(result: SearchResult) -> None:
+    if not result.hits:
+        typer.echo("no results")
+    for rank, hit in enumerate(result.hits, start=1):
+        record = hit.record
+        date = (record.published_at or "")[:10]
+        typer.echo(f"{rank}. {record.title} [{record.article_id}] {date} score={hit.score:.4f}")
+        snippet = " ".join(record.text.split())
+        typer.echo(f"   {snippet[:240]}{'…' if len(snippet) > 240 else ''}")
+    typer.echo(f"({result.took_ms:.1f} ms)")
+
+
+@app.command("info")
+def info_command(index: IndexOption, as_json: JsonOption = False) -> None:
+    """Show the manifest, counts and file sizes of an index."""
+    try:
+        with LedeIndex.open(index) as lede:
+            info = lede.info()
+    except LedeError as error:
+        raise _fail(str(error)) from None
+    if as_json:
+        _dump(info)
+        return
+    model = info["manifest"]["model"]
+    typer.echo(f"index     {info['path']}")
+    typer.echo(f"model     {model['name']} ({model['dimension']}-d, rev {model['revision']})")
+    typer.echo(f"articles  {info['counts']['articles']}")
+    typer.echo(f"chunks    {info['counts']['chunks']}")
+    typer.echo(f"faiss     {info['manifest']['dense']['factory']}, "
+               f"{info['views']['dense_vectors']} vectors")
+    typer.echo(f"bm25      {info['views']['bm25_terms']} terms")
+    typer.echo(f"size      {info['total_bytes'] / 1e6:.1f} MB")
+
+
+@app.command("repair")
+def repair_command(index: IndexOption) -> None:
+    """Rebuild the BM25 and FAISS views from the SQLite source of truth."""
+    from indexer.index import DATABASE_NAME, LedeIndex as Index
+    from indexer.manifest import read_manifest
+    from indexer.store import Store
+
+    try:
+        manifest = read_manifest(index)
+        store = Store(index / DATABASE_NAME)
+        lede = Index(index, manifest, store, None)
+        with lede.writing():
+            lede.repair()
+        counts = store.counts()
+        lede.close()
+    except LedeError as error:
+        raise _fail(str(error)) from None
+    typer.echo(f"repaired {index}: {counts['articles']} articles, {counts['chunks']} chunks")
+
+
+def main() -> None:
+    app()
