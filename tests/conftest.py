@@ -1,0 +1,67 @@
+"""Shared fixtures: sample articles, a fast fake embedder, the real model once per session."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from indexer.embedder import SentenceTransformerEmbedder  # noqa: E402
+from indexer.hashing_embedder import HashingEmbedder  # noqa: E402
+from indexer.index import LedeIndex  # noqa: E402
+from indexer.models import Article, parse_article  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+DATASETS = ROOT.parent / "shared" / "datasets"
+
+
+@pytest.fixture(scope="session")
+def sample_articles() -> list[Article]:
+    lines = (EXAMPLES / "articles.jsonl").read_text().splitlines()
+    return [parse_article(json.loads(line)) for line in lines if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def sample_questions() -> list[dict[str, str]]:
+    lines = (EXAMPLES / "questions.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+@pytest.fixture
+def fake_embedder() -> HashingEmbedder:
+    return HashingEmbedder(dimension=64, max_tokens=64)
+
+
+@pytest.fixture(scope="session")
+def real_embedder() -> SentenceTransformerEmbedder:
+    embedder = SentenceTransformerEmbedder()
+    embedder.warm_up()
+    return embedder
+
+
+@pytest.fixture
+def fake_index(tmp_path: Path, fake_embedder: HashingEmbedder) -> Iterator[LedeIndex]:
+    index = LedeIndex.create(tmp_path / "index", embedder=fake_embedder)
+    yield index
+    index.close()
+
+
+@pytest.fixture(scope="session")
+def real_index(
+    tmp_path_factory: pytest.TempPathFactory,
+    real_embedder: SentenceTransformerEmbedder,
+    sample_articles: list[Article],
+) -> Iterator[LedeIndex]:
+    """The sample articles indexed with the real model (built once, read-only in tests)."""
+    path = tmp_path_factory.mktemp("real") / "index"
+    index = LedeIndex.create(path, embedder=real_embedder)
+    index.add(sample_articles)
+    yield index
+    index.close()

@@ -1,0 +1,157 @@
+"""The index directory: incremental writes, reconciliation, manifest checks, repair."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexer.errors import IndexFormatError, InvalidArticleError
+from indexer.filters import Filters
+from indexer.hashing_embedder import HashingEmbedder
+from indexer.index import LedeIndex
+from indexer.models import Article
+from service.engine import SearchEngine
+
+
+def _ids(index: LedeIndex, query: str, mode: str = "hybrid", k: int = 10) -> list[str]:
+    result = SearchEngine(index).search(query, mode=mode, k=k)  # type: ignore[arg-type]
+    return [hit.record.chunk_id for hit in result.hits]
+
+
+def _consistent(index: LedeIndex) -> set[int]:
+    """Every view holds exactly SQLite's live chunks; returns them."""
+    live = set(index.store.live_rowids().tolist())
+    assert set(index.lexical.doc_ids) == live
+    assert set(index.dense.live_ids().tolist()) == live
+    assert set(np.flatnonzero(index.catalog.live).tolist()) == live
+    return live
+
+
+def test_add_update_unchanged_and_embedding_reuse(
+    fake_index: LedeIndex, sample_articles: list[Article]
+) -> None:
+    first = fake_index.add(sample_articles)
+    assert (first.added, first.updated, first.unchanged) == (len(sample_articles), 0, 0)
+    assert first.embedded == first.chunks
+    again = fake_index.add(sample_articles)
+    assert (again.added, again.updated, again.unchanged) == (0, 0, len(sample_articles))
+    assert again.embedded == 0
+    changed = sample_articles[0].model_copy(update={"tags": ("new-tag",)})
+    update = fake_index.add([changed])
+    assert (update.updated, update.embedded) == (1, 0)  # same text and title: vectors reused
+    edited = sample_articles[1].model_copy(update={"text": sample_articles[1].text + " Extra."})
+    assert fake_index.add([edited]).updated == 1
+    assert fake_index.store.get_article(edited.id) == edited
+    _consistent(fake_index)
+
+
+def test_incremental_index_equals_a_fresh_build(
+    tmp_path: Path, fake_embedder: HashingEmbedder, sample_articles: list[Article]
+) -> None:
+    incremental = LedeIndex.create(tmp_path / "inc", embedder=fake_embedder)
+    incremental.add(sample_articles[:20])
+    incremental.add([a.model_copy(update={"text": "Placeholder text."}) for a in sample_articles[20:30]])
+    incremental.add(sample_articles[20:])
+    incremental.delete([a.id for a in sample_articles[:5]])
+    fresh = LedeIndex.create(tmp_path / "fresh", embedder=fake_embedder)
+    fresh.add(sample_articles[5:])
+    for query in ["Tom Cruise car chase", "interest rates", "wind turbines power homes"]:
+        for mode in ("bm25", "dense", "hybrid"):
+            assert _ids(incremental, query, mode) == _ids(fresh, query, mode)
+    assert incremental.store.counts() == fresh.store.counts()
+
+
+def test_delete_removes_from_every_view_and_reopen_reconciles(
+    tmp_path: Path, fake_embedder: HashingEmbedder, sample_articles: list[Article]
+) -> None:
+    path = tmp_path / "index"
+    index = LedeIndex.create(path, embedder=fake_embedder)
+    index.add(sample_articles)
+    assert index.delete(["mi7-rome-cruise-atwell", "no-such-id"]) == 1
+    assert all(not c.startswith("mi7-rome") for c in _ids(index, "Tom Cruise Rome", "bm25"))
+    live = _consistent(index)
+    index.close()
+    reopened = LedeIndex.open(path, embedder=fake_embedder)  # views replayed past checkpoint
+    assert _consistent(reopened) == live
+    assert reopened.dense.tombstones == reopened.dense.ntotal - len(live) > 0
+
+
+def test_other_process_writes_become_visible_on_refresh(
+    tmp_path: Path, fake_embedder: HashingEmbedder, sample_articles: list[Article]
+) -> None:
+    path = tmp_path / "index"
+    writer = LedeIndex.create(path, embedder=fake_embedder)
+    writer.add(sample_articles[:10])
+    reader = LedeIndex.open(path, embedder=fake_embedder)
+    writer.add(sample_articles[10:], checkpoint=False)
+    writer.delete([sample_articles[0].id])
+    assert reader.refresh() > 0
+    assert _consistent(reader) == _consistent(writer)
+
+
+def test_filters_apply_inside_both_retrievers(
+    fake_index: LedeIndex, sample_articles: list[Article]
+) -> None:
+    fake_index.add(sample_articles)
+    engine = SearchEngine(fake_index)
+    filters = Filters(sources=("Sports Desk",))
+    sports = [a for a in sample_articles if a.source == "Sports Desk"]
+    for mode in ("bm25", "dense", "hybrid"):
+        hits = engine.search("record win", mode=mode, k=len(sports), filters=filters).hits  # type: ignore[arg-type]
+        assert {h.record.source for h in hits} == {"Sports Desk"}
+        if mode != "bm25":  # every allowed chunk is a dense candidate
+            assert len(hits) == len(sports)
+    since = Filters(tags=("film",), since=Article(id="x", text="x", published_at="2020-10-15").published_at)
+    hits = engine.search("film", mode="dense", k=50, filters=since).hits
+    assert hits and all("film" in h.record.tags and h.record.published_at >= "2020-10-15" for h in hits)
+
+
+def test_manifest_refuses_other_model_and_bad_schema(
+    tmp_path: Path, fake_embedder: HashingEmbedder, sample_articles: list[Article]
+) -> None:
+    path = tmp_path / "index"
+    LedeIndex.create(path, embedder=fake_embedder).add(sample_articles[:2])
+    other = LedeIndex.open(path, embedder=HashingEmbedder(dimension=32))
+    with pytest.raises(IndexFormatError, match="built with 'lede/hashing-64'"):
+        other.add([sample_articles[3]])
+    manifest = path / "manifest.json"
+    manifest.write_text(manifest.read_text().replace('"schema_version": 1', '"schema_version": 99'))
+    with pytest.raises(IndexFormatError, match="schema version 99 is not supported"):
+        LedeIndex.open(path, embedder=fake_embedder)
+    with pytest.raises(IndexFormatError, match="is not a Lede index"):
+        LedeIndex.open(tmp_path / "missing", embedder=fake_embedder)
+
+
+def test_corrupt_checkpoint_is_refused_and_repair_rebuilds(
+    tmp_path: Path, fake_embedder: HashingEmbedder, sample_articles: list[Article]
+) -> None:
+    path = tmp_path / "index"
+    index = LedeIndex.create(path, embedder=fake_embedder)
+    index.add(sample_articles)
+    before = _ids(index, "Mission Impossible release", "hybrid")
+    index.close()
+    next(path.glob("dense-*.faiss")).write_bytes(b"garbage")
+    with pytest.raises(IndexFormatError, match="lede repair"):
+        LedeIndex.open(path, embedder=fake_embedder)
+    for checkpoint in path.glob("bm25-*.npz"):
+        checkpoint.unlink()  # a missing view is rebuilt on open
+    from indexer.index import DATABASE_NAME
+    from indexer.manifest import read_manifest
+    from indexer.store import Store
+
+    broken = LedeIndex(path, read_manifest(path), Store(path / DATABASE_NAME), fake_embedder)
+    with broken.writing():
+        broken.repair()
+    repaired = LedeIndex.open(path, embedder=fake_embedder)
+    assert _ids(repaired, "Mission Impossible release", "hybrid") == before
+
+
+def test_duplicate_ids_in_one_batch_are_refused_without_losing_data(
+    fake_index: LedeIndex, sample_articles: list[Article]
+) -> None:
+    fake_index.add(sample_articles[:3])
+    with pytest.raises(InvalidArticleError, match="appears twice"):
+        fake_index.add([sample_articles[5], sample_articles[5]])
+    assert fake_index.store.counts()["articles"] == 3

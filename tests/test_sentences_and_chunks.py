@@ -1,0 +1,84 @@
+"""Offsets are exact and budgets hold, for any unicode text (property tests)."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from indexer.chunker import Chunker, ChunkerSettings
+from indexer.embedder import SentenceTransformerEmbedder
+from indexer.hashing_embedder import HashingEmbedder
+from indexer.models import Article
+from indexer.sentences import sentence_spans
+
+texts = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=600
+) | st.lists(
+    st.sampled_from(["Dr. Smith left.", "Wow!", "  ", "\n\n", "日本語の文。", "ok", "x" * 90, "é"]),
+    max_size=40,
+).map(" ".join)
+
+
+def _covered(text: str, spans: list[tuple[int, int]]) -> set[int]:
+    return {i for start, end in spans for i in range(start, end)}
+
+
+@given(texts)
+@settings(max_examples=300, deadline=None)
+def test_sentence_spans_cover_all_text_in_order(text: str) -> None:
+    spans = sentence_spans(text)
+    for (start, end), (next_start, _) in zip(spans, spans[1:], strict=False):
+        assert end <= next_start
+    for start, end in spans:
+        assert 0 <= start < end <= len(text)
+        assert not text[start].isspace() and not text[end - 1].isspace()
+    non_space = {i for i, ch in enumerate(text) if not ch.isspace()}
+    assert non_space <= _covered(text, spans)
+
+
+@given(texts, st.integers(min_value=8, max_value=40), st.integers(min_value=0, max_value=3))
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_chunks_have_exact_offsets_fit_the_budget_and_cover_the_text(
+    text: str, max_tokens: int, overlap: int
+) -> None:
+    if not text.strip():
+        return
+    embedder = HashingEmbedder(max_tokens=64)
+    chunker = Chunker(embedder, ChunkerSettings(max_tokens=max_tokens, overlap_sentences=overlap))
+    article = Article(id="a", title="A title", text=text)
+    chunks = chunker.chunk(article)
+    budget = chunker.budget(article)
+    assert chunks
+    for ordinal, chunk in enumerate(chunks):
+        assert chunk.ordinal == ordinal
+        assert text[chunk.start : chunk.end] == chunk.text
+        count = embedder.count_tokens([chunk.text])[0]
+        assert count <= budget or len(chunk.text) == 1
+    starts = [c.start for c in chunks]
+    assert starts == sorted(set(starts))
+    non_space = {i for i, ch in enumerate(text) if not ch.isspace()}
+    assert non_space <= _covered(text, [(c.start, c.end) for c in chunks])
+
+
+def test_sentences_overlap_between_consecutive_chunks() -> None:
+    text = " ".join(f"Sentence number {i} is here." for i in range(30))
+    chunker = Chunker(HashingEmbedder(), ChunkerSettings(max_tokens=20, overlap_sentences=1))
+    chunks = chunker.chunk(Article(id="a", text=text))
+    assert len(chunks) > 3
+    for first, second in zip(chunks, chunks[1:], strict=False):
+        assert second.start < first.end  # the last sentence of one starts the next
+
+
+def test_real_tokenizer_budget_is_never_exceeded(real_embedder: SentenceTransformerEmbedder) -> None:
+    words = "Supercalifragilistic antidisestablishmentarianism " * 200
+    text = f"A short opening sentence. {words}and a long tail without stops. Then an ending."
+    article = Article(id="long", title="A fairly long title about chunking " * 3, text=text)
+    chunker = Chunker(real_embedder, ChunkerSettings(max_tokens=128))
+    chunks = chunker.chunk(article)
+    inputs = chunker.embedding_inputs(article, chunks)
+    counts = real_embedder.count_tokens(inputs)
+    assert len(chunks) > 5
+    assert max(counts) <= real_embedder.max_tokens  # the model never truncates
+    assert all(count <= 128 for count in real_embedder.count_tokens([c.text for c in chunks]))
+    for chunk in chunks:
+        assert text[chunk.start : chunk.end] == chunk.text
