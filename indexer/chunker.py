@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 from indexer.embedder import Embedder
@@ -93,7 +94,7 @@ class Chunker:
         cuts = [start + token_spans[i][0] for i in range(budget, len(token_spans), budget)]
         bounds = [start, *[c for c in cuts if start < c < end], end]
         result: list[Span] = []
-        for piece_start, piece_end in zip(bounds, bounds[1:], strict=False):
+        for piece_start, piece_end in itertools.pairwise(bounds):
             piece = strip_span(text, piece_start, piece_end)
             if piece is None:
                 continue

@@ -23,9 +23,9 @@ def _search_parameters(
 ) -> faiss.SearchParameters | None:
     inner = faiss.downcast_index(index.index) if hasattr(index, "index") else index
     if isinstance(inner, faiss.IndexHNSW):
-        params: faiss.SearchParameters = faiss.SearchParametersHNSW()
+        params: faiss.SearchParameters = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]
         if ef_search:
-            params.efSearch = ef_search
+            params.efSearch = ef_search  # type: ignore[attr-defined]
     elif isinstance(inner, faiss.IndexIVF):
         params = faiss.SearchParametersIVF()
         if nprobe:
@@ -96,7 +96,7 @@ class DenseIndex:
         self._bitmap_cache = None
 
     def _train(self, vectors: np.ndarray) -> None:
-        inner = faiss.downcast_index(self._index.index)
+        inner = faiss.downcast_index(self._index.index)  # type: ignore[attr-defined]
         needed = getattr(inner, "nlist", 1) * 39 if isinstance(inner, faiss.IndexIVF) else 256
         if len(vectors) < needed:
             raise ValueError(
@@ -157,7 +157,7 @@ class DenseIndex:
         dense.dimension = dimension
         dense.factory = factory
         dense._index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
-        ids = faiss.vector_to_array(dense._index.id_map).astype(np.int64)
+        ids = faiss.vector_to_array(dense._index.id_map).astype(np.int64)  # type: ignore[attr-defined]
         size = int(ids.max()) + 1 if len(ids) else 0
         dense._present = np.zeros(size, dtype=bool)
         dense._present[ids] = True

@@ -34,7 +34,12 @@ class Filters:
     @property
     def empty(self) -> bool:
         return not (
-            self.sources or self.authors or self.tags or self.article_ids or self.since or self.until
+            self.sources
+            or self.authors
+            or self.tags
+            or self.article_ids
+            or self.since
+            or self.until
         )
 
 
@@ -97,9 +102,7 @@ class Catalog:
             self._article[rowid] = self._articles.code(record.article_id)
             self._source[rowid] = self._sources.code(record.source)
             self._author[rowid] = self._authors.code(record.author)
-            self._published[rowid] = (
-                np.nan if record.published_ts is None else record.published_ts
-            )
+            self._published[rowid] = np.nan if record.published_ts is None else record.published_ts
             for tag in record.tags:
                 self._tags.setdefault(tag, set()).add(rowid)
             self._chunk_tags[rowid] = record.tags

@@ -54,4 +54,5 @@ class HashingEmbedder:
                 vectors[row, value % self._dimension] += 1.0 if value >> 63 else -1.0
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         norms[norms == 0] = 1.0
-        return vectors / norms
+        normalized: np.ndarray = vectors / norms
+        return normalized

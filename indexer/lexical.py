@@ -171,6 +171,7 @@ class LexicalIndex:
         if not len(docs):
             return empty
         partial = np.concatenate(score_parts).astype(np.float64)
+        scores: np.ndarray
         if len(doc_parts) == 1:
             candidates, scores = docs, partial
         else:
@@ -234,7 +235,9 @@ class LexicalIndex:
         sorted_docs, sorted_terms = docs[order], term_of_posting[order]
         bounds = np.searchsorted(sorted_docs, doc_ids)
         ends = np.searchsorted(sorted_docs, doc_ids, side="right")
-        for doc_id, start, end in zip(doc_ids.tolist(), bounds.tolist(), ends.tolist(), strict=True):
+        for doc_id, start, end in zip(
+            doc_ids.tolist(), bounds.tolist(), ends.tolist(), strict=True
+        ):
             index._doc_terms[doc_id] = sorted_terms[start:end].copy()
         index.doc_count = len(doc_ids)
         index._total_len = float(doc_len.sum(dtype=np.float64))
@@ -245,4 +248,3 @@ def _fit(mask: np.ndarray, size: int) -> np.ndarray:
     if len(mask) >= size:
         return mask[:size]
     return np.concatenate([mask, np.zeros(size - len(mask), dtype=bool)])
-

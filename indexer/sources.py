@@ -94,7 +94,9 @@ def read_jsonl(path: Path) -> Iterator[Item]:
             try:
                 data = json.loads(line)
             except json.JSONDecodeError as error:
-                yield Skipped(str(path), number, f"invalid JSON: {error.msg} (column {error.colno})")
+                yield Skipped(
+                    str(path), number, f"invalid JSON: {error.msg} (column {error.colno})"
+                )
                 continue
             yield _parse(data, str(path), number)
 

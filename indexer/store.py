@@ -139,7 +139,9 @@ class Store:
         result: dict[str, str] = {}
         for batch in _batches(article_ids, 500):
             marks = ",".join("?" * len(batch))
-            rows = self._query(f"SELECT id, content_hash FROM articles WHERE id IN ({marks})", batch)
+            rows = self._query(
+                f"SELECT id, content_hash FROM articles WHERE id IN ({marks})", batch
+            )
             result.update({str(i): str(h) for i, h in rows})
         return result
 
@@ -206,7 +208,9 @@ class Store:
         by_rowid: dict[int, bytes] = {}
         for batch in _batches(list(rowids), 500):
             marks = ",".join("?" * len(batch))
-            rows = self._query(f"SELECT rowid, embedding FROM chunks WHERE rowid IN ({marks})", batch)
+            rows = self._query(
+                f"SELECT rowid, embedding FROM chunks WHERE rowid IN ({marks})", batch
+            )
             by_rowid.update({int(r): bytes(b) for r, b in rows})  # type: ignore[call-overload,arg-type]
         if not rowids:
             return np.zeros((0, 0), dtype=np.float32)
@@ -218,7 +222,7 @@ class Store:
 
     def last_seq(self) -> int:
         rows = self._query("SELECT COALESCE(MAX(seq), 0) FROM changes")
-        return int(rows[0][0])  # type: ignore[call-overload]
+        return int(str(rows[0][0]))
 
     def changes_since(self, seq: int) -> list[Change]:
         rows = self._query(

@@ -12,8 +12,10 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 
 # Lucene's classic English stopword set (EnglishAnalyzer), the usual choice for BM25 baselines.
 ENGLISH_STOPWORDS = frozenset(
-    "a an and are as at be but by for if in into is it no not of on or such that the their "
-    "then there these they this to was will with".split()
+    (
+        "a an and are as at be but by for if in into is it no not of on or such that the their "
+        "then there these they this to was will with"
+    ).split()
 )
 
 

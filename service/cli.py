@@ -83,7 +83,11 @@ def index_command(
                     continue
                 if item.id in seen:
                     skipped.append(
-                        Skipped(str(source), None, f"duplicate id {item.id!r} (first in {seen[item.id]})")
+                        Skipped(
+                            str(source),
+                            None,
+                            f"duplicate id {item.id!r} (first in {seen[item.id]})",
+                        )
                     )
                     continue
                 seen[item.id] = str(source)
@@ -246,8 +250,10 @@ def info_command(index: IndexOption, as_json: JsonOption = False) -> None:
     typer.echo(f"model     {model['name']} ({model['dimension']}-d, rev {model['revision']})")
     typer.echo(f"articles  {info['counts']['articles']}")
     typer.echo(f"chunks    {info['counts']['chunks']}")
-    typer.echo(f"faiss     {info['manifest']['dense']['factory']}, "
-               f"{info['views']['dense_vectors']} vectors")
+    typer.echo(
+        f"faiss     {info['manifest']['dense']['factory']}, "
+        f"{info['views']['dense_vectors']} vectors"
+    )
     typer.echo(f"bm25      {info['views']['bm25_terms']} terms")
     typer.echo(f"size      {info['total_bytes'] / 1e6:.1f} MB")
 
@@ -255,7 +261,8 @@ def info_command(index: IndexOption, as_json: JsonOption = False) -> None:
 @app.command("repair")
 def repair_command(index: IndexOption) -> None:
     """Rebuild the BM25 and FAISS views from the SQLite source of truth."""
-    from indexer.index import DATABASE_NAME, LedeIndex as Index
+    from indexer.index import DATABASE_NAME
+    from indexer.index import LedeIndex as Index
     from indexer.manifest import read_manifest
     from indexer.store import Store
 

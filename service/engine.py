@@ -147,8 +147,12 @@ class SearchEngine:
         top = sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:k]
         records = self.index.store.chunk_records([doc for doc, _ in top])
         positions = {
-            name: {doc: RetrieverScore(rank, float(score)) for rank, (doc, score) in
-                   enumerate(zip(ranked.ids, ranked.scores, strict=True), start=1)}
+            name: {
+                doc: RetrieverScore(rank, float(score))
+                for rank, (doc, score) in enumerate(
+                    zip(ranked.ids, ranked.scores, strict=True), start=1
+                )
+            }
             for name, ranked in lists.items()
         }
         hits = [

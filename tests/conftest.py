@@ -12,10 +12,10 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from indexer.embedder import SentenceTransformerEmbedder  # noqa: E402
-from indexer.hashing_embedder import HashingEmbedder  # noqa: E402
-from indexer.index import LedeIndex  # noqa: E402
-from indexer.models import Article, parse_article  # noqa: E402
+from indexer.embedder import SentenceTransformerEmbedder
+from indexer.hashing_embedder import HashingEmbedder
+from indexer.index import LedeIndex
+from indexer.models import Article, parse_article
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

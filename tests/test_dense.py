@@ -10,7 +10,8 @@ from indexer.dense import DenseIndex
 
 def _unit(rows: int, dim: int, seed: int) -> np.ndarray:
     vectors = np.random.default_rng(seed).standard_normal((rows, dim)).astype(np.float32)
-    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    normalized: np.ndarray = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    return normalized
 
 
 def _exact(vectors: np.ndarray, ids: np.ndarray, queries: np.ndarray, k: int) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -52,7 +53,9 @@ def test_incremental_index_equals_a_fresh_build(
 ) -> None:
     incremental = LedeIndex.create(tmp_path / "inc", embedder=fake_embedder)
     incremental.add(sample_articles[:20])
-    incremental.add([a.model_copy(update={"text": "Placeholder text."}) for a in sample_articles[20:30]])
+    incremental.add(
+        [a.model_copy(update={"text": "Placeholder text."}) for a in sample_articles[20:30]]
+    )
     incremental.add(sample_articles[20:])
     incremental.delete([a.id for a in sample_articles[:5]])
     fresh = LedeIndex.create(tmp_path / "fresh", embedder=fake_embedder)
@@ -103,9 +106,10 @@ def test_filters_apply_inside_both_retrievers(
         assert {h.record.source for h in hits} == {"Sports Desk"}
         if mode != "bm25":  # every allowed chunk is a dense candidate
             assert len(hits) == len(sports)
-    since = Filters(tags=("film",), since=Article(id="x", text="x", published_at="2020-10-15").published_at)
+    since = Filters(tags=("film",), since=datetime(2020, 10, 15, tzinfo=UTC))
     hits = engine.search("film", mode="dense", k=50, filters=since).hits
-    assert hits and all("film" in h.record.tags and h.record.published_at >= "2020-10-15" for h in hits)
+    assert hits
+    assert all("film" in h.record.tags and str(h.record.published_at) >= "2020-10-15" for h in hits)
 
 
 def test_manifest_refuses_other_model_and_bad_schema(

@@ -111,6 +111,11 @@ def test_persistence_round_trip_keeps_scores_and_updates() -> None:
 
 
 def test_analyzer_stems_and_drops_stopwords() -> None:
-    assert Analyzer()("The runners were Running to the markets") == ["runner", "were", "run", "market"]
+    assert Analyzer()("The runners were Running to the markets") == [
+        "runner",
+        "were",
+        "run",
+        "market",
+    ]
     with pytest.raises(ValueError, match="unknown stemmer"):
         AnalyzerSettings(stemmer="klingon")

@@ -52,5 +52,7 @@ def test_non_object_is_rejected() -> None:
 
 def test_content_hash_changes_with_content_only() -> None:
     first = parse_article({"id": "a", "text": "x", "tags": ["t"]})
-    assert first.content_hash() == parse_article({"id": "a", "text": "x", "tags": "t"}).content_hash()
+    assert (
+        first.content_hash() == parse_article({"id": "a", "text": "x", "tags": "t"}).content_hash()
+    )
     assert first.content_hash() != parse_article({"id": "a", "text": "y"}).content_hash()

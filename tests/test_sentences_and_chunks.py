@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -12,7 +14,7 @@ from indexer.models import Article
 from indexer.sentences import sentence_spans
 
 texts = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",)), min_size=1, max_size=600
+    alphabet=st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=600
 ) | st.lists(
     st.sampled_from(["Dr. Smith left.", "Wow!", "  ", "\n\n", "日本語の文。", "ok", "x" * 90, "é"]),
     max_size=40,
@@ -27,7 +29,7 @@ def _covered(text: str, spans: list[tuple[int, int]]) -> set[int]:
 @settings(max_examples=300, deadline=None)
 def test_sentence_spans_cover_all_text_in_order(text: str) -> None:
     spans = sentence_spans(text)
-    for (start, end), (next_start, _) in zip(spans, spans[1:], strict=False):
+    for (_, end), (next_start, _) in itertools.pairwise(spans):
         assert end <= next_start
     for start, end in spans:
         assert 0 <= start < end <= len(text)
@@ -65,11 +67,13 @@ def test_sentences_overlap_between_consecutive_chunks() -> None:
     chunker = Chunker(HashingEmbedder(), ChunkerSettings(max_tokens=20, overlap_sentences=1))
     chunks = chunker.chunk(Article(id="a", text=text))
     assert len(chunks) > 3
-    for first, second in zip(chunks, chunks[1:], strict=False):
+    for first, second in itertools.pairwise(chunks):
         assert second.start < first.end  # the last sentence of one starts the next
 
 
-def test_real_tokenizer_budget_is_never_exceeded(real_embedder: SentenceTransformerEmbedder) -> None:
+def test_real_tokenizer_budget_is_never_exceeded(
+    real_embedder: SentenceTransformerEmbedder,
+) -> None:
     words = "Supercalifragilistic antidisestablishmentarianism " * 200
     text = f"A short opening sentence. {words}and a long tail without stops. Then an ending."
     article = Article(id="long", title="A fairly long title about chunking " * 3, text=text)

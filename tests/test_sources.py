@@ -14,7 +14,9 @@ from tests.conftest import DATASETS
 
 
 def _split(items: list[Article | Skipped]) -> tuple[list[Article], list[Skipped]]:
-    return [i for i in items if isinstance(i, Article)], [i for i in items if isinstance(i, Skipped)]
+    return [i for i in items if isinstance(i, Article)], [
+        i for i in items if isinstance(i, Skipped)
+    ]
 
 
 def test_jsonl_reports_bad_lines_by_number_and_keeps_the_rest(tmp_path: Path) -> None:
@@ -69,7 +71,9 @@ def test_directory_of_text_markdown_and_html(tmp_path: Path) -> None:
         + "<p>This paragraph of the article has enough words to count as main text. </p>" * 5
         + "</article></body></html>"
     )
-    (tmp_path / "empty.html").write_text("<html><head><title>Only</title></head><body> </body></html>")
+    (tmp_path / "empty.html").write_text(
+        "<html><head><title>Only</title></head><body> </body></html>"
+    )
     (tmp_path / "blob.bin").write_bytes(b"\x00\x01\x02")
     (tmp_path / "bad.txt").write_bytes(b"\xff\xfe not utf-8")
     (tmp_path / ".hidden.txt").write_text("ignored")
@@ -93,7 +97,7 @@ def test_missing_and_unsupported_sources_raise(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="does not exist"):
         list(read_source(tmp_path / "nope.jsonl"))
     (tmp_path / "x.pdf").write_bytes(b"%PDF")
-    with pytest.raises(SourceError, match="unsupported file type .pdf"):
+    with pytest.raises(SourceError, match=r"unsupported file type \.pdf"):
         list(read_source(tmp_path / "x.pdf"))
 
 

@@ -1,0 +1,141 @@
+"""The `lede` command as users run it: a real process, the real bundled model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import EXAMPLES
+
+pytestmark = pytest.mark.model
+LEDE = str(Path(sys.executable).parent / "lede")
+
+
+def lede(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([LEDE, *args], capture_output=True, text=True, timeout=300)
+
+
+def lede_json(*args: str) -> Any:
+    completed = lede(*args, "--json")
+    assert completed.returncode == 0, completed.stderr
+    return json.loads(completed.stdout)
+
+
+@pytest.fixture(scope="module")
+def cli_index(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("cli") / "index"
+    report = lede_json("index", str(EXAMPLES / "articles.jsonl"), "--index", str(path))
+    assert report["added"] == 43 and report["skipped"] == []
+    assert set(report) == {"added", "updated", "unchanged", "deleted", "chunks", "skipped"}
+    return path
+
+
+def test_reindexing_unchanged_articles_does_nothing(cli_index: Path) -> None:
+    report = lede_json("index", str(EXAMPLES / "articles.jsonl"), "--index", str(cli_index))
+    assert (report["added"], report["updated"], report["unchanged"]) == (0, 0, 43)
+
+
+def test_search_json_contract_in_every_mode(cli_index: Path) -> None:
+    for mode in ("hybrid", "dense", "bm25"):
+        result = lede_json(
+            "search", "Who plays Ethan Hunt?", "--index", str(cli_index), "--mode", mode, "-k", "3"
+        )
+        assert set(result) == {"hits", "took_ms"}
+        hit = result["hits"][0]
+        assert hit["article_id"] == "mi7-rome-cruise-atwell"
+        assert {
+            "article_id",
+            "chunk_id",
+            "title",
+            "url",
+            "published_at",
+            "source",
+            "text",
+            "start",
+            "end",
+            "score",
+            "scores",
+        } <= set(hit)
+        assert set(hit["scores"]) == {"bm25", "dense"}
+        ran = {"hybrid": {"bm25", "dense"}, "dense": {"dense"}, "bm25": {"bm25"}}[mode]
+        for name, value in hit["scores"].items():
+            assert (value is not None) == (name in ran)
+        article = json.loads(
+            next(
+                line
+                for line in (EXAMPLES / "articles.jsonl").read_text().splitlines()
+                if hit["article_id"] in line
+            )
+        )
+        assert article["text"][hit["start"] : hit["end"]] == hit["text"]
+
+
+def test_search_filters(cli_index: Path) -> None:
+    result = lede_json(
+        "search",
+        "record",
+        "--index",
+        str(cli_index),
+        "--source",
+        "Sports Desk",
+        "--since",
+        "2021-01-01",
+        "-k",
+        "10",
+    )
+    assert result["hits"]
+    assert all(h["source"] == "Sports Desk" and h["published_at"] >= "2021" for h in result["hits"])
+    tagged = lede_json("search", "film", "--index", str(cli_index), "--tag", "casting")
+    assert {h["article_id"] for h in tagged["hits"]} == {"mi7-cast-returns"}
+
+
+def test_bad_lines_are_reported_and_the_rest_indexed(tmp_path: Path) -> None:
+    source = tmp_path / "mixed.jsonl"
+    source.write_text('{"id": "ok", "text": "A good article about rivers."}\n{oops\n{"id": "x"}\n')
+    completed = lede("index", str(source), "--index", str(tmp_path / "index"), "--json")
+    assert completed.returncode == 1
+    report = json.loads(completed.stdout)
+    assert report["added"] == 1
+    assert [(s["line"], s["source"]) for s in report["skipped"]] == [
+        (2, str(source)),
+        (3, str(source)),
+    ]
+    plain = lede("index", str(source), "--index", str(tmp_path / "index"))
+    assert plain.returncode == 1 and "skipped 2" in plain.stdout and f"{source}:2" in plain.stderr
+
+
+def test_delete_and_info(tmp_path: Path) -> None:
+    path = tmp_path / "index"
+    lede_json("index", str(EXAMPLES / "articles.jsonl"), "--index", str(path))
+    assert lede_json("delete", "mi7-rome-cruise-atwell", "nope", "--index", str(path)) == {
+        "deleted": 1,
+        "missing": 1,
+    }
+    hits = lede_json("search", "Tom Cruise", "--index", str(path), "-k", "50")["hits"]
+    assert "mi7-rome-cruise-atwell" not in {h["article_id"] for h in hits}
+    info = lede_json("info", "--index", str(path))
+    assert info["counts"]["articles"] == 42
+    assert info["manifest"]["model"]["name"] == "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def test_errors_exit_nonzero_with_a_message(tmp_path: Path, cli_index: Path) -> None:
+    missing = lede("search", "x", "--index", str(tmp_path / "none"))
+    assert missing.returncode == 2 and "is not a Lede index" in missing.stderr
+    bad_mode = lede("search", "x", "--index", str(cli_index), "--mode", "fuzzy")
+    assert bad_mode.returncode == 2 and "--mode must be one of" in bad_mode.stderr
+    bad_date = lede("search", "x", "--index", str(cli_index), "--since", "last week")
+    assert bad_date.returncode == 2 and "not an ISO 8601 date" in bad_date.stderr
+    other_model = lede(
+        "index",
+        str(EXAMPLES / "articles.jsonl"),
+        "--index",
+        str(cli_index),
+        "--model",
+        "some/other-model",
+    )
+    assert other_model.returncode == 2 and "was built with model" in other_model.stderr
