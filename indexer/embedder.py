@@ -86,6 +86,7 @@ class SentenceTransformerEmbedder:
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()
+        transformers_logging.set_verbosity_error()  # we count tokens of long texts on purpose
 
         logger.info("loading embedding model %s from %s", self._name, self._path)
         self._model = SentenceTransformer(self._path, device=self._device)

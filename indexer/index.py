@@ -255,6 +255,18 @@ class LedeIndex:
             self.seq = changes[-1].seq
         return len(changes)
 
+    def checkpoint_due(self) -> bool:
+        """True once the change log since the last checkpoint is long enough to be worth
+        rewriting the view files: 1,000 changes or a tenth of the index, whichever is more.
+
+        Below that, opening the index replays the log (cheap), so a small write never pays
+        for rewriting a large index.
+        """
+        if self._checkpoint_seq < 0:
+            return self.seq > 0
+        pending = self.seq - self._checkpoint_seq
+        return pending >= max(1000, self.lexical.doc_count // 10)
+
     def checkpoint(self) -> None:
         """Write both views to files (atomically) and drop older checkpoints.
 
@@ -339,7 +351,7 @@ class LedeIndex:
                 self._write_batch(batch, report)
                 bar.update(len(batch))
             bar.close()
-            if checkpoint and self.seq != self._checkpoint_seq:
+            if checkpoint and self.checkpoint_due():
                 self.checkpoint()
         return report
 
