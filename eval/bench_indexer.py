@@ -75,12 +75,16 @@ def _synthetic(documents: int, words: int, seed: int) -> tuple[list[Article], li
     return articles, queries
 
 
-def bench_bm25(index: LedeIndex, articles: list[Article], queries: list[str], reference_queries: int) -> dict[str, Any]:
+def bench_bm25(
+    index: LedeIndex, articles: list[Article], queries: list[str], reference_queries: int
+) -> dict[str, Any]:
     from rank_bm25 import BM25Okapi
 
     class LuceneBM25(BM25Okapi):  # rank-bm25's loop with the idf Lede uses
         def _calc_idf(self, nd: dict[str, int]) -> None:
-            self.idf = {w: math.log(1 + (self.corpus_size - f + 0.5) / (f + 0.5)) for w, f in nd.items()}
+            self.idf = {
+                w: math.log(1 + (self.corpus_size - f + 0.5) / (f + 0.5)) for w, f in nd.items()
+            }
 
     lexical = index.lexical
     for query in queries[:10]:
@@ -104,7 +108,9 @@ def bench_bm25(index: LedeIndex, articles: list[Article], queries: list[str], re
         expected = {rowid_of[ordered[i].id]: float(scores[i]) for i in top if scores[i] > 0}
         ids, found = lexical.search(query, 10)
         got = dict(zip(ids.tolist(), found.astype(float).tolist(), strict=True))
-        same = sorted(expected.values(), reverse=True) == pytest_approx(sorted(got.values(), reverse=True))
+        same = sorted(expected.values(), reverse=True) == pytest_approx(
+            sorted(got.values(), reverse=True)
+        )
         agree += int(same)
     reference_ms = (time.perf_counter() - started) * 1000 / reference_queries
     return {
@@ -122,8 +128,10 @@ def pytest_approx(values: list[float]) -> list[float]:
 
     class Approx(list[float]):
         def __eq__(self, other: object) -> bool:
-            return isinstance(other, list) and len(other) == len(self) and all(
-                math.isclose(a, b, rel_tol=1e-4) for a, b in zip(self, other, strict=True)
+            return (
+                isinstance(other, list)
+                and len(other) == len(self)
+                and all(math.isclose(a, b, rel_tol=1e-4) for a, b in zip(self, other, strict=True))
             )
 
     return Approx(values)
@@ -163,7 +171,9 @@ def bench_throughput(real: SentenceTransformerEmbedder, articles: list[Article])
         records = list(index.store.all_chunk_records())
         index.close()
     titles = {a.id: a.title for a in articles}
-    inputs = [f"{titles[r.article_id]}\n{r.text}" if titles[r.article_id] else r.text for r in records]
+    inputs = [
+        f"{titles[r.article_id]}\n{r.text}" if titles[r.article_id] else r.text for r in records
+    ]
     model = real.model
     started = time.perf_counter()
     model.encode(inputs, batch_size=64, normalize_embeddings=True)  # type: ignore[attr-defined]
@@ -180,7 +190,9 @@ def bench_throughput(real: SentenceTransformerEmbedder, articles: list[Article])
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--documents", type=int, default=100_000)
     parser.add_argument("--words", type=int, default=120)
     parser.add_argument("--reference-queries", type=int, default=20)

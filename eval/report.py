@@ -58,7 +58,9 @@ def percentiles(samples_ms: list[float]) -> dict[str, float]:
     }
 
 
-def write_result(path: Path | None, name: str, config: dict[str, Any], figures: Any) -> dict[str, Any]:
+def write_result(
+    path: Path | None, name: str, config: dict[str, Any], figures: Any
+) -> dict[str, Any]:
     """Print the result and write it as JSON (with config, git sha and machine)."""
     result = {
         "benchmark": name,

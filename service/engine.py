@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -11,20 +12,28 @@ import numpy as np
 from indexer.filters import Filters
 from indexer.index import LedeIndex
 from indexer.store import ChunkRecord
-from service.fusion import (
-    FusionMethod,
-    RankedList,
-    convex_combination,
-    reciprocal_rank_fusion,
-)
+from service.fusion import FusionMethod, RankedList, convex_combination, reciprocal_rank_fusion
+from service.highlights import highlight_spans
+from service.models_optional import CrossEncoderReranker
 
 Mode = Literal["bm25", "dense", "hybrid"]
+Group = Literal["chunk", "article"]
 MODES: tuple[Mode, ...] = ("bm25", "dense", "hybrid")
+GROUPS: tuple[Group, ...] = ("chunk", "article")
 
 
 @dataclass(frozen=True, slots=True)
 class EngineSettings:
-    """Retrieval defaults (see docs/decisions.md for how they were chosen)."""
+    """Retrieval defaults (see docs/decisions.md for how they were chosen).
+
+    Attributes:
+        fusion: "rrf" (reciprocal rank fusion) or "convex" (min-max normalized combination).
+        rrf_k: the RRF constant; larger flattens the rank curve.
+        bm25_weight, dense_weight: per-retriever RRF weights.
+        alpha: dense share of the convex combination.
+        candidates: depth each retriever fetches before hybrid fusion.
+        rerank_depth: fused hits re-scored by the cross-encoder, when one is configured.
+    """
 
     fusion: FusionMethod = "rrf"
     rrf_k: float = 60.0
@@ -32,6 +41,7 @@ class EngineSettings:
     dense_weight: float = 1.0
     alpha: float = 0.5
     candidates: int = 100
+    rerank_depth: int = 20
     ef_search: int | None = None
     nprobe: int | None = None
 
@@ -42,8 +52,10 @@ class EngineSettings:
             raise ValueError(f"alpha must be within [0, 1], got {self.alpha}")
         if self.rrf_k <= 0:
             raise ValueError(f"rrf_k must be > 0, got {self.rrf_k}")
-        if self.candidates < 1:
-            raise ValueError(f"candidates must be >= 1, got {self.candidates}")
+        if self.candidates < 1 or self.rerank_depth < 1:
+            raise ValueError("candidates and rerank_depth must be >= 1")
+        if self.bm25_weight < 0 or self.dense_weight < 0:
+            raise ValueError("retriever weights must be >= 0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +71,7 @@ class Hit:
     record: ChunkRecord
     score: float
     scores: dict[str, RetrieverScore | None] = field(default_factory=dict)
+    highlights: list[tuple[int, int]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         record = self.record
@@ -79,6 +92,7 @@ class Hit:
                 name: None if value is None else {"rank": value.rank, "score": value.score}
                 for name, value in self.scores.items()
             },
+            "highlights": [{"start": s, "end": e} for s, e in self.highlights],
         }
 
 
@@ -94,13 +108,25 @@ class SearchResult:
 class SearchEngine:
     """Ranked passages from an open `LedeIndex` in one of three modes."""
 
-    def __init__(self, index: LedeIndex, settings: EngineSettings | None = None):
+    def __init__(
+        self,
+        index: LedeIndex,
+        settings: EngineSettings | None = None,
+        reranker: CrossEncoderReranker | None = None,
+    ):
         self.index = index
         self.settings = settings or EngineSettings()
+        self.reranker = reranker
 
     def warm_up(self) -> None:
-        """Load the embedding model now rather than on the first dense query."""
+        """Load the models now rather than on the first query."""
         self.index.embedder.embed(["warm up"])
+        if self.reranker is not None:
+            self.reranker.warm_up()
+
+    def embed_query(self, query: str) -> np.ndarray:
+        vectors: np.ndarray = self.index.embedder.embed([query])
+        return vectors
 
     def search(
         self,
@@ -109,69 +135,116 @@ class SearchEngine:
         mode: Mode = "hybrid",
         k: int = 10,
         filters: Filters | None = None,
+        group: Group = "chunk",
+        highlight: bool = True,
+        overrides: dict[str, Any] | None = None,
+        query_vector: np.ndarray | None = None,
     ) -> SearchResult:
-        """Top-k passages for `query`.
+        """Top-k passages (or articles, with `group="article"`) for `query`.
+
+        Args:
+            overrides: per-request `EngineSettings` fields (e.g. `{"fusion": "convex"}`).
+            query_vector: the query's embedding when the caller already has it.
 
         Raises:
-            ValueError: unknown mode, k < 1 or an empty query.
+            ValueError: unknown mode or group, k < 1, an empty query or bad overrides.
         """
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+        if group not in GROUPS:
+            raise ValueError(f"group must be one of {', '.join(GROUPS)}; got {group!r}")
         if k < 1:
             raise ValueError(f"k must be at least 1, got {k}")
         if not query.strip():
             raise ValueError("query must contain non-whitespace text")
+        settings = dataclasses.replace(self.settings, **(overrides or {}))
         started = time.perf_counter()
         self.index.refresh()
-        depth = k if mode != "hybrid" else max(k, self.settings.candidates)
-        query_vector = self.index.embedder.embed([query]) if mode != "bm25" else None
+        wanted = k * 5 if group == "article" else k
+        depth = max(wanted, settings.candidates) if mode == "hybrid" else wanted
+        if self.reranker is not None:
+            depth = max(depth, settings.rerank_depth)
+        if mode != "bm25" and query_vector is None:
+            query_vector = self.embed_query(query)
         lists: dict[str, RankedList] = {}
         with self.index.reading():
             mask = self.index.filter_mask(filters)
             if mode in ("bm25", "hybrid"):
                 ids, scores = self.index.lexical.search(query, depth, mask)
-                lists["bm25"] = RankedList(ids.tolist(), scores.tolist())
-            if query_vector is not None:
+                lists["bm25"] = RankedList(ids.tolist(), scores.astype(np.float64).tolist())
+            if mode in ("dense", "hybrid"):
+                assert query_vector is not None
                 ids2d, scores2d = self.index.dense.search(
-                    query_vector,
-                    depth,
-                    mask,
-                    ef_search=self.settings.ef_search,
-                    nprobe=self.settings.nprobe,
+                    query_vector, depth, mask, ef_search=settings.ef_search, nprobe=settings.nprobe
                 )
                 keep = ids2d[0] >= 0
                 lists["dense"] = RankedList(
                     ids2d[0][keep].tolist(), scores2d[0][keep].astype(np.float64).tolist()
                 )
-        fused = self._fuse(lists, mode)
-        top = sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:k]
-        records = self.index.store.chunk_records([doc for doc, _ in top])
-        positions = {
-            name: {
-                doc: RetrieverScore(rank, float(score))
-                for rank, (doc, score) in enumerate(
-                    zip(ranked.ids, ranked.scores, strict=True), start=1
-                )
-            }
-            for name, ranked in lists.items()
-        }
-        hits = [
-            Hit(
-                records[doc],
-                float(score),
-                {name: positions.get(name, {}).get(doc) for name in ("bm25", "dense")},
-            )
-            for doc, score in top
-            if doc in records  # a chunk deleted since the views were read is dropped
-        ]
+        fused = _fuse(lists, mode, settings)
+        ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+        if self.reranker is None:
+            ranked = ranked[: max(wanted, k)]
+        records = self.index.store.chunk_records([doc for doc, _ in ranked])
+        ranked = [(doc, score) for doc, score in ranked if doc in records]  # deleted meanwhile
+        hits = [Hit(records[doc], float(score), _positions(lists, doc)) for doc, score in ranked]
+        if self.reranker is not None:
+            hits = self._rerank(query, hits[: settings.rerank_depth])
+        if group == "article":
+            hits = _best_per_article(hits)
+        hits = hits[:k]
+        if highlight:
+            self._highlight(query, hits)
         return SearchResult(hits, (time.perf_counter() - started) * 1000)
 
-    def _fuse(self, lists: dict[str, RankedList], mode: Mode) -> dict[int, float]:
-        if mode != "hybrid":
-            ranked = lists[mode]
-            return dict(zip(ranked.ids, ranked.scores, strict=True))
-        settings = self.settings
-        if settings.fusion == "convex":
-            return convex_combination(lists, alpha=settings.alpha)
-        weights = {"bm25": settings.bm25_weight, "dense": settings.dense_weight}
-        return reciprocal_rank_fusion(lists, k=settings.rrf_k, weights=weights)
+    def _rerank(self, query: str, hits: list[Hit]) -> list[Hit]:
+        assert self.reranker is not None
+        scores = self.reranker.score(query, [h.record.text for h in hits])
+        order = sorted(range(len(hits)), key=lambda i: -scores[i])
+        reranked = []
+        for rank, position in enumerate(order, start=1):
+            hit = hits[position]
+            hit.scores["rerank"] = RetrieverScore(rank, scores[position])
+            hit.score = scores[position]
+            reranked.append(hit)
+        return reranked
+
+    def _highlight(self, query: str, hits: list[Hit]) -> None:
+        analyze = self.index.analyzer
+        terms = set(analyze(query))
+        for hit in hits:
+            hit.highlights = highlight_spans(hit.record.text, hit.record.start, terms, analyze)
+
+
+def _fuse(lists: dict[str, RankedList], mode: Mode, settings: EngineSettings) -> dict[int, float]:
+    if mode != "hybrid":
+        ranked = lists[mode]
+        return dict(zip(ranked.ids, ranked.scores, strict=True))
+    if settings.fusion == "convex":
+        return convex_combination(lists, alpha=settings.alpha)
+    weights = {"bm25": settings.bm25_weight, "dense": settings.dense_weight}
+    return reciprocal_rank_fusion(lists, k=settings.rrf_k, weights=weights)
+
+
+def _positions(lists: dict[str, RankedList], doc: int) -> dict[str, RetrieverScore | None]:
+    result: dict[str, RetrieverScore | None] = {}
+    for name in ("bm25", "dense"):
+        ranked = lists.get(name)
+        result[name] = None
+        if ranked is not None:
+            try:
+                rank = ranked.ids.index(doc)
+            except ValueError:
+                continue
+            result[name] = RetrieverScore(rank + 1, float(ranked.scores[rank]))
+    return result
+
+
+def _best_per_article(hits: list[Hit]) -> list[Hit]:
+    seen: set[str] = set()
+    best = []
+    for hit in hits:
+        if hit.record.article_id not in seen:
+            seen.add(hit.record.article_id)
+            best.append(hit)
+    return best
