@@ -328,6 +328,7 @@ class LedeIndex:
         progress: bool | None = None,
         on_batch: Callable[[WriteReport], None] | None = None,
         checkpoint: bool = True,
+        lock_timeout: float = 60.0,
     ) -> WriteReport:
         """Add new articles, update changed ones, skip unchanged ones (by content hash).
 
@@ -336,7 +337,7 @@ class LedeIndex:
         """
         show = sys.stderr.isatty() if progress is None else progress
         report = WriteReport()
-        with self.writing():
+        with self.writing(lock_timeout):
             bar = tqdm(unit="article", disable=not show, desc="indexing")
             batch: list[Article] = []
             for article in articles:
@@ -397,9 +398,9 @@ class LedeIndex:
         self.store.write(upserts)
         self.refresh()
 
-    def delete(self, article_ids: Sequence[str]) -> int:
+    def delete(self, article_ids: Sequence[str], *, lock_timeout: float = 60.0) -> int:
         """Delete articles from SQLite and every view; returns how many existed."""
-        with self.writing():
+        with self.writing(lock_timeout):
             deleted = self.store.write([], deletes=list(article_ids))
             self.refresh()
         return deleted

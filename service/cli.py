@@ -234,6 +234,77 @@ def _print_hits(result: SearchResult) -> None:
     typer.echo(f"({result.took_ms:.1f} ms)")
 
 
+@app.command("ask")
+def ask_command(
+    question: Annotated[str, typer.Argument(help="The question.")],
+    index: IndexOption,
+    mode: Annotated[str, typer.Option(help="hybrid, dense or bm25 retrieval.")] = "hybrid",
+    source: Annotated[list[str] | None, typer.Option(help="Only this source.")] = None,
+    author: Annotated[list[str] | None, typer.Option(help="Only this author.")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="Only articles with this tag.")] = None,
+    article: Annotated[list[str] | None, typer.Option(help="Only this article id.")] = None,
+    since: Annotated[str | None, typer.Option(help="Published on or after (ISO 8601).")] = None,
+    until: Annotated[str | None, typer.Option(help="Published on or before (ISO 8601).")] = None,
+    threshold: Annotated[
+        float | None, typer.Option(min=0, max=1, help="Abstain below this confidence.")
+    ] = None,
+    reader: Annotated[
+        str | None, typer.Option(help="Span-extraction (SQuAD-style) model name or path.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Answer a question with citations, or say that no confident answer was found."""
+    from service.answers import Answerer
+    from service.models_optional import SpanReader
+
+    filters = _filters(source, author, tag, article, since, until)
+    try:
+        with LedeIndex.open(index) as lede:
+            answerer = Answerer(SearchEngine(lede), reader=SpanReader(reader) if reader else None)
+            answer = answerer.ask(question, mode=_mode(mode), filters=filters, threshold=threshold)
+    except (LedeError, ValueError) as error:
+        raise _fail(str(error)) from None
+    if as_json:
+        _dump(answer.to_json())
+    else:
+        typer.echo(answer.markdown)
+        typer.echo(f"\n(confidence {answer.confidence:.2f}, {answer.took_ms:.0f} ms)")
+
+
+@app.command("serve")
+def serve_command(
+    index: IndexOption,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to bind.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
+) -> None:
+    """Serve the index over HTTP (uvicorn). Other settings come from LEDE_* variables."""
+    import uvicorn
+
+    from indexer.manifest import read_manifest
+
+    try:
+        read_manifest(index)
+    except LedeError as error:
+        raise _fail(str(error)) from None
+    os.environ["LEDE_INDEX"] = str(index.resolve())
+    try:
+        from service.settings import Settings
+
+        Settings()  # type: ignore[call-arg]
+    except ValueError as error:
+        raise _fail(f"invalid LEDE_* setting: {error}") from None
+    typer.echo(f"serving {index} on http://{host}:{port} (docs at /docs)", err=True)
+    uvicorn.run(
+        "service.app:app_from_env",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+    )
+
+
 @app.command("info")
 def info_command(index: IndexOption, as_json: JsonOption = False) -> None:
     """Show the manifest, counts and file sizes of an index."""

@@ -1,0 +1,269 @@
+"""The FastAPI application: `create_app(settings)` builds it, `lede serve` runs it on uvicorn."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+
+from indexer.errors import ArticleNotFoundError
+from indexer.index import WriteReport
+from indexer.models import Article, parse_article
+from service.auth import check_key
+from service.http_errors import APIError, install_error_handlers
+from service.middleware import BodyLimitMiddleware, MetricsMiddleware
+from service.schemas import (
+    AnswerRequest,
+    AnswerResponse,
+    ArticleBatch,
+    ArticleIn,
+    ArticleOut,
+    DeleteOut,
+    ErrorOut,
+    HealthOut,
+    ReadyOut,
+    SearchRequest,
+    SearchResponse,
+    WriteOut,
+)
+from service.settings import Settings
+from service.state import ServiceState
+
+logger = logging.getLogger(__name__)
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorOut} for status in (400, 401, 403, 404, 413, 422, 503)
+}
+
+
+def _state(request: Request) -> ServiceState:
+    state: ServiceState | None = getattr(request.app.state, "lede", None)
+    if state is None:
+        raise APIError(503, "the index is not open yet", code="starting")
+    return state
+
+
+def _ready_state(request: Request) -> ServiceState:
+    state = _state(request)
+    if not state.ready.is_set():
+        message = state.warm_up_error or "models are still loading; retry shortly"
+        raise APIError(503, message, code="warming_up", headers={"Retry-After": "2"})
+    return state
+
+
+def _reader(
+    request: Request, state: Annotated[ServiceState, Depends(_ready_state)]
+) -> ServiceState:
+    check_key(request, state.settings, write=False)
+    return state
+
+
+def _writer(
+    request: Request, state: Annotated[ServiceState, Depends(_ready_state)]
+) -> ServiceState:
+    check_key(request, state.settings, write=True)
+    return state
+
+
+ReadState = Annotated[ServiceState, Depends(_reader)]
+WriteState = Annotated[ServiceState, Depends(_writer)]
+
+
+def _check_limits(state: ServiceState, text: str, k: int | None = None) -> None:
+    settings = state.settings
+    if len(text) > settings.max_query_chars:
+        raise APIError(
+            422,
+            f"query is {len(text)} characters; the limit is {settings.max_query_chars}",
+            details={"limit": settings.max_query_chars},
+        )
+    if k is not None and k > settings.max_k:
+        raise APIError(
+            422, f"k is {k}; the limit is {settings.max_k}", details={"limit": settings.max_k}
+        )
+
+
+def _search(state: ServiceState, request: SearchRequest) -> dict[str, Any]:
+    _check_limits(state, request.query, request.k)
+    result = state.engine.search(
+        request.query,
+        mode=request.mode,
+        k=request.k,
+        filters=request.to_filters(),
+        group=request.group,
+        highlight=request.highlight,
+        overrides=request.overrides(),
+    )
+    return result.to_json()
+
+
+def _to_article(item: ArticleIn, article_id: str | None = None) -> Article:
+    data = item.model_dump(exclude_none=True)
+    if article_id is not None:
+        if item.id is not None and item.id != article_id:
+            raise APIError(422, f"body id {item.id!r} does not match the path id {article_id!r}")
+        data["id"] = article_id
+    elif item.id is None:
+        raise APIError(
+            422, "field 'id' is required", details=[{"field": "id", "message": "required"}]
+        )
+    return parse_article(data)
+
+
+def _write(state: ServiceState, articles: list[Article]) -> dict[str, Any]:
+    ids = [a.id for a in articles]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise APIError(
+            422, f"duplicate ids in one batch: {', '.join(duplicates)}", code="duplicate_id"
+        )
+    report: WriteReport = state.index.add(
+        articles, progress=False, lock_timeout=state.settings.write_timeout
+    )
+    state.wrote = True
+    return {
+        "added": report.added,
+        "updated": report.updated,
+        "unchanged": report.unchanged,
+        "deleted": 0,
+        "chunks": report.chunks,
+        "ids": ids,
+    }
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the app for one index. The index opens (and models load) in the lifespan."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state = ServiceState(settings)
+        app.state.lede = state
+        threading.Thread(target=state.warm_up, name="lede-warm-up", daemon=True).start()
+        try:
+            yield
+        finally:
+            app.state.lede = None
+            state.close()
+
+    app = FastAPI(
+        title="Lede",
+        summary="Hybrid semantic search and extractive answers with citations over articles.",
+        version="0.1.0",
+        lifespan=lifespan,
+        responses=ERRORS,
+    )
+    install_error_handlers(app)
+    registry = CollectorRegistry()
+    _install_index_gauges(app, registry)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PUT", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware, registry=registry)
+
+    @app.get("/health", response_model=HealthOut, tags=["operations"])
+    def health() -> dict[str, str]:
+        """The process is alive."""
+        return {"status": "ok"}
+
+    @app.get("/ready", response_model=ReadyOut, tags=["operations"])
+    def ready(state: Annotated[ServiceState, Depends(_ready_state)]) -> dict[str, Any]:
+        """The index is open and the models are warm (503 until then)."""
+        counts = state.index.store.counts()
+        return {"ready": True, **counts, "model": state.index.manifest.model.name}
+
+    @app.get("/metrics", tags=["operations"], response_class=Response)
+    def metrics() -> Response:
+        """Prometheus metrics: requests and latency per route, index size."""
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/search", response_model=SearchResponse, tags=["search"])
+    def search_get(state: ReadState, params: Annotated[SearchRequest, Query()]) -> dict[str, Any]:
+        """Ranked passages. Repeat list parameters (`?tag=a&tag=b`) to allow several values."""
+        return _search(state, params)
+
+    @app.post("/search", response_model=SearchResponse, tags=["search"])
+    def search_post(state: ReadState, body: SearchRequest) -> dict[str, Any]:
+        """Ranked passages (same fields as GET /search, as a JSON body)."""
+        return _search(state, body)
+
+    @app.post("/answer", response_model=AnswerResponse, tags=["search"])
+    def answer(state: ReadState, body: AnswerRequest) -> dict[str, Any]:
+        """An extractive answer with numbered citations, or `answer: null` and the best passages."""
+        _check_limits(state, body.question)
+        result = state.answerer.ask(
+            body.question, mode=body.mode, filters=body.to_filters(), threshold=body.threshold
+        )
+        return result.to_json()
+
+    @app.get("/articles/{article_id:path}", response_model=ArticleOut, tags=["articles"])
+    def get_article(state: ReadState, article_id: str) -> dict[str, Any]:
+        """A stored article with the spans of its chunks."""
+        article = state.index.store.get_article(article_id)
+        if article is None:
+            raise ArticleNotFoundError(f"no article with id {article_id!r}")
+        chunks = state.index.store.article_chunks(article_id)
+        return {
+            **article.model_dump(mode="json", exclude={"published_at"}),
+            "published_at": article.published_iso,
+            "chunks": [
+                {"chunk_id": c.chunk_id, "ordinal": c.ordinal, "start": c.start, "end": c.end}
+                for c in chunks
+            ],
+        }
+
+    @app.post("/articles", response_model=WriteOut, tags=["articles"])
+    def post_articles(state: WriteState, body: ArticleIn | ArticleBatch) -> dict[str, Any]:
+        """Add or update one article, or a batch as `{"articles": [...]}`."""
+        items = body.articles if isinstance(body, ArticleBatch) else [body]
+        if len(items) > state.settings.max_batch:
+            raise APIError(
+                422,
+                f"batch has {len(items)} articles; the limit is {state.settings.max_batch}",
+                details={"limit": state.settings.max_batch},
+            )
+        return _write(state, [_to_article(item) for item in items])
+
+    @app.put("/articles/{article_id:path}", response_model=WriteOut, tags=["articles"])
+    def put_article(state: WriteState, article_id: str, body: ArticleIn) -> dict[str, Any]:
+        """Create or replace the article with this id."""
+        return _write(state, [_to_article(body, article_id)])
+
+    @app.delete("/articles/{article_id:path}", response_model=DeleteOut, tags=["articles"])
+    def delete_article(state: WriteState, article_id: str) -> dict[str, str]:
+        """Delete the article from the database and every view."""
+        if state.index.delete([article_id], lock_timeout=state.settings.write_timeout) == 0:
+            raise ArticleNotFoundError(f"no article with id {article_id!r}")
+        state.wrote = True
+        return {"deleted": article_id}
+
+    return app
+
+
+def _install_index_gauges(app: FastAPI, registry: CollectorRegistry) -> None:
+    def count(name: str) -> float:
+        state: ServiceState | None = getattr(app.state, "lede", None)
+        return float(state.index.store.counts()[name]) if state else 0.0
+
+    Gauge("lede_index_articles", "Articles in the index.", registry=registry).set_function(
+        lambda: count("articles")
+    )
+    Gauge("lede_index_chunks", "Chunks in the index.", registry=registry).set_function(
+        lambda: count("chunks")
+    )
+
+
+def app_from_env() -> FastAPI:
+    """Factory for `uvicorn --factory` (used by `lede serve`, one per worker process)."""
+    return create_app(Settings())  # type: ignore[call-arg]

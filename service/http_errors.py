@@ -1,0 +1,124 @@
+"""One JSON error shape for every failure, and the one place domain errors map to statuses.
+
+{"error": {"code": "not_found", "message": "...", "details": ...}}
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from indexer.errors import (
+    ArticleNotFoundError,
+    IndexFormatError,
+    IndexLockedError,
+    InvalidArticleError,
+    LedeError,
+)
+
+logger = logging.getLogger(__name__)
+
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    422: "validation_error",
+    503: "unavailable",
+}
+
+
+class APIError(Exception):
+    """An error a route raises on purpose, with its status and code."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        details: Any = None,
+        headers: dict[str, str] | None = None,
+    ):
+        super().__init__(message)
+        self.status = status
+        self.code = code or _CODES.get(status, "error")
+        self.message = message
+        self.details = details
+        self.headers = headers
+
+
+def error_response(
+    status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    body = {"error": {"code": code, "message": message, "details": details}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _domain_status(error: LedeError) -> tuple[int, str]:
+    if isinstance(error, ArticleNotFoundError):
+        return 404, "not_found"
+    if isinstance(error, InvalidArticleError):
+        return 422, "invalid_article"
+    if isinstance(error, IndexLockedError):
+        return 503, "index_busy"
+    if isinstance(error, IndexFormatError):
+        return 503, "index_unavailable"
+    return 400, "bad_request"
+
+
+def _field(location: Any) -> str:
+    parts = [str(p) for p in location]
+    if parts and parts[0] in {"body", "query", "path", "header"}:
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register handlers so that every error leaves in the one shape."""
+
+    @app.exception_handler(APIError)
+    async def _api_error(request: Request, error: APIError) -> JSONResponse:
+        return error_response(error.status, error.code, error.message, error.details, error.headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = [
+            {
+                "field": _field(item.get("loc", ())),
+                "message": item.get("msg", ""),
+                "type": item.get("type", ""),
+            }
+            for item in error.errors()
+        ]
+        if any(p["type"] == "json_invalid" for p in problems):
+            return error_response(400, "invalid_json", "request body is not valid JSON", problems)
+        fields = ", ".join(sorted({p["field"] for p in problems}))
+        return error_response(422, "validation_error", f"invalid request: {fields}", problems)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        code = _CODES.get(error.status_code, "error")
+        headers = dict(error.headers) if error.headers else None
+        return error_response(error.status_code, code, str(error.detail), None, headers)
+
+    @app.exception_handler(LedeError)
+    async def _domain(request: Request, error: LedeError) -> JSONResponse:
+        status, code = _domain_status(error)
+        return error_response(status, code, str(error))
+
+    @app.exception_handler(ValueError)
+    async def _value(request: Request, error: ValueError) -> JSONResponse:
+        return error_response(400, "bad_request", str(error))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+        logger.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "internal_error", "internal server error")

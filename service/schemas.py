@@ -1,0 +1,200 @@
+"""Request and response models of the HTTP API (they are also the OpenAPI schema)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from indexer.filters import Filters
+
+MAX_QUERY_CHARS = 10_000  # hard ceiling; the configured limit (LEDE_MAX_QUERY_CHARS) is lower
+
+
+class FilterFields(BaseModel):
+    """Filters shared by search and answers; list fields match any of their values."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: list[str] = Field(default_factory=list, max_length=50)
+    author: list[str] = Field(default_factory=list, max_length=50)
+    tag: list[str] = Field(default_factory=list, max_length=50)
+    article_id: list[str] = Field(default_factory=list, max_length=500)
+    since: datetime | None = Field(None, description="Published on or after (ISO 8601).")
+    until: datetime | None = Field(None, description="Published on or before (ISO 8601).")
+
+    @model_validator(mode="after")
+    def _range(self) -> FilterFields:
+        if self.since and self.until and _utc(self.since) > _utc(self.until):
+            raise ValueError("since is after until")
+        return self
+
+    def to_filters(self) -> Filters:
+        return Filters(
+            sources=tuple(self.source),
+            authors=tuple(self.author),
+            tags=tuple(self.tag),
+            article_ids=tuple(self.article_id),
+            since=_utc(self.since) if self.since else None,
+            until=_utc(self.until) if self.until else None,
+        )
+
+
+def _utc(value: datetime) -> datetime:
+    from datetime import UTC
+
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class SearchRequest(FilterFields):
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    k: int = Field(10, ge=1, le=1000)
+    group: Literal["chunk", "article"] = "chunk"
+    fusion: Literal["rrf", "convex"] | None = Field(None, description="Override the fusion method.")
+    alpha: float | None = Field(None, ge=0, le=1, description="Dense share for convex fusion.")
+    rrf_k: float | None = Field(None, gt=0, le=10_000, description="RRF constant.")
+    highlight: bool = True
+
+    def overrides(self) -> dict[str, Any]:
+        values = {"fusion": self.fusion, "alpha": self.alpha, "rrf_k": self.rrf_k}
+        return {key: value for key, value in values.items() if value is not None}
+
+
+class AnswerRequest(FilterFields):
+    question: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    threshold: float | None = Field(None, ge=0, le=1, description="Abstain below this confidence.")
+
+
+class RetrieverScoreOut(BaseModel):
+    rank: int
+    score: float
+
+
+class SpanOut(BaseModel):
+    start: int
+    end: int
+
+
+class HitOut(BaseModel):
+    article_id: str
+    chunk_id: str
+    title: str
+    url: str | None
+    published_at: str | None
+    source: str | None
+    author: str | None
+    tags: list[str]
+    text: str
+    start: int = Field(description="Offset of `text` in the article text.")
+    end: int
+    score: float
+    scores: dict[str, RetrieverScoreOut | None] = Field(
+        description="Rank and score in each retriever (`bm25`, `dense`, and `rerank` when "
+        "configured); null where that retriever did not return the passage."
+    )
+    highlights: list[SpanOut] = Field(description="Best-matching sentences, article offsets.")
+
+
+class SearchResponse(BaseModel):
+    hits: list[HitOut]
+    took_ms: float
+
+
+class CitationOut(BaseModel):
+    n: int
+    article_id: str
+    title: str
+    url: str | None
+    published_at: str | None
+    chunk_id: str
+    start: int
+    end: int
+    quote: str = Field(description="Exactly `article.text[start:end]`.")
+
+
+class AnswerResponse(BaseModel):
+    answer: str | None = Field(description="The answer, or null when Lede is not confident.")
+    confidence: float
+    citations: list[CitationOut]
+    passages: list[HitOut]
+    markdown: str
+    took_ms: float
+
+
+class ArticleIn(BaseModel):
+    """An article to store; `id` may be omitted on PUT (the path names it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = Field(None, min_length=1, max_length=512)
+    title: str = Field("", max_length=10_000)
+    text: str = Field(min_length=1)
+    url: str | None = Field(None, max_length=4096)
+    published_at: datetime | None = None
+    source: str | None = Field(None, max_length=1000)
+    author: str | None = Field(None, max_length=1000)
+    tags: list[str] = Field(default_factory=list, max_length=200)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class ArticleBatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    articles: list[ArticleIn] = Field(min_length=1)
+
+
+class WriteOut(BaseModel):
+    added: int
+    updated: int
+    unchanged: int
+    deleted: int
+    chunks: int
+    ids: list[str]
+
+
+class ChunkOut(BaseModel):
+    chunk_id: str
+    ordinal: int
+    start: int
+    end: int
+
+
+class ArticleOut(BaseModel):
+    id: str
+    title: str
+    text: str
+    url: str | None
+    published_at: str | None
+    source: str | None
+    author: str | None
+    tags: list[str]
+    metadata: dict[str, Any]
+    chunks: list[ChunkOut]
+
+
+class DeleteOut(BaseModel):
+    deleted: str
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok"]
+
+
+class ReadyOut(BaseModel):
+    ready: bool
+    articles: int
+    chunks: int
+    model: str
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorBody

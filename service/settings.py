@@ -1,0 +1,64 @@
+"""The service's settings: one typed object, read from `LEDE_*` environment variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything `lede serve` can be told. Each field is also `LEDE_<NAME>` in the env."""
+
+    model_config = SettingsConfigDict(env_prefix="LEDE_", extra="ignore")
+
+    index: Path = Field(description="Index directory to serve.")
+    model: str | None = Field(None, description="Embedding model (default: the index's own).")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated keys for write endpoints. None set: writes are refused.",
+    )
+    read_requires_key: bool = Field(False, description="Also require an API key for reads.")
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated origins allowed by CORS (off if empty)."
+    )
+
+    write_timeout: float = Field(
+        30.0, gt=0, description="Seconds a write waits for another writer before 503."
+    )
+    max_query_chars: int = Field(1000, ge=1)
+    max_k: int = Field(100, ge=1)
+    max_batch: int = Field(100, ge=1, description="Articles per POST /articles.")
+    max_body_bytes: int = Field(10_000_000, ge=1024)
+
+    fusion: Literal["rrf", "convex"] = "rrf"
+    rrf_k: float = Field(60.0, gt=0)
+    alpha: float = Field(0.5, ge=0, le=1)
+    candidates: int = Field(100, ge=1)
+    answer_threshold: float = Field(0.5, ge=0, le=1)
+    answer_passages: int = Field(5, ge=1, le=50)
+    reranker_model: str | None = None
+    reader_model: str | None = None
+
+    @field_validator("api_keys", "cors_origins", mode="before")
+    @classmethod
+    def _split_commas(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("api_keys")
+    @classmethod
+    def _keys_are_long_enough(cls, value: list[str]) -> list[str]:
+        short = [key for key in value if len(key) < 16]
+        if short:
+            raise ValueError(
+                f"{len(short)} API key(s) shorter than 16 characters; use long random keys"
+            )
+        return value

@@ -1,0 +1,64 @@
+"""What the running service holds: the open index, its engine and answerer, readiness."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from indexer.index import LedeIndex
+from service.answers import Answerer, AnswerSettings
+from service.engine import EngineSettings, SearchEngine
+from service.models_optional import CrossEncoderReranker, SpanReader
+from service.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+
+class ServiceState:
+    """Opened in the app's lifespan; `ready` once the models are warm."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.index = LedeIndex.open(settings.index, model=settings.model)
+        reranker = (
+            CrossEncoderReranker(settings.reranker_model) if settings.reranker_model else None
+        )
+        reader = SpanReader(settings.reader_model) if settings.reader_model else None
+        self.engine = SearchEngine(
+            self.index,
+            EngineSettings(
+                fusion=settings.fusion,
+                rrf_k=settings.rrf_k,
+                alpha=settings.alpha,
+                candidates=settings.candidates,
+            ),
+            reranker,
+        )
+        self.answerer = Answerer(
+            self.engine,
+            AnswerSettings(threshold=settings.answer_threshold, passages=settings.answer_passages),
+            reader,
+        )
+        self.ready = threading.Event()
+        self.warm_up_error: str | None = None
+        self.wrote = False
+
+    def warm_up(self) -> None:
+        try:
+            self.answerer.warm_up()
+        except Exception as error:  # reported by /ready; the process keeps serving /health
+            logger.exception("warm-up of %s failed", self.settings.index)
+            self.warm_up_error = f"{type(error).__name__}: {error}"
+            return
+        self.ready.set()
+        logger.info("index %s ready", self.settings.index)
+
+    def close(self) -> None:
+        if self.wrote:
+            try:
+                with self.index.writing(timeout=10):
+                    if self.index.checkpoint_due():
+                        self.index.checkpoint()
+            except Exception:
+                logger.exception("checkpoint at shutdown failed; the log will be replayed")
+        self.index.close()

@@ -1,0 +1,272 @@
+"""The HTTP service over real HTTP: a uvicorn server on 127.0.0.1, the real model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from indexer.embedder import SentenceTransformerEmbedder
+from indexer.files import WriteLock
+from indexer.index import LedeIndex
+from indexer.models import Article
+from service.settings import Settings
+from tests.server import free_port, running_server, wait_ready
+
+pytestmark = pytest.mark.model
+KEY = "test-key-0123456789abcdef"
+AUTH = {"Authorization": f"Bearer {KEY}"}
+
+
+@pytest.fixture(scope="module")
+def index_dir(
+    tmp_path_factory: pytest.TempPathFactory,
+    real_embedder: SentenceTransformerEmbedder,
+    sample_articles: list[Article],
+) -> Path:
+    path = tmp_path_factory.mktemp("http") / "index"
+    with LedeIndex.create(path, embedder=real_embedder) as index:
+        index.add(sample_articles)
+    return path
+
+
+@pytest.fixture(scope="module")
+def base_url(index_dir: Path) -> Iterator[str]:
+    settings = Settings(
+        index=index_dir,
+        api_keys=[KEY],
+        max_body_bytes=20_000,
+        max_k=50,
+        max_batch=5,
+        write_timeout=1.0,
+    )
+    with running_server(settings) as url:
+        yield url
+
+
+def get(url: str, path: str, **params: Any) -> httpx.Response:
+    return httpx.get(f"{url}{path}", params=params, timeout=60)
+
+
+def post(url: str, path: str, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.post(f"{url}{path}", json=body, headers=headers, timeout=60)
+
+
+def assert_error(response: httpx.Response, status: int, code: str | None = None) -> None:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "details"}
+    assert body["error"]["message"]
+    if code:
+        assert body["error"]["code"] == code
+
+
+def test_operations_endpoints(base_url: str) -> None:
+    assert get(base_url, "/health").json() == {"status": "ok"}
+    ready = get(base_url, "/ready").json()
+    assert ready["ready"] is True and ready["articles"] == 43
+    assert get(base_url, "/docs").status_code == 200
+    schema = get(base_url, "/openapi.json").json()
+    assert {"/search", "/answer", "/articles", "/articles/{article_id}"} <= set(schema["paths"])
+    get(base_url, "/search", query="rome")
+    metrics = get(base_url, "/metrics").text
+    assert 'lede_http_requests_total{method="GET",route="/search",status="200"}' in metrics
+    assert "lede_http_request_duration_seconds_bucket" in metrics
+    assert "lede_index_chunks 44.0" in metrics
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "dense", "bm25"])
+def test_search_get_and_post_agree_and_match_the_engine(
+    base_url: str, index_dir: Path, mode: str, real_embedder: SentenceTransformerEmbedder
+) -> None:
+    params = {"query": "film shoot in Rome", "mode": mode, "k": 5}
+    by_get = get(base_url, "/search", **params).json()
+    by_post = post(base_url, "/search", params).json()
+    ids = [h["chunk_id"] for h in by_get["hits"]]
+    assert ids == [h["chunk_id"] for h in by_post["hits"]] and len(ids) == 5
+    from service.engine import SearchEngine
+
+    with LedeIndex.open(index_dir, embedder=real_embedder) as index:
+        direct = SearchEngine(index).search("film shoot in Rome", mode=mode, k=5)  # type: ignore[arg-type]
+    assert ids == [h.record.chunk_id for h in direct.hits]
+
+
+def test_search_filters_group_and_highlights(base_url: str) -> None:
+    response = httpx.get(
+        f"{base_url}/search",
+        params=[
+            ("query", "record"),
+            ("source", "Sports Desk"),
+            ("source", "Culture Weekly"),
+            ("since", "2021-01-01"),
+            ("k", "20"),
+        ],
+        timeout=60,
+    ).json()
+    assert response["hits"]
+    for hit in response["hits"]:
+        assert hit["source"] in {"Sports Desk", "Culture Weekly"} and hit["published_at"] >= "2021"
+    grouped = post(
+        base_url, "/search", {"query": "Mission Impossible", "k": 10, "group": "article"}
+    )
+    articles = [h["article_id"] for h in grouped.json()["hits"]]
+    assert len(articles) == len(set(articles))
+    hit = post(base_url, "/search", {"query": "Ethan Hunt", "k": 1}).json()["hits"][0]
+    article = get(base_url, f"/articles/{hit['article_id']}").json()
+    spans = [article["text"][h["start"] : h["end"]] for h in hit["highlights"]]
+    assert any("Ethan Hunt" in span for span in spans)
+
+
+def test_answer_citations_quote_the_stored_text_exactly(base_url: str) -> None:
+    response = post(
+        base_url, "/answer", {"question": "Who plays Ethan Hunt in Mission: Impossible 7?"}
+    )
+    answer = response.json()
+    assert set(answer) == {"answer", "confidence", "citations", "passages", "markdown", "took_ms"}
+    assert "Tom Cruise" in answer["answer"] and 0 <= answer["confidence"] <= 1
+    for citation in answer["citations"]:
+        article = get(base_url, f"/articles/{citation['article_id']}").json()
+        assert article["text"][citation["start"] : citation["end"]] == citation["quote"]
+    assert answer["citations"][0]["article_id"] == "mi7-rome-cruise-atwell"
+    assert "[1]" in answer["markdown"]
+    nothing = post(
+        base_url, "/answer", {"question": "What is the boiling point of mercury?"}
+    ).json()
+    assert nothing["answer"] is None and nothing["citations"] == [] and nothing["passages"]
+
+
+def test_writes_need_a_valid_key_and_are_visible_to_the_next_search(base_url: str) -> None:
+    article = {
+        "id": "hedgehogs",
+        "title": "Hedgehog tunnels",
+        "text": "Volunteers dug hedgehog tunnels under garden fences.",
+    }
+    assert_error(post(base_url, "/articles", article), 401, "unauthorized")
+    assert_error(
+        post(base_url, "/articles", article, {"Authorization": "Bearer wrong-key-0123456789"}), 401
+    )
+    assert_error(post(base_url, "/articles", article, {"Authorization": "Basic abc"}), 401)
+    created = post(base_url, "/articles", article, AUTH).json()
+    assert (created["added"], created["ids"]) == (1, ["hedgehogs"])
+    hits = get(base_url, "/search", query="hedgehog tunnels", mode="bm25", k=1).json()["hits"]
+    assert hits[0]["article_id"] == "hedgehogs"
+    updated = httpx.put(
+        f"{base_url}/articles/hedgehogs",
+        json={"text": "Hedgehogs now use badger paths."},
+        headers=AUTH,
+        timeout=60,
+    ).json()
+    assert updated["updated"] == 1
+    assert get(base_url, "/articles/hedgehogs").json()["text"] == "Hedgehogs now use badger paths."
+    batch = {
+        "articles": [
+            {"id": f"b{i}", "text": f"Batch article number {i} about otters."} for i in range(3)
+        ]
+    }
+    assert post(base_url, "/articles", batch, AUTH).json()["added"] == 3
+    assert_error(httpx.delete(f"{base_url}/articles/b0", timeout=60), 401)
+    assert httpx.delete(f"{base_url}/articles/b0", headers=AUTH, timeout=60).json() == {
+        "deleted": "b0"
+    }
+    assert_error(
+        httpx.delete(f"{base_url}/articles/b0", headers=AUTH, timeout=60), 404, "not_found"
+    )
+    hits = get(base_url, "/search", query="otters", mode="bm25", k=10).json()["hits"]
+    assert {h["article_id"] for h in hits} == {"b1", "b2"}
+
+
+def test_every_error_status_has_the_one_shape(base_url: str, index_dir: Path) -> None:
+    invalid_json = httpx.post(
+        f"{base_url}/search",
+        content=b"{nope",
+        timeout=60,
+        headers={"content-type": "application/json"},
+    )
+    assert_error(invalid_json, 400, "invalid_json")
+    assert_error(
+        post(base_url, "/search", {"query": "x", "since": "2021-02-01", "until": "2021-01-01"}), 422
+    )
+    assert_error(get(base_url, "/articles/missing"), 404, "not_found")
+    assert_error(
+        httpx.post(f"{base_url}/articles", content=b"x" * 30_000, headers=AUTH, timeout=60),
+        413,
+        "payload_too_large",
+    )
+    assert_error(get(base_url, "/search", query="x", k=0), 422, "validation_error")
+    assert_error(get(base_url, "/search", query="x", k=51), 422)
+    assert_error(get(base_url, "/search", query="x" * 1001), 422)
+    assert_error(get(base_url, "/search", query="x", mode="fuzzy"), 422)
+    assert_error(post(base_url, "/articles", {"id": "a"}, AUTH), 422)
+    assert_error(post(base_url, "/articles", {"text": "no id"}, AUTH), 422)
+    too_many = {"articles": [{"id": f"m{i}", "text": "t"} for i in range(6)]}
+    assert_error(post(base_url, "/articles", too_many, AUTH), 422)
+    duplicate = {"articles": [{"id": "d", "text": "t"}, {"id": "d", "text": "u"}]}
+    assert_error(post(base_url, "/articles", duplicate, AUTH), 422, "duplicate_id")
+    assert get(base_url, "/articles/d").status_code == 404  # nothing of a refused batch stored
+    with WriteLock(index_dir, timeout=5):  # another writer holds the index
+        busy = post(base_url, "/articles", {"id": "late", "text": "Arrives while busy."}, AUTH)
+    assert_error(busy, 503, "index_busy")
+    assert_error(httpx.request("PATCH", f"{base_url}/search", timeout=60), 405)
+
+
+def test_index_changes_from_another_process_appear_without_restart(
+    base_url: str, index_dir: Path, tmp_path: Path
+) -> None:
+    source = tmp_path / "new.jsonl"
+    source.write_text(
+        json.dumps({"id": "walrus", "text": "A walrus was seen on the harbour steps."}) + "\n"
+    )
+    lede = str(Path(sys.executable).parent / "lede")
+    completed = subprocess.run(
+        [lede, "index", str(source), "--index", str(index_dir)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert completed.returncode == 0, completed.stderr
+    hits = get(base_url, "/search", query="walrus harbour", k=1).json()["hits"]
+    assert hits[0]["article_id"] == "walrus"
+
+
+def test_writes_are_refused_when_no_keys_are_configured(index_dir: Path) -> None:
+    with running_server(Settings(index=index_dir)) as url:
+        assert_error(post(url, "/articles", {"id": "z", "text": "t"}, AUTH), 403, "writes_disabled")
+        assert get(url, "/search", query="rome").status_code == 200
+    with running_server(Settings(index=index_dir, api_keys=[KEY], read_requires_key=True)) as url:
+        assert_error(get(url, "/search", query="rome"), 401)
+        assert (
+            httpx.get(
+                f"{url}/search", params={"query": "rome"}, headers=AUTH, timeout=60
+            ).status_code
+            == 200
+        )
+
+
+def test_lede_serve_command_runs_uvicorn_workers(index_dir: Path) -> None:
+    port = free_port()
+    lede = str(Path(sys.executable).parent / "lede")
+    process = subprocess.Popen(
+        [lede, "serve", "--index", str(index_dir), "--port", str(port), "--workers", "2"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        wait_ready(f"http://127.0.0.1:{port}")
+        hits = httpx.get(f"http://127.0.0.1:{port}/search", params={"query": "Rome"}, timeout=60)
+        assert hits.status_code == 200 and hits.json()["hits"]
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    missing = subprocess.run(
+        [lede, "serve", "--index", str(index_dir.parent / "nope")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert missing.returncode == 2 and "is not a Lede index" in missing.stderr
