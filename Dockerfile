@@ -22,7 +22,8 @@ RUN useradd --create-home --uid 10001 lede && mkdir -p /data && chown lede /data
 USER 10001
 VOLUME ["/data"]
 
-# Index the bundled samples unless /data already holds an index, then show its summary.
-HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 \
-    CMD ["lede", "info", "--index", "/data/index"]
-CMD ["sh", "-c", "lede index examples/articles.jsonl --index /data/index && lede info --index /data/index && sleep infinity"]
+EXPOSE 8000
+HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health', timeout=4)"]
+# Serves /data/index; on first start it indexes the bundled samples there (a no-op later).
+CMD ["sh", "-c", "[ -e /data/index/manifest.json ] || lede index examples/articles.jsonl --index /data/index; exec lede serve --index /data/index --host 0.0.0.0 --port 8000"]

@@ -21,7 +21,8 @@ $(VENV)/.installed: pyproject.toml
 
 demo: install
 	$(BIN)/lede index examples/articles.jsonl --index $(DEMO_INDEX)
-	$(BIN)/lede search "Who plays Ethan Hunt?" --index $(DEMO_INDEX) -k 3
+	$(BIN)/lede ask "Who plays Ethan Hunt in Mission: Impossible 7?" --index $(DEMO_INDEX)
+	$(BIN)/lede serve --index $(DEMO_INDEX) --host $(HOST) --port $(PORT)
 
 lint: install
 	$(BIN)/ruff check .
@@ -38,6 +39,7 @@ format: install
 
 bench: install
 	$(PY) -m eval.bench_indexer --json eval/results/bench_indexer.json
+	$(PY) -m eval.bench_service --json eval/results/bench_service.json
 
 clean:
 	rm -rf $(VENV) .lede .mypy_cache .ruff_cache .pytest_cache
