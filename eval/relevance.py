@@ -1,0 +1,164 @@
+"""Relevance evaluation on BEIR-format datasets: nDCG@10, Recall@100, MAP, MRR@10 per mode,
+with paired significance tests between modes (ranx)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ranx import Qrels, Run, compare, evaluate
+
+from eval.datasets import BeirDataset
+from eval.report import git_sha, machine, percentiles
+from indexer.embedder import Embedder, SentenceTransformerEmbedder
+from indexer.index import LedeIndex
+from indexer.manifest import IndexSettings
+from indexer.sources import Skipped, read_source
+from service.engine import EngineSettings, Mode, SearchEngine
+
+logger = logging.getLogger(__name__)
+
+METRICS = ["ndcg@10", "recall@100", "map", "mrr@10"]
+DEFAULT_CACHE = Path(".lede") / "eval-cache"
+
+
+@dataclass(frozen=True, slots=True)
+class RelevanceConfig:
+    modes: tuple[Mode, ...] = ("bm25", "dense", "hybrid")
+    model: str = "all-MiniLM-L6-v2"
+    depth: int = 100
+    index: IndexSettings = field(default_factory=IndexSettings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
+
+    def index_key(self, dataset: BeirDataset) -> str:
+        corpus = dataset.corpus.stat()
+        payload = json.dumps(
+            [str(dataset.path.resolve()), corpus.st_size, int(corpus.st_mtime), self.model,
+             asdict(self.index)],
+            sort_keys=True, default=str,
+        )
+        return f"{dataset.name}-{hashlib.sha256(payload.encode()).hexdigest()[:12]}"
+
+
+def open_dataset_index(
+    dataset: BeirDataset,
+    config: RelevanceConfig,
+    cache: Path = DEFAULT_CACHE,
+    embedder: Embedder | None = None,
+) -> tuple[LedeIndex, float]:
+    """Build the dataset's index, or reuse the one cached for the same data and settings.
+
+    Returns:
+        The open index and the seconds spent building it (0 when reused).
+    """
+    path = cache / config.index_key(dataset)
+    embedder = embedder or SentenceTransformerEmbedder(config.model)
+    if (path / "manifest.json").exists():
+        index = LedeIndex.open(path, embedder=embedder)
+        if index.store.counts()["articles"] > 0:
+            return index, 0.0
+        index.close()
+    started = time.perf_counter()
+    index = LedeIndex.create(path, embedder=embedder, settings=config.index)
+    articles = (item for item in read_source(dataset.corpus) if not isinstance(item, Skipped))
+    index.add(articles, batch_size=1024)
+    return index, time.perf_counter() - started
+
+
+def run_mode(
+    engine: SearchEngine, queries: dict[str, str], mode: Mode, depth: int,
+    overrides: dict[str, Any] | None = None,
+) -> tuple[dict[str, dict[str, float]], list[float]]:
+    """Document scores per query (best chunk per document) and per-query latency in ms."""
+    run: dict[str, dict[str, float]] = {}
+    latencies = []
+    for query_id, text in queries.items():
+        started = time.perf_counter()
+        result = engine.search(
+            text, mode=mode, k=depth, group="article", highlight=False, overrides=overrides
+        )
+        latencies.append((time.perf_counter() - started) * 1000)
+        run[query_id] = {hit.record.article_id: hit.score for hit in result.hits}
+    return run, latencies
+
+
+def score_runs(
+    qrels: dict[str, dict[str, int]], runs: dict[str, dict[str, dict[str, float]]]
+) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+    """Metrics per run, and paired two-sided t-tests between every pair of runs."""
+    judged = Qrels(qrels)
+    metrics: dict[str, dict[str, float]] = {}
+    ranx_runs = []
+    for name, run in runs.items():
+        filled = {q: (run.get(q) or {"__none__": 0.0}) for q in qrels}
+        ranx_run = Run(filled, name=name)
+        ranx_runs.append(ranx_run)
+        values = evaluate(judged, ranx_run, METRICS, make_comparable=True)
+        metrics[name] = {m: round(float(values[m]), 4) for m in METRICS}
+    significance: dict[str, Any] = {"test": "paired two-sided Student's t", "p_values": {}}
+    if len(ranx_runs) > 1:
+        report = compare(judged, ranx_runs, metrics=METRICS, stat_test="student")
+        table = report.to_dict()
+        names = list(runs)
+        for i, first in enumerate(names):
+            for second in names[i + 1 :]:
+                significance["p_values"][f"{first}_vs_{second}"] = {
+                    m: round(float(table[first]["comparisons"][second][m]), 5) for m in METRICS
+                }
+    return metrics, significance
+
+
+def evaluate_dataset(
+    dataset: BeirDataset,
+    config: RelevanceConfig,
+    cache: Path = DEFAULT_CACHE,
+    embedder: Embedder | None = None,
+) -> dict[str, Any]:
+    """Evaluate every configured mode on one dataset; the JSON shape of `lede eval relevance`."""
+    index, build_s = open_dataset_index(dataset, config, cache, embedder)
+    try:
+        engine = SearchEngine(index, config.engine)
+        engine.warm_up()
+        runs: dict[str, dict[str, dict[str, float]]] = {}
+        timings: dict[str, Any] = {"index_build_s": round(build_s, 1)}
+        for mode in config.modes:
+            runs[mode], latencies = run_mode(engine, dataset.queries, mode, config.depth)
+            timings[f"{mode}_query"] = percentiles(latencies)
+        metrics, significance = score_runs(dataset.qrels, runs)
+        counts = index.store.counts()
+    finally:
+        index.close()
+    return {
+        "dataset": dataset.name,
+        "settings": {
+            "model": config.model,
+            "modes": list(config.modes),
+            "depth": config.depth,
+            "queries": len(dataset.queries),
+            "documents": counts["articles"],
+            "chunks": counts["chunks"],
+            "index": asdict(config.index),
+            "engine": asdict(config.engine),
+        },
+        "git_sha": git_sha(),
+        "machine": machine(),
+        "timings": timings,
+        "metrics": metrics,
+        "significance": significance,
+    }
+
+
+def format_table(results: Sequence[dict[str, Any]]) -> str:
+    """A markdown table: one row per dataset and mode."""
+    lines = ["| dataset | mode | nDCG@10 | Recall@100 | MAP | MRR@10 |", "|---|---|---|---|---|---|"]
+    for result in results:
+        for mode, values in result["metrics"].items():
+            cells = " | ".join(f"{values[m]:.3f}" for m in METRICS)
+            lines.append(f"| {result['dataset']} | {mode} | {cells} |")
+    return "\n".join(lines)
