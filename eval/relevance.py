@@ -39,9 +39,15 @@ class RelevanceConfig:
     def index_key(self, dataset: BeirDataset) -> str:
         corpus = dataset.corpus.stat()
         payload = json.dumps(
-            [str(dataset.path.resolve()), corpus.st_size, int(corpus.st_mtime), self.model,
-             asdict(self.index)],
-            sort_keys=True, default=str,
+            [
+                str(dataset.path.resolve()),
+                corpus.st_size,
+                int(corpus.st_mtime),
+                self.model,
+                asdict(self.index),
+            ],
+            sort_keys=True,
+            default=str,
         )
         return f"{dataset.name}-{hashlib.sha256(payload.encode()).hexdigest()[:12]}"
 
@@ -72,7 +78,10 @@ def open_dataset_index(
 
 
 def run_mode(
-    engine: SearchEngine, queries: dict[str, str], mode: Mode, depth: int,
+    engine: SearchEngine,
+    queries: dict[str, str],
+    mode: Mode,
+    depth: int,
     overrides: dict[str, Any] | None = None,
 ) -> tuple[dict[str, dict[str, float]], list[float]]:
     """Document scores per query (best chunk per document) and per-query latency in ms."""
@@ -156,7 +165,10 @@ def evaluate_dataset(
 
 def format_table(results: Sequence[dict[str, Any]]) -> str:
     """A markdown table: one row per dataset and mode."""
-    lines = ["| dataset | mode | nDCG@10 | Recall@100 | MAP | MRR@10 |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| dataset | mode | nDCG@10 | Recall@100 | MAP | MRR@10 |",
+        "|---|---|---|---|---|---|",
+    ]
     for result in results:
         for mode, values in result["metrics"].items():
             cells = " | ".join(f"{values[m]:.3f}" for m in METRICS)

@@ -235,14 +235,34 @@ class Answerer:
     ) -> list[float]:
         if not sentences:
             return []
-        settings = self.settings
-        # The title travels with each sentence, as it does with each chunk: "The film will
-        # open in November" only answers a question about the film its article is about.
+        vectors = self.sentence_vectors(sentences, contexts)
+        return self.raw_scores(question, sentences, vectors, query_vector, priors)
+
+    def sentence_vectors(
+        self, sentences: list[str], contexts: list[str] | None = None
+    ) -> np.ndarray:
+        """Embeddings of candidate sentences, each with its title as context.
+
+        The title travels with each sentence, as it does with each chunk: "The film will open
+        in November" only answers a question about the film its article is about.
+        """
         inputs = [
             f"{context}\n{sentence}" if context else sentence
             for context, sentence in zip(contexts or [""] * len(sentences), sentences, strict=True)
         ]
-        vectors = self.engine.index.embedder.embed(inputs)
+        vectors: np.ndarray = self.engine.index.embedder.embed(inputs)
+        return vectors
+
+    def raw_scores(
+        self,
+        question: str,
+        sentences: list[str],
+        vectors: np.ndarray,
+        query_vector: np.ndarray,
+        priors: list[float],
+    ) -> list[float]:
+        """Uncalibrated sentence scores from precomputed sentence embeddings."""
+        settings = self.settings
         similarity = (vectors @ query_vector[0]).astype(np.float64)
         overlap = self._overlap(question, sentences)
         asked = question_type(question)
@@ -269,6 +289,10 @@ class Answerer:
             present = set(analyze(sentence))
             result.append(sum(w for t, w in weights.items() if t in present) / total)
         return result
+
+    def calibrate(self, raw: float) -> float:
+        """Map a raw sentence score to a confidence in [0, 1]."""
+        return self._calibrate(raw)
 
     def _calibrate(self, raw: float) -> float:
         settings = self.settings

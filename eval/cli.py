@@ -1,0 +1,110 @@
+"""`lede eval ...` and `lede bench ...`, added to the service's command line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from eval.datasets import SHARED_DATASETS, datasets_with_qrels, load_beir
+from indexer.chunker import ChunkerSettings
+from indexer.manifest import IndexSettings
+from service.cli import app
+from service.engine import MODES, EngineSettings, Mode
+
+eval_app = typer.Typer(help="Measure retrieval and answer quality.", no_args_is_help=True)
+app.add_typer(eval_app, name="eval")
+
+
+def _modes(value: str) -> tuple[Mode, ...]:
+    modes = []
+    for name in (part.strip() for part in value.split(",") if part.strip()):
+        match = next((m for m in MODES if m == name), None)
+        if match is None:
+            typer.echo(f"error: unknown mode {name!r}; use {', '.join(MODES)}", err=True)
+            raise typer.Exit(2)
+        modes.append(match)
+    return tuple(modes)
+
+
+@eval_app.command("relevance")
+def relevance_command(
+    datasets: Annotated[
+        list[str],
+        typer.Argument(help="BEIR-format folders, or 'all' for every dataset with qrels."),
+    ],
+    modes: Annotated[str, typer.Option(help="Comma-separated modes.")] = "bm25,dense,hybrid",
+    model: Annotated[str, typer.Option(help="Embedding model name or path.")] = "all-MiniLM-L6-v2",
+    split: Annotated[str, typer.Option(help="Qrels split: test, or train where present.")] = "test",
+    chunk_tokens: Annotated[int, typer.Option(help="Chunk budget in tokens.")] = 128,
+    overlap: Annotated[int, typer.Option(help="Sentences of chunk overlap.")] = 1,
+    fusion: Annotated[str, typer.Option(help="rrf or convex.")] = "rrf",
+    alpha: Annotated[float, typer.Option(help="Dense share for convex fusion.")] = 0.5,
+    rrf_k: Annotated[float, typer.Option(help="RRF constant.")] = 60.0,
+    cache: Annotated[Path, typer.Option(help="Where built indexes are kept.")] = Path(
+        ".lede/eval-cache"
+    ),
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write results here.")] = None,
+) -> None:
+    """nDCG@10, Recall@100, MAP and MRR@10 per mode, with paired significance tests."""
+    from eval.relevance import RelevanceConfig, evaluate_dataset, format_table  # ranx is slow
+
+    paths = datasets_with_qrels() if datasets == ["all"] else [Path(d) for d in datasets]
+    if not paths:
+        typer.echo(f"error: no datasets found (looked in {SHARED_DATASETS})", err=True)
+        raise typer.Exit(2)
+    try:
+        config = RelevanceConfig(
+            modes=_modes(modes),
+            model=model,
+            index=IndexSettings(
+                chunker=ChunkerSettings(max_tokens=chunk_tokens, overlap_sentences=overlap)
+            ),
+            engine=EngineSettings(fusion=fusion, alpha=alpha, rrf_k=rrf_k),  # type: ignore[arg-type]
+        )
+        loaded = [load_beir(path, split) for path in paths]
+    except (ValueError, FileNotFoundError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from None
+    results = []
+    for dataset in loaded:
+        typer.echo(f"evaluating {dataset.name} ({len(dataset.queries)} queries)...", err=True)
+        results.append(evaluate_dataset(dataset, config, cache))
+    typer.echo(format_table(results))
+    if json_out is not None:
+        json_out.parent.mkdir(parents=True, exist_ok=True)
+        payload = results[0] if len(results) == 1 else {"results": results}
+        json_out.write_text(json.dumps(payload, indent=2) + "\n")
+
+
+def main() -> None:
+    app()
+
+
+@eval_app.command("qa")
+def qa_command(
+    squad: Annotated[Path, typer.Option(help="SQuAD v1.1 dev folder (BEIR view + qa/).")] = (
+        SHARED_DATASETS / "squad-v1.1-dev"
+    ),
+    wikiqa: Annotated[Path, typer.Option(help="WikiQA folder with qa/test.jsonl.")] = (
+        SHARED_DATASETS / "wikiqa"
+    ),
+    limit: Annotated[int, typer.Option(min=1, help="SQuAD questions sampled (seeded).")] = 1000,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 13,
+    cache: Annotated[Path, typer.Option(help="Where built indexes are kept.")] = Path(
+        ".lede/eval-cache"
+    ),
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write results here.")] = None,
+) -> None:
+    """Answer-sentence accuracy, end-to-end answers with citations, calibration, WikiQA."""
+    from eval.qa import evaluate_qa
+    from eval.report import write_result
+
+    if not (squad / "qa" / "dev.jsonl").exists():
+        typer.echo(f"error: {squad}/qa/dev.jsonl not found", err=True)
+        raise typer.Exit(2)
+    results = evaluate_qa(squad, wikiqa, limit=limit, seed=seed, cache=cache)
+    config = {"squad": str(squad), "wikiqa": str(wikiqa), "limit": limit, "seed": seed}
+    write_result(json_out, "qa", config, results)
