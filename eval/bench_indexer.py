@@ -189,7 +189,7 @@ def bench_throughput(real: SentenceTransformerEmbedder, articles: list[Article])
     }
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -198,7 +198,7 @@ def main() -> None:
     parser.add_argument("--reference-queries", type=int, default=20)
     parser.add_argument("--throughput-articles", type=int, default=600)
     parser.add_argument("--json", type=Path, default=None, help="Write the result here.")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     real = SentenceTransformerEmbedder()
     real.warm_up()

@@ -90,7 +90,7 @@ def _wait_ready(base_url: str, timeout: float = 180) -> None:
     raise TimeoutError("service did not become ready")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -100,7 +100,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="Alternating in-process/HTTP rounds.")
     parser.add_argument("--port", type=int, default=8787)
     parser.add_argument("--json", type=Path, default=None)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     questions = [
         json.loads(line)["question"]

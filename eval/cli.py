@@ -108,3 +108,42 @@ def qa_command(
     results = evaluate_qa(squad, wikiqa, limit=limit, seed=seed, cache=cache)
     config = {"squad": str(squad), "wikiqa": str(wikiqa), "limit": limit, "seed": seed}
     write_result(json_out, "qa", config, results)
+
+
+bench_app = typer.Typer(
+    help="Speed benchmarks (write JSON under eval/results/).", no_args_is_help=True
+)
+app.add_typer(bench_app, name="bench")
+_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+
+
+@bench_app.command("ann", context_settings=_PASS_THROUGH)
+def bench_ann_command(ctx: typer.Context) -> None:
+    """FAISS Flat / HNSW / IVF / PQ / SQ: recall@10 vs QPS, build time, memory (--help)."""
+    from eval import bench_ann
+
+    bench_ann.main(list(ctx.args))
+
+
+@bench_app.command("bm25", context_settings=_PASS_THROUGH)
+def bench_bm25_command(ctx: typer.Context) -> None:
+    """Lede's BM25 against rank-bm25 and bm25s: QPS and top-10 agreement (--help)."""
+    from eval import bench_bm25
+
+    bench_bm25.main(list(ctx.args))
+
+
+@bench_app.command("indexer", context_settings=_PASS_THROUGH)
+def bench_indexer_command(ctx: typer.Context) -> None:
+    """BM25 vs rank-bm25 at 100k chunks, one-article add, indexing throughput (--help)."""
+    from eval import bench_indexer
+
+    bench_indexer.main(list(ctx.args))
+
+
+@bench_app.command("service", context_settings=_PASS_THROUGH)
+def bench_service_command(ctx: typer.Context) -> None:
+    """HTTP /search and /answer latency under concurrent clients vs in-process (--help)."""
+    from eval import bench_service
+
+    bench_service.main(list(ctx.args))

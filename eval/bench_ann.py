@@ -1,0 +1,177 @@
+"""Vector search benchmark (the hot path): recall@10 against exact search vs speed.
+
+    python -m eval.bench_ann --sizes 100000,1000000 --json eval/results/bench_ann.json
+
+Vectors: 384-d (MiniLM's width), synthetic and documented: points around 2,000 Gaussian
+cluster centres (cluster spread 0.6 of the centre norm), L2-normalized, so that neighbourhoods
+look like those of sentence embeddings (clustered, not uniform); queries are drawn the same way
+and are not in the base set. For each FAISS factory: build time, memory (serialized size),
+recall@10 against `Flat` ground truth, single-thread queries/s (one query at a time) and batch
+queries/s (all cores, 1,000 queries at once), over several search-time settings. Writes JSON
+and a recall-vs-QPS plot like ann-benchmarks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from eval.report import write_result
+
+DIMENSION = 384
+
+
+def synthetic(count: int, seed: int, centres: np.ndarray) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    assignment = rng.integers(0, len(centres), size=count)
+    vectors = centres[assignment] + 0.6 * rng.standard_normal((count, DIMENSION)).astype(
+        np.float32
+    ) / np.sqrt(DIMENSION)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    result: np.ndarray = vectors.astype(np.float32)
+    return result
+
+
+def _qps_single(index: faiss.Index, queries: np.ndarray, k: int, params: Any) -> float:
+    faiss.omp_set_num_threads(1)
+    started = time.perf_counter()
+    for row in range(len(queries)):
+        index.search(queries[row : row + 1], k, params=params)
+    elapsed = time.perf_counter() - started
+    faiss.omp_set_num_threads(0 or faiss.omp_get_max_threads())
+    return len(queries) / elapsed
+
+
+def _recall(found: np.ndarray, truth: np.ndarray) -> float:
+    return float(
+        np.mean([len(set(f) & set(t)) / len(t) for f, t in zip(found, truth, strict=True)])
+    )
+
+
+def configurations(size: int) -> list[tuple[str, str, list[dict[str, int]]]]:
+    nlist = 1024 if size <= 200_000 else 4096
+    probes = [{"nprobe": p} for p in (1, 4, 8, 16, 32, 64, 128)]
+    return [
+        ("Flat", "Flat", [{}]),
+        ("HNSW32", "HNSW32", [{"efSearch": e} for e in (16, 32, 64, 128, 256)]),
+        (f"IVF{nlist},Flat", f"IVF{nlist},Flat", probes),
+        (f"IVF{nlist},SQ8", f"IVF{nlist},SQ8", probes),
+        (f"IVF{nlist},PQ48", f"IVF{nlist},PQ48", probes),
+    ]
+
+
+def _params(index: faiss.Index, setting: dict[str, int]) -> Any:
+    if "efSearch" in setting:
+        hnsw: Any = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]
+        hnsw.efSearch = setting["efSearch"]
+        return hnsw
+    if "nprobe" in setting:
+        ivf: Any = faiss.SearchParametersIVF()
+        ivf.nprobe = setting["nprobe"]
+        return ivf
+    return None
+
+
+def bench_size(size: int, queries: int, k: int, skip: set[str]) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(0)
+    centres = rng.standard_normal((2000, DIMENSION)).astype(np.float32)
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    base = synthetic(size, 1, centres)
+    query_vectors = synthetic(queries, 2, centres)
+    exact = faiss.IndexFlatIP(DIMENSION)
+    exact.add(base)
+    _, truth = exact.search(query_vectors, k)
+    rows = []
+    for label, factory, settings in configurations(size):
+        if any(label.startswith(prefix) for prefix in skip):
+            continue
+        started = time.perf_counter()
+        index = faiss.index_factory(DIMENSION, factory, faiss.METRIC_INNER_PRODUCT)
+        if not index.is_trained:
+            sample = base[np.random.default_rng(3).choice(size, min(size, 100_000), replace=False)]
+            index.train(sample)
+        index.add(base)
+        build_s = time.perf_counter() - started
+        memory = len(faiss.serialize_index(index))
+        for setting in settings:
+            params = _params(index, setting)
+            started = time.perf_counter()
+            _, found = index.search(query_vectors, k, params=params)
+            batch_qps = len(query_vectors) / (time.perf_counter() - started)
+            single = query_vectors[: min(200, len(query_vectors))]
+            rows.append(
+                {
+                    "size": size,
+                    "factory": factory,
+                    "search": setting,
+                    "recall@10": round(_recall(found, truth), 4),
+                    "single_thread_qps": round(_qps_single(index, single, k, params), 1),
+                    "batch_qps": round(batch_qps, 1),
+                    "build_s": round(build_s, 2),
+                    "memory_mb": round(memory / 1e6, 1),
+                }
+            )
+            print(rows[-1], flush=True)
+    return rows
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = sorted({r["size"] for r in rows})
+    figure, axes = plt.subplots(1, len(sizes), figsize=(6 * len(sizes), 4.5), squeeze=False)
+    for axis, size in zip(axes[0], sizes, strict=True):
+        for factory in dict.fromkeys(r["factory"] for r in rows if r["size"] == size):
+            points = [r for r in rows if r["size"] == size and r["factory"] == factory]
+            axis.plot(
+                [p["recall@10"] for p in points],
+                [p["single_thread_qps"] for p in points],
+                marker="o",
+                label=factory,
+            )
+        axis.set_yscale("log")
+        axis.set_xlabel("recall@10 (vs exact)")
+        axis.set_ylabel("queries/s, one thread")
+        axis.set_title(f"{size:,} vectors, 384-d")
+        axis.grid(True, which="both", alpha=0.3)
+        axis.legend()
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", default="100000,1000000")
+    parser.add_argument("--queries", type=int, default=1000)
+    parser.add_argument("--skip", default="", help="Comma-separated factory prefixes to skip.")
+    parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--plot", type=Path, default=Path("eval/results/bench_ann.png"))
+    args = parser.parse_args(argv)
+    skip = {s for s in args.skip.split(",") if s}
+    rows = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        rows += bench_size(size, args.queries, 10, skip)
+    plot(rows, args.plot)
+    config = {
+        "sizes": args.sizes,
+        "queries": args.queries,
+        "skip": sorted(skip),
+        "vectors": "synthetic clustered, see module docstring",
+        "threads": faiss.omp_get_max_threads(),
+    }
+    write_result(args.json, "ann", config, rows)
+
+
+if __name__ == "__main__":
+    main()

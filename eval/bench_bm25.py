@@ -1,0 +1,114 @@
+"""Lede's lexical engine against rank-bm25 and bm25s on the same corpus and queries.
+
+    python -m eval.bench_bm25 --documents 100000 --json eval/results/bench_bm25.json
+
+All three get the same analyzed tokens (Lede's analyzer: lowercase, stopwords, Snowball
+stems) and the Lucene BM25 formula (k1=1.2, b=0.75): bm25s with `method="lucene"`, rank-bm25
+with Lucene's idf. Reports single-query queries/s and top-10 agreement with Lede (overlap of
+the top-10 id sets, averaged). Corpus: the synthetic Reuters-vocabulary documents of
+`eval/bench_indexer.py`. rank-bm25 scores every document in Python, so it runs on a subset
+of the queries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eval.bench_indexer import _synthetic
+from eval.report import write_result
+from indexer.lexical import LexicalIndex
+from indexer.text_analysis import Analyzer
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--documents", type=int, default=100_000)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--rank-bm25-queries", type=int, default=20)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    import bm25s
+    from rank_bm25 import BM25Okapi
+
+    articles, queries = _synthetic(args.documents, 120, seed=7)
+    queries = queries[: args.queries]
+    analyzer = Analyzer()
+    tokens = [analyzer(a.text) for a in articles]
+    query_tokens = [analyzer(q) for q in queries]
+    figures: dict[str, Any] = {"documents": len(articles), "queries": len(queries)}
+
+    started = time.perf_counter()
+    lede = LexicalIndex(analyzer)
+    for doc_id, article in enumerate(articles):
+        lede.add(doc_id, article.text)
+    lede_build = time.perf_counter() - started
+    lede_top: list[set[int]] = []
+    started = time.perf_counter()
+    for query in queries:
+        ids, _ = lede.search(query, 10)
+        lede_top.append(set(ids.tolist()))
+    lede_s = time.perf_counter() - started
+    figures["lede"] = {
+        "build_s": round(lede_build, 2),
+        "qps": round(len(queries) / lede_s, 1),
+        "incremental": True,
+    }
+
+    started = time.perf_counter()
+    retriever = bm25s.BM25(k1=1.2, b=0.75, method="lucene")
+    retriever.index(tokens, show_progress=False)
+    build = time.perf_counter() - started
+    agreement = []
+    started = time.perf_counter()
+    for number, analyzed in enumerate(query_tokens):
+        documents, _ = retriever.retrieve([analyzed], k=10, show_progress=False, n_threads=1)
+        agreement.append(len(set(np.asarray(documents[0]).tolist()) & lede_top[number]) / 10)
+    elapsed = time.perf_counter() - started
+    figures["bm25s"] = {
+        "build_s": round(build, 2),
+        "qps": round(len(queries) / elapsed, 1),
+        "top10_agreement_with_lede": round(float(np.mean(agreement)), 4),
+        "incremental": False,
+    }
+
+    class LuceneBM25(BM25Okapi):
+        def _calc_idf(self, nd: dict[str, int]) -> None:
+            self.idf = {
+                w: math.log(1 + (self.corpus_size - f + 0.5) / (f + 0.5)) for w, f in nd.items()
+            }
+
+    started = time.perf_counter()
+    reference = LuceneBM25(tokens, k1=1.2, b=0.75)
+    build = time.perf_counter() - started
+    agreement = []
+    count = min(args.rank_bm25_queries, len(queries))
+    started = time.perf_counter()
+    for number in range(count):
+        scores = reference.get_scores(query_tokens[number])
+        top = np.argsort(-scores, kind="stable")[:10]
+        agreement.append(len(set(top.tolist()) & lede_top[number]) / 10)
+    elapsed = time.perf_counter() - started
+    figures["rank_bm25"] = {
+        "build_s": round(build, 2),
+        "qps": round(count / elapsed, 2),
+        "top10_agreement_with_lede": round(float(np.mean(agreement)), 4),
+        "queries": count,
+        "incremental": False,
+    }
+    figures["lede_speedup"] = {
+        "vs_bm25s": round(figures["lede"]["qps"] / figures["bm25s"]["qps"], 2),
+        "vs_rank_bm25": round(figures["lede"]["qps"] / figures["rank_bm25"]["qps"], 1),
+    }
+    write_result(args.json, "bm25", vars(args) | {"json": str(args.json)}, figures)
+
+
+if __name__ == "__main__":
+    main()
