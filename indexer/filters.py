@@ -107,6 +107,14 @@ class Catalog:
                 self._tags.setdefault(tag, set()).add(rowid)
             self._chunk_tags[rowid] = record.tags
 
+    def article_codes(self, rowids: Sequence[int]) -> np.ndarray:
+        """An integer per chunk that is equal for chunks of the same article."""
+        ids = np.asarray(rowids, dtype=np.int64)
+        codes = np.full(len(ids), -1, dtype=np.int64)
+        inside = ids < len(self._article)
+        codes[inside] = self._article[ids[inside]]
+        return codes
+
     def delete(self, rowids: Iterable[int]) -> None:
         for rowid in rowids:
             if rowid < len(self.live) and self.live[rowid]:

@@ -13,12 +13,14 @@ from fastapi import Depends, FastAPI, Query, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from starlette.routing import Route
 
 from indexer.errors import ArticleNotFoundError
 from indexer.index import WriteReport
 from indexer.models import Article, parse_article
 from service.auth import check_key
 from service.http_errors import APIError, install_error_handlers
+from service.integrations import McpEndpoint, handle_slack
 from service.middleware import BodyLimitMiddleware, MetricsMiddleware
 from service.schemas import (
     AnswerRequest,
@@ -146,13 +148,19 @@ def _write(state: ServiceState, articles: list[Article]) -> dict[str, Any]:
 def create_app(settings: Settings) -> FastAPI:
     """Build the app for one index. The index opens (and models load) in the lifespan."""
 
+    mcp_endpoint = McpEndpoint(settings)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state = ServiceState(settings)
         app.state.lede = state
         threading.Thread(target=state.warm_up, name="lede-warm-up", daemon=True).start()
         try:
-            yield
+            if settings.mcp_enabled:
+                async with mcp_endpoint.serving(state):
+                    yield
+            else:
+                yield
         finally:
             app.state.lede = None
             state.close()
@@ -176,6 +184,16 @@ def create_app(settings: Settings) -> FastAPI:
         )
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, registry=registry)
+
+    if settings.mcp_enabled:
+        app.router.routes.append(
+            Route("/mcp", endpoint=mcp_endpoint, methods=["GET", "POST", "DELETE"])
+        )
+
+    @app.post("/integrations/slack/command", tags=["integrations"])
+    async def slack_command(request: Request) -> Response:
+        """A Slack slash command (form-encoded, signed by Slack); replies with Block Kit JSON."""
+        return await handle_slack(request, settings)
 
     @app.get("/health", response_model=HealthOut, tags=["operations"])
     def health() -> dict[str, str]:

@@ -271,6 +271,22 @@ def ask_command(
         typer.echo(f"\n(confidence {answer.confidence:.2f}, {answer.took_ms:.0f} ms)")
 
 
+@app.command("mcp")
+def mcp_command(index: IndexOption) -> None:
+    """Serve the MCP tools (search, answer, get_article) over stdio for an LLM agent."""
+    from service.answers import Answerer
+    from service.mcp_tools import build_mcp_server
+
+    try:
+        lede = LedeIndex.open(index)
+    except LedeError as error:
+        raise _fail(str(error)) from None
+    with lede:
+        answerer = Answerer(SearchEngine(lede))
+        answerer.warm_up()
+        build_mcp_server(answerer).run("stdio")
+
+
 @app.command("serve")
 def serve_command(
     index: IndexOption,

@@ -181,21 +181,38 @@ class SearchEngine:
                 lists["dense"] = RankedList(
                     ids2d[0][keep].tolist(), scores2d[0][keep].astype(np.float64).tolist()
                 )
-        fused = _fuse(lists, mode, settings)
-        ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))
-        if self.reranker is None:
-            ranked = ranked[: max(wanted, k)]
+            fused = _fuse(lists, mode, settings)
+            ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+            if group == "article" and self.reranker is None:
+                ranked = self._best_per_article(ranked)
+        ranked = ranked[: settings.rerank_depth if self.reranker is not None else k]
+        # Only the hits that will be returned are read from SQLite.
         records = self.index.store.chunk_records([doc for doc, _ in ranked])
         ranked = [(doc, score) for doc, score in ranked if doc in records]  # deleted meanwhile
-        hits = [Hit(records[doc], float(score), _positions(lists, doc)) for doc, score in ranked]
+        positions = _positions(lists, [doc for doc, _ in ranked])
+        hits = [
+            Hit(records[doc], float(score), where)
+            for (doc, score), where in zip(ranked, positions, strict=True)
+        ]
         if self.reranker is not None:
-            hits = self._rerank(query, hits[: settings.rerank_depth])
-        if group == "article":
-            hits = _best_per_article(hits)
+            hits = self._rerank(query, hits)
+            if group == "article":
+                hits = _best_hit_per_article(hits)
         hits = hits[:k]
         if highlight:
             self._highlight(query, hits)
         return SearchResult(hits, (time.perf_counter() - started) * 1000)
+
+    def _best_per_article(self, ranked: list[tuple[int, float]]) -> list[tuple[int, float]]:
+        """Keep each article's best chunk, using the in-memory catalog (no database read)."""
+        codes = self.index.catalog.article_codes([doc for doc, _ in ranked])
+        seen: set[int] = set()
+        best = []
+        for (doc, score), code in zip(ranked, codes.tolist(), strict=True):
+            if code not in seen:
+                seen.add(code)
+                best.append((doc, score))
+        return best
 
     def _rerank(self, query: str, hits: list[Hit]) -> list[Hit]:
         assert self.reranker is not None
@@ -226,21 +243,22 @@ def _fuse(lists: dict[str, RankedList], mode: Mode, settings: EngineSettings) ->
     return reciprocal_rank_fusion(lists, k=settings.rrf_k, weights=weights)
 
 
-def _positions(lists: dict[str, RankedList], doc: int) -> dict[str, RetrieverScore | None]:
-    result: dict[str, RetrieverScore | None] = {}
-    for name in ("bm25", "dense"):
-        ranked = lists.get(name)
-        result[name] = None
-        if ranked is not None:
-            try:
-                rank = ranked.ids.index(doc)
-            except ValueError:
-                continue
-            result[name] = RetrieverScore(rank + 1, float(ranked.scores[rank]))
-    return result
+def _positions(
+    lists: dict[str, RankedList], docs: list[int]
+) -> list[dict[str, RetrieverScore | None]]:
+    """Each doc's rank and score in each retriever (None where it was not returned)."""
+    wanted = set(docs)
+    found: dict[str, dict[int, RetrieverScore]] = {}
+    for name, ranked in lists.items():
+        found[name] = {
+            doc: RetrieverScore(rank, float(score))
+            for rank, (doc, score) in enumerate(zip(ranked.ids, ranked.scores, strict=True), 1)
+            if doc in wanted
+        }
+    return [{name: found.get(name, {}).get(doc) for name in ("bm25", "dense")} for doc in docs]
 
 
-def _best_per_article(hits: list[Hit]) -> list[Hit]:
+def _best_hit_per_article(hits: list[Hit]) -> list[Hit]:
     seen: set[str] = set()
     best = []
     for hit in hits:

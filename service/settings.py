@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     candidates: int = Field(100, ge=1)
     answer_threshold: float = Field(0.5, ge=0, le=1)
     answer_passages: int = Field(5, ge=1, le=50)
+    slack_signing_secret: str | None = Field(
+        None,
+        description="Slack app signing secret; the Slack endpoint refuses requests without it.",
+    )
+    slack_max_body_bytes: int = Field(16_384, ge=256)
+    mcp_enabled: bool = Field(True, description="Serve the MCP tools at /mcp.")
     reranker_model: str | None = None
     reader_model: str | None = None
 
