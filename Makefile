@@ -8,7 +8,7 @@ DEMO_INDEX ?= .lede/demo
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install browser demo test lint format bench clean
 
 install: $(VENV)/.installed
 
@@ -30,7 +30,15 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
 
-test: lint
+# Debian's Chromium for the browser tests (Playwright drives it; it cannot download its own).
+browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+		else echo "install Debian's chromium (apt-get install chromium) for the browser tests"; fi; \
+	fi
+
+test: lint browser
 	$(BIN)/pytest
 
 format: install

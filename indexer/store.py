@@ -235,6 +235,16 @@ class Store:
         chunks = self._query("SELECT COUNT(*) FROM chunks")[0][0]
         return {"articles": int(articles), "chunks": int(chunks)}  # type: ignore[call-overload]
 
+    def facets(self) -> dict[str, list[str]]:
+        """Distinct sources and tags of the stored articles, sorted."""
+        sources = self._query(
+            "SELECT DISTINCT source FROM articles WHERE source IS NOT NULL ORDER BY source"
+        )
+        tags = self._query(
+            "SELECT DISTINCT value FROM articles, json_each(articles.tags) ORDER BY value"
+        )
+        return {"sources": [str(r[0]) for r in sources], "tags": [str(r[0]) for r in tags]}
+
     def article_ids(self) -> list[str]:
         return [str(r[0]) for r in self._query("SELECT id FROM articles ORDER BY id")]
 

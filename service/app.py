@@ -6,6 +6,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from importlib.resources import files
 from typing import Annotated, Any
 
 import orjson
@@ -30,6 +31,7 @@ from service.schemas import (
     ArticleOut,
     DeleteOut,
     ErrorOut,
+    FacetsOut,
     HealthOut,
     ReadyOut,
     SearchRequest,
@@ -41,6 +43,10 @@ from service.state import ServiceState
 
 logger = logging.getLogger(__name__)
 
+_STATIC = {
+    name: (files("service") / "static" / name).read_bytes()
+    for name in ("index.html", "app.js", "style.css")
+}
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorOut} for status in (400, 401, 403, 404, 413, 422, 503)
 }
@@ -194,6 +200,23 @@ def create_app(settings: Settings) -> FastAPI:
     async def slack_command(request: Request) -> Response:
         """A Slack slash command (form-encoded, signed by Slack); replies with Block Kit JSON."""
         return await handle_slack(request, settings)
+
+    @app.get("/", include_in_schema=False)
+    def page() -> Response:
+        """The search page (static HTML, no build step, no network)."""
+        return Response(_STATIC["index.html"], media_type="text/html; charset=utf-8")
+
+    @app.get("/static/{name}", include_in_schema=False)
+    def static(name: str) -> Response:
+        if name not in _STATIC or name == "index.html":
+            raise APIError(404, f"no static file {name!r}")
+        media = "text/css" if name.endswith(".css") else "text/javascript"
+        return Response(_STATIC[name], media_type=f"{media}; charset=utf-8")
+
+    @app.get("/facets", response_model=FacetsOut, tags=["search"])
+    def facets(state: ReadState) -> dict[str, Any]:
+        """Values to filter by: the sources and tags present in the index."""
+        return state.index.store.facets()
 
     @app.get("/health", response_model=HealthOut, tags=["operations"])
     def health() -> dict[str, str]:

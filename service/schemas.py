@@ -179,6 +179,11 @@ class DeleteOut(BaseModel):
     deleted: str
 
 
+class FacetsOut(BaseModel):
+    sources: list[str]
+    tags: list[str]
+
+
 class HealthOut(BaseModel):
     status: Literal["ok"]
 
