@@ -29,6 +29,19 @@ def _modes(value: str) -> tuple[Mode, ...]:
     return tuple(modes)
 
 
+def _variants(values: list[str]) -> dict[str, dict[str, object]]:
+    """Parse NAME:key=value,key=value into engine overrides."""
+    variants: dict[str, dict[str, object]] = {}
+    for value in values:
+        name, _, spec = value.partition(":")
+        overrides: dict[str, object] = {}
+        for pair in filter(None, spec.split(",")):
+            key, _, raw = pair.partition("=")
+            overrides[key.strip()] = raw if key.strip() == "fusion" else float(raw)
+        variants[name.strip()] = overrides
+    return variants
+
+
 @eval_app.command("relevance")
 def relevance_command(
     datasets: Annotated[
@@ -43,6 +56,13 @@ def relevance_command(
     fusion: Annotated[str, typer.Option(help="rrf or convex.")] = "rrf",
     alpha: Annotated[float, typer.Option(help="Dense share for convex fusion.")] = 0.5,
     rrf_k: Annotated[float, typer.Option(help="RRF constant.")] = 60.0,
+    max_queries: Annotated[
+        int | None, typer.Option(help="Evaluate a seeded random sample of this many queries.")
+    ] = None,
+    variant: Annotated[
+        list[str] | None,
+        typer.Option(help="Extra hybrid run NAME:fusion=convex,alpha=0.5 (repeatable)."),
+    ] = None,
     cache: Annotated[Path, typer.Option(help="Where built indexes are kept.")] = Path(
         ".lede/eval-cache"
     ),
@@ -63,8 +83,9 @@ def relevance_command(
                 chunker=ChunkerSettings(max_tokens=chunk_tokens, overlap_sentences=overlap)
             ),
             engine=EngineSettings(fusion=fusion, alpha=alpha, rrf_k=rrf_k),  # type: ignore[arg-type]
+            variants=_variants(variant or []),
         )
-        loaded = [load_beir(path, split) for path in paths]
+        loaded = [load_beir(path, split, max_queries=max_queries) for path in paths]
     except (ValueError, FileNotFoundError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from None

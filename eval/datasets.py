@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import random
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,7 +35,7 @@ def _queries_file(path: Path, split: str) -> Path:
     return extra if split != "test" and extra.exists() else path / "queries.jsonl"
 
 
-def load_beir(path: Path, split: str = "test") -> BeirDataset:
+def load_beir(path: Path, split: str = "test", *, max_queries: int | None = None) -> BeirDataset:
     """Judged queries and qrels of one split (queries without judgments are dropped).
 
     Raises:
@@ -59,6 +60,9 @@ def load_beir(path: Path, split: str = "test") -> BeirDataset:
                 data = json.loads(line)
                 if str(data["_id"]) in qrels:
                     queries[str(data["_id"])] = str(data["text"])
+    if max_queries is not None and len(queries) > max_queries:
+        kept = set(random.Random(0).sample(sorted(queries), max_queries))
+        queries = {q: text for q, text in queries.items() if q in kept}
     qrels = {q: docs for q, docs in qrels.items() if q in queries}
     return BeirDataset(path.name, path, queries, qrels)
 

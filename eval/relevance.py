@@ -35,6 +35,8 @@ class RelevanceConfig:
     depth: int = 100
     index: IndexSettings = field(default_factory=IndexSettings)
     engine: EngineSettings = field(default_factory=EngineSettings)
+    # Extra hybrid runs reported beside the default, e.g. {"hybrid_convex": {"fusion": ...}}.
+    variants: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def index_key(self, dataset: BeirDataset) -> str:
         corpus = dataset.corpus.stat()
@@ -139,6 +141,11 @@ def evaluate_dataset(
         for mode in config.modes:
             runs[mode], latencies = run_mode(engine, dataset.queries, mode, config.depth)
             timings[f"{mode}_query"] = percentiles(latencies)
+        for name, overrides in config.variants.items():
+            runs[name], latencies = run_mode(
+                engine, dataset.queries, "hybrid", config.depth, overrides
+            )
+            timings[f"{name}_query"] = percentiles(latencies)
         metrics, significance = score_runs(dataset.qrels, runs)
         counts = index.store.counts()
     finally:
@@ -154,6 +161,7 @@ def evaluate_dataset(
             "chunks": counts["chunks"],
             "index": asdict(config.index),
             "engine": asdict(config.engine),
+            "variants": config.variants,
         },
         "git_sha": git_sha(),
         "machine": machine(),
