@@ -53,7 +53,7 @@ def relevance_command(
     split: Annotated[str, typer.Option(help="Qrels split: test, or train where present.")] = "test",
     chunk_tokens: Annotated[int, typer.Option(help="Chunk budget in tokens.")] = 128,
     overlap: Annotated[int, typer.Option(help="Sentences of chunk overlap.")] = 1,
-    fusion: Annotated[str, typer.Option(help="rrf or convex.")] = "rrf",
+    fusion: Annotated[str, typer.Option(help="convex or rrf.")] = "convex",
     alpha: Annotated[float, typer.Option(help="Dense share for convex fusion.")] = 0.5,
     rrf_k: Annotated[float, typer.Option(help="RRF constant.")] = 60.0,
     max_queries: Annotated[

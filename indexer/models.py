@@ -105,6 +105,10 @@ def parse_article(data: Any) -> Article:
     for key in ("url", "source", "author", "published_at"):
         if fields.get(key) == "":
             fields[key] = None
+    text, title = fields.get("text"), fields.get("title")
+    blank = text is None or (isinstance(text, str) and not text.strip())
+    if blank and isinstance(title, str) and title.strip():
+        fields["text"] = title  # title-only records (common in BEIR corpora) stay searchable
     try:
         return Article.model_validate(fields)
     except ValidationError as error:

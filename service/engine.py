@@ -27,7 +27,8 @@ class EngineSettings:
     """Retrieval defaults (see docs/decisions.md for how they were chosen).
 
     Attributes:
-        fusion: "rrf" (reciprocal rank fusion) or "convex" (min-max normalized combination).
+        fusion: "convex" (min-max normalized combination, the default) or "rrf" (reciprocal
+            rank fusion); chosen on SciFact's train split, see docs/decisions.md.
         rrf_k: the RRF constant; larger flattens the rank curve.
         bm25_weight, dense_weight: per-retriever RRF weights.
         alpha: dense share of the convex combination.
@@ -35,7 +36,7 @@ class EngineSettings:
         rerank_depth: fused hits re-scored by the cross-encoder, when one is configured.
     """
 
-    fusion: FusionMethod = "rrf"
+    fusion: FusionMethod = "convex"
     rrf_k: float = 60.0
     bm25_weight: float = 1.0
     dense_weight: float = 1.0
@@ -44,6 +45,7 @@ class EngineSettings:
     rerank_depth: int = 20
     ef_search: int | None = None
     nprobe: int | None = None
+    faiss_threads: int = 1
 
     def __post_init__(self) -> None:
         if self.fusion not in ("rrf", "convex"):
@@ -119,7 +121,15 @@ class SearchEngine:
         self.reranker = reranker
 
     def warm_up(self) -> None:
-        """Load the models now rather than on the first query."""
+        """Load the models now rather than on the first query.
+
+        FAISS runs single-threaded by default: one query at a time is faster that way on a
+        few cores (its OpenMP pool otherwise contends with torch's), and concurrent requests
+        already use the cores (see docs/decisions.md).
+        """
+        import faiss
+
+        faiss.omp_set_num_threads(self.settings.faiss_threads)
         self.index.embedder.embed(["warm up"])
         if self.reranker is not None:
             self.reranker.warm_up()

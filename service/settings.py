@@ -37,7 +37,7 @@ class Settings(BaseSettings):
     max_batch: int = Field(100, ge=1, description="Articles per POST /articles.")
     max_body_bytes: int = Field(10_000_000, ge=1024)
 
-    fusion: Literal["rrf", "convex"] = "rrf"
+    fusion: Literal["rrf", "convex"] = "convex"
     rrf_k: float = Field(60.0, gt=0)
     alpha: float = Field(0.5, ge=0, le=1)
     candidates: int = Field(100, ge=1)

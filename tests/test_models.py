@@ -56,3 +56,8 @@ def test_content_hash_changes_with_content_only() -> None:
         first.content_hash() == parse_article({"id": "a", "text": "x", "tags": "t"}).content_hash()
     )
     assert first.content_hash() != parse_article({"id": "a", "text": "y"}).content_hash()
+
+
+def test_title_only_records_use_the_title_as_text() -> None:
+    article = parse_article({"_id": "1", "title": "Only a title", "text": ""})
+    assert article.text == "Only a title"
