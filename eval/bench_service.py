@@ -28,6 +28,7 @@ from typing import Any
 
 import httpx
 
+from eval.local_server import wait_ready
 from eval.report import percentiles, write_result
 from indexer.embedder import SentenceTransformerEmbedder
 from indexer.index import LedeIndex
@@ -78,18 +79,6 @@ def _engine_run(
     return latencies, total / (time.perf_counter() - started)
 
 
-def _wait_ready(base_url: str, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base_url}/ready", timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise TimeoutError("service did not become ready")
-
-
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -130,7 +119,7 @@ def main(argv: list[str] | None = None) -> None:
         )
         try:
             base_url = f"http://127.0.0.1:{args.port}"
-            _wait_ready(base_url)
+            wait_ready(base_url)
             bodies = {
                 "search": [{"query": q, "k": 10} for q in questions],
                 "answer": [{"question": q} for q in questions],

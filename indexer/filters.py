@@ -4,11 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import numpy as np
 
 from indexer.store import ChunkRecord
+
+
+def parse_date(value: str, name: str) -> datetime:
+    """An ISO 8601 date or datetime as an aware UTC datetime (naive values are UTC).
+
+    Raises:
+        ValueError: naming the parameter and showing the expected form.
+    """
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{name} {value!r} is not an ISO 8601 date (e.g. 2021-03-01)") from None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
 
 @dataclass(frozen=True, slots=True)

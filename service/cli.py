@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from indexer.errors import LedeError
-from indexer.filters import Filters
+from indexer.filters import Filters, parse_date
 from indexer.index import LedeIndex, WriteReport
 from indexer.manifest import IndexSettings
 from indexer.models import Article
@@ -34,6 +34,12 @@ EXIT_ERROR = 2
 
 IndexOption = Annotated[Path, typer.Option("--index", help="Index directory.")]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+SourceOption = Annotated[list[str] | None, typer.Option(help="Only this source (repeatable).")]
+AuthorOption = Annotated[list[str] | None, typer.Option(help="Only this author (repeatable).")]
+TagOption = Annotated[list[str] | None, typer.Option(help="Only articles with this tag.")]
+ArticleOption = Annotated[list[str] | None, typer.Option(help="Only this article id.")]
+SinceOption = Annotated[str | None, typer.Option(help="Published on or after (ISO 8601).")]
+UntilOption = Annotated[str | None, typer.Option(help="Published on or before (ISO 8601).")]
 
 
 def _fail(message: str) -> typer.Exit:
@@ -155,14 +161,9 @@ def _parse_date(value: str | None, name: str) -> datetime | None:
     if value is None:
         return None
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise _fail(f"{name} {value!r} is not an ISO 8601 date (e.g. 2021-03-01)") from None
-    if parsed.tzinfo is None:
-        from datetime import UTC
-
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed
+        return parse_date(value, name)
+    except ValueError as error:
+        raise _fail(str(error)) from None
 
 
 def _filters(
@@ -192,12 +193,12 @@ def search_command(
     index: IndexOption,
     mode: Annotated[str, typer.Option(help="hybrid, dense or bm25.")] = "hybrid",
     k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="Hits to return.")] = 10,
-    source: Annotated[list[str] | None, typer.Option(help="Only this source.")] = None,
-    author: Annotated[list[str] | None, typer.Option(help="Only this author.")] = None,
-    tag: Annotated[list[str] | None, typer.Option(help="Only articles with this tag.")] = None,
-    article: Annotated[list[str] | None, typer.Option(help="Only this article id.")] = None,
-    since: Annotated[str | None, typer.Option(help="Published on or after (ISO 8601).")] = None,
-    until: Annotated[str | None, typer.Option(help="Published on or before (ISO 8601).")] = None,
+    source: SourceOption = None,
+    author: AuthorOption = None,
+    tag: TagOption = None,
+    article: ArticleOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Search the index and print ranked passages."""
@@ -239,12 +240,12 @@ def ask_command(
     question: Annotated[str, typer.Argument(help="The question.")],
     index: IndexOption,
     mode: Annotated[str, typer.Option(help="hybrid, dense or bm25 retrieval.")] = "hybrid",
-    source: Annotated[list[str] | None, typer.Option(help="Only this source.")] = None,
-    author: Annotated[list[str] | None, typer.Option(help="Only this author.")] = None,
-    tag: Annotated[list[str] | None, typer.Option(help="Only articles with this tag.")] = None,
-    article: Annotated[list[str] | None, typer.Option(help="Only this article id.")] = None,
-    since: Annotated[str | None, typer.Option(help="Published on or after (ISO 8601).")] = None,
-    until: Annotated[str | None, typer.Option(help="Published on or before (ISO 8601).")] = None,
+    source: SourceOption = None,
+    author: AuthorOption = None,
+    tag: TagOption = None,
+    article: ArticleOption = None,
+    since: SinceOption = None,
+    until: UntilOption = None,
     threshold: Annotated[
         float | None, typer.Option(min=0, max=1, help="Abstain below this confidence.")
     ] = None,

@@ -7,13 +7,12 @@ No `from __future__ import annotations` here: the MCP SDK evaluates the tools' a
 to build their JSON schemas.
 """
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
 from indexer.errors import ArticleNotFoundError
-from indexer.filters import Filters
+from indexer.filters import Filters, parse_date
 from service.answers import Answerer
 
 INSTRUCTIONS = (
@@ -28,29 +27,18 @@ INSTRUCTIONS = (
 def _filters(
     source: list[str] | None, tag: list[str] | None, since: str | None, until: str | None
 ) -> Filters:
-    def parse(value: str | None, name: str) -> datetime | None:
-        if value is None:
-            return None
-        try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            raise ValueError(
-                f"{name} must be an ISO 8601 date such as 2021-03-01; got {value!r}"
-            ) from None
-        if parsed.tzinfo is None:
-            from datetime import UTC
-
-            parsed = parsed.replace(tzinfo=UTC)
-        return parsed
-
     return Filters(
         sources=tuple(source or ()),
         tags=tuple(tag or ()),
-        since=parse(since, "since"),
-        until=parse(until, "until"),
+        since=parse_date(since, "since") if since else None,
+        until=parse_date(until, "until") if until else None,
     )
 
 
+SourceFilter = Annotated[list[str] | None, Field(description="Only these publications.")]
+TagFilter = Annotated[list[str] | None, Field(description="Only articles with any of these tags.")]
+SinceFilter = Annotated[str | None, Field(description="Published on or after (ISO 8601 date).")]
+UntilFilter = Annotated[str | None, Field(description="Published on or before (ISO 8601 date).")]
 MAX_K = 50
 
 
@@ -82,16 +70,10 @@ def build_mcp_server(answerer: Answerer) -> Any:
             Literal["hybrid", "dense", "bm25"],
             Field(description="hybrid (default, best), dense (meaning) or bm25 (exact words)."),
         ] = "hybrid",
-        source: Annotated[list[str] | None, Field(description="Only these publications.")] = None,
-        tag: Annotated[
-            list[str] | None, Field(description="Only articles with any of these tags.")
-        ] = None,
-        since: Annotated[
-            str | None, Field(description="Published on or after (ISO 8601 date).")
-        ] = None,
-        until: Annotated[
-            str | None, Field(description="Published on or before (ISO 8601 date).")
-        ] = None,
+        source: SourceFilter = None,
+        tag: TagFilter = None,
+        since: SinceFilter = None,
+        until: UntilFilter = None,
     ) -> dict[str, Any]:
         result = engine.search(query, mode=mode, k=k, filters=_filters(source, tag, since, until))
         return {
@@ -125,16 +107,10 @@ def build_mcp_server(answerer: Answerer) -> Any:
             str,
             Field(description="The question, in natural language.", min_length=1, max_length=1000),
         ],
-        source: Annotated[list[str] | None, Field(description="Only these publications.")] = None,
-        tag: Annotated[
-            list[str] | None, Field(description="Only articles with any of these tags.")
-        ] = None,
-        since: Annotated[
-            str | None, Field(description="Published on or after (ISO 8601 date).")
-        ] = None,
-        until: Annotated[
-            str | None, Field(description="Published on or before (ISO 8601 date).")
-        ] = None,
+        source: SourceFilter = None,
+        tag: TagFilter = None,
+        since: SinceFilter = None,
+        until: UntilFilter = None,
     ) -> dict[str, Any]:
         result = answerer.ask(question, filters=_filters(source, tag, since, until))
         data = result.to_json()

@@ -65,3 +65,16 @@ def real_index(
     index.add(sample_articles)
     yield index
     index.close()
+
+
+@pytest.fixture(scope="module")
+def sample_index_dir(
+    tmp_path_factory: pytest.TempPathFactory,
+    real_embedder: SentenceTransformerEmbedder,
+    sample_articles: list[Article],
+) -> Path:
+    """A fresh index of the sample articles (real model) for each test module that asks."""
+    path = tmp_path_factory.mktemp("samples") / "index"
+    with LedeIndex.create(path, embedder=real_embedder) as index:
+        index.add(sample_articles)
+    return path

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,6 @@ import pytest
 from indexer.embedder import SentenceTransformerEmbedder
 from indexer.files import WriteLock
 from indexer.index import LedeIndex
-from indexer.models import Article
 from service.settings import Settings
 from tests.server import free_port, running_server, wait_ready
 
@@ -25,15 +25,8 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
 @pytest.fixture(scope="module")
-def index_dir(
-    tmp_path_factory: pytest.TempPathFactory,
-    real_embedder: SentenceTransformerEmbedder,
-    sample_articles: list[Article],
-) -> Path:
-    path = tmp_path_factory.mktemp("http") / "index"
-    with LedeIndex.create(path, embedder=real_embedder) as index:
-        index.add(sample_articles)
-    return path
+def index_dir(sample_index_dir: Path) -> Path:
+    return sample_index_dir
 
 
 @pytest.fixture(scope="module")
@@ -258,8 +251,20 @@ def test_lede_serve_command_runs_uvicorn_workers(index_dir: Path) -> None:
     )
     try:
         wait_ready(f"http://127.0.0.1:{port}")
-        hits = httpx.get(f"http://127.0.0.1:{port}/search", params={"query": "Rome"}, timeout=60)
-        assert hits.status_code == 200 and hits.json()["hits"]
+        answered = 0
+        for _ in range(300):  # each worker warms up on its own: 503 + Retry-After until then
+            hits = httpx.get(
+                f"http://127.0.0.1:{port}/search", params={"query": "Rome"}, timeout=60
+            )
+            if hits.status_code == 200:
+                assert hits.json()["hits"]
+                answered += 1
+                if answered == 10:
+                    break
+            else:
+                assert hits.status_code == 503 and hits.headers["retry-after"] == "2"
+                time.sleep(0.1)
+        assert answered == 10
     finally:
         process.terminate()
         process.wait(timeout=30)

@@ -16,9 +16,6 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from indexer.embedder import SentenceTransformerEmbedder
-from indexer.index import LedeIndex
-from indexer.models import Article
 from service.settings import Settings
 from tests.server import running_server
 
@@ -28,15 +25,8 @@ KEY = "integration-key-0123456789"
 
 
 @pytest.fixture(scope="module")
-def index_dir(
-    tmp_path_factory: pytest.TempPathFactory,
-    real_embedder: SentenceTransformerEmbedder,
-    sample_articles: list[Article],
-) -> Path:
-    path = tmp_path_factory.mktemp("integrations") / "index"
-    with LedeIndex.create(path, embedder=real_embedder) as index:
-        index.add(sample_articles)
-    return path
+def index_dir(sample_index_dir: Path) -> Path:
+    return sample_index_dir
 
 
 @pytest.fixture(scope="module")
