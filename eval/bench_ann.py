@@ -2,10 +2,13 @@
 
     python -m eval.bench_ann --sizes 100000,1000000 --json eval/results/bench_ann.json
 
-Vectors: 384-d (MiniLM's width), synthetic and documented: points around 2,000 Gaussian
-cluster centres (cluster spread 0.6 of the centre norm), L2-normalized, so that neighbourhoods
-look like those of sentence embeddings (clustered, not uniform); queries are drawn the same way
-and are not in the base set. For each FAISS factory: build time, memory (serialized size),
+Vectors: real all-MiniLM-L6-v2 chunk embeddings read from the indexes that `lede eval` built
+under `.lede/eval-cache/` (SciFact, SQuAD, Cranfield, ... ; about 125k distinct vectors after
+the evaluation runs), and real query embeddings of those datasets' queries. Where a size asks
+for more vectors than exist, the rest are synthetic: drawn from a Gaussian with the mean and
+covariance of the real vectors, then L2-normalized (documented in the JSON as
+`synthetic_vectors`). With no cache at all everything is synthetic that way from a random
+anisotropic Gaussian. For each FAISS factory: build time, memory (serialized size),
 recall@10 against `Flat` ground truth, single-thread queries/s (one query at a time) and batch
 queries/s (all cores, 1,000 queries at once), over several search-time settings. Writes JSON
 and a recall-vs-QPS plot like ann-benchmarks.
@@ -26,15 +29,59 @@ from eval.report import write_result
 DIMENSION = 384
 
 
-def synthetic(count: int, seed: int, centres: np.ndarray) -> np.ndarray:
+def real_vectors(cache: Path, limit: int) -> np.ndarray:
+    """Distinct chunk embeddings from the evaluation indexes' SQLite files."""
+    import sqlite3
+
+    blobs: set[bytes] = set()
+    for database in sorted(cache.glob("*/lede.sqlite")):
+        if len(blobs) >= limit:
+            break
+        with sqlite3.connect(database) as connection:
+            for (blob,) in connection.execute("SELECT embedding FROM chunks"):
+                if len(blob) == DIMENSION * 4:
+                    blobs.add(bytes(blob))
+                if len(blobs) >= limit:
+                    break
+    if not blobs:
+        return np.zeros((0, DIMENSION), dtype=np.float32)
+    return np.stack([np.frombuffer(b, dtype=np.float32) for b in sorted(blobs)])
+
+
+def real_queries(count: int) -> np.ndarray:
+    """Embeddings of real queries from the BEIR datasets beside the checkout."""
+    import json
+
+    from eval.datasets import SHARED_DATASETS
+    from indexer.embedder import SentenceTransformerEmbedder
+
+    texts: list[str] = []
+    for path in sorted(SHARED_DATASETS.glob("*/queries.jsonl")):
+        with open(path) as handle:
+            texts += [json.loads(line)["text"] for line in handle if line.strip()]
+    if not texts:
+        return np.zeros((0, DIMENSION), dtype=np.float32)
+    picked = np.random.default_rng(5).choice(len(texts), min(count, len(texts)), replace=False)
+    return SentenceTransformerEmbedder().embed([texts[i] for i in picked])
+
+
+def gaussian_like(reference: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """Vectors from a Gaussian fitted to `reference` (or a random anisotropic one), normalized."""
     rng = np.random.default_rng(seed)
-    assignment = rng.integers(0, len(centres), size=count)
-    vectors = centres[assignment] + 0.6 * rng.standard_normal((count, DIMENSION)).astype(
-        np.float32
-    ) / np.sqrt(DIMENSION)
+    if len(reference) > DIMENSION:
+        mean = reference.mean(axis=0)
+        covariance = np.cov(reference, rowvar=False)
+    else:
+        mean = np.zeros(DIMENSION)
+        scales = rng.uniform(0.2, 1.0, DIMENSION)
+        covariance = np.diag(scales**2)
+    vectors = rng.multivariate_normal(mean, covariance, size=count, method="cholesky")
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     result: np.ndarray = vectors.astype(np.float32)
     return result
+
+
+ALL_THREADS = faiss.omp_get_max_threads()
 
 
 def _qps_single(index: faiss.Index, queries: np.ndarray, k: int, params: Any) -> float:
@@ -43,7 +90,7 @@ def _qps_single(index: faiss.Index, queries: np.ndarray, k: int, params: Any) ->
     for row in range(len(queries)):
         index.search(queries[row : row + 1], k, params=params)
     elapsed = time.perf_counter() - started
-    faiss.omp_set_num_threads(0 or faiss.omp_get_max_threads())
+    faiss.omp_set_num_threads(ALL_THREADS)
     return len(queries) / elapsed
 
 
@@ -77,12 +124,12 @@ def _params(index: faiss.Index, setting: dict[str, int]) -> Any:
     return None
 
 
-def bench_size(size: int, queries: int, k: int, skip: set[str]) -> list[dict[str, Any]]:
-    rng = np.random.default_rng(0)
-    centres = rng.standard_normal((2000, DIMENSION)).astype(np.float32)
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
-    base = synthetic(size, 1, centres)
-    query_vectors = synthetic(queries, 2, centres)
+def bench_size(
+    size: int, base_pool: np.ndarray, query_vectors: np.ndarray, k: int, skip: set[str]
+) -> tuple[list[dict[str, Any]], int]:
+    real = base_pool[:size]
+    extra = size - len(real)
+    base = real if extra == 0 else np.vstack([real, gaussian_like(base_pool, extra, seed=size)])
     exact = faiss.IndexFlatIP(DIMENSION)
     exact.add(base)
     _, truth = exact.search(query_vectors, k)
@@ -114,10 +161,11 @@ def bench_size(size: int, queries: int, k: int, skip: set[str]) -> list[dict[str
                     "batch_qps": round(batch_qps, 1),
                     "build_s": round(build_s, 2),
                     "memory_mb": round(memory / 1e6, 1),
+                    "synthetic_vectors": extra,
                 }
             )
             print(rows[-1], flush=True)
-    return rows
+    return rows, extra
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
@@ -155,20 +203,30 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--skip", default="", help="Comma-separated factory prefixes to skip.")
+    parser.add_argument("--cache", type=Path, default=Path(".lede/eval-cache"))
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--plot", type=Path, default=Path("eval/results/bench_ann.png"))
     args = parser.parse_args(argv)
     skip = {s for s in args.skip.split(",") if s}
+    sizes = [int(s) for s in args.sizes.split(",")]
+    pool = real_vectors(args.cache, max(sizes))
+    queries = real_queries(args.queries)
+    if len(queries) < args.queries:
+        queries = np.vstack([queries, gaussian_like(pool, args.queries - len(queries), seed=1)])
     rows = []
-    for size in (int(s) for s in args.sizes.split(",")):
-        rows += bench_size(size, args.queries, 10, skip)
+    synthetic = {}
+    for size in sizes:
+        size_rows, synthetic[size] = bench_size(size, pool, queries, 10, skip)
+        rows += size_rows
     plot(rows, args.plot)
     config = {
         "sizes": args.sizes,
         "queries": args.queries,
         "skip": sorted(skip),
-        "vectors": "synthetic clustered, see module docstring",
-        "threads": faiss.omp_get_max_threads(),
+        "real_vectors_available": len(pool),
+        "synthetic_per_size": synthetic,
+        "queries_real": True,
+        "threads": ALL_THREADS,
     }
     write_result(args.json, "ann", config, rows)
 

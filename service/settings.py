@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     rrf_k: float = Field(60.0, gt=0)
     alpha: float = Field(0.5, ge=0, le=1)
     candidates: int = Field(100, ge=1)
+    ef_search: int | None = Field(None, ge=1, description="HNSW efSearch (HNSW indexes).")
+    nprobe: int | None = Field(None, ge=1, description="IVF lists probed (IVF indexes).")
     answer_threshold: float = Field(0.5, ge=0, le=1)
     answer_passages: int = Field(5, ge=1, le=50)
     slack_signing_secret: str | None = Field(

@@ -31,6 +31,8 @@ class ServiceState:
                 rrf_k=settings.rrf_k,
                 alpha=settings.alpha,
                 candidates=settings.candidates,
+                ef_search=settings.ef_search,
+                nprobe=settings.nprobe,
             ),
             reranker,
         )
