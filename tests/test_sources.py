@@ -47,7 +47,7 @@ def test_csv_rows_and_errors(tmp_path: Path) -> None:
     path.write_text(
         "id,title,text,tags,published_at\n"
         'a,Title A,"Text, with comma.",x;y,2021-01-02\n'
-        "b,Title B,,,\n"
+        "b,,,,\n"
         "c,Title C,Text C.,z,not-a-date\n"
         "d,Title D,Text D.,z,2021-01-02,extra\n"
         '"e","multi","line\ntext",,\n'
