@@ -166,9 +166,5 @@ class DenseIndex:
         dense._bitmap_cache = None
         return dense
 
-    def stored_ids(self) -> np.ndarray:
-        """Ids held by FAISS, tombstoned ones included."""
-        return np.flatnonzero(self._present)
-
     def live_ids(self) -> np.ndarray:
         return np.flatnonzero(self._live)

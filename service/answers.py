@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -78,7 +78,6 @@ class Answer:
     citations: list[Citation]
     passages: list[Hit]
     took_ms: float = 0.0
-    sentence_scores: list[float] = field(default_factory=list)
 
     @property
     def markdown(self) -> str:
@@ -151,23 +150,14 @@ class Answerer:
         answer.took_ms = (time.perf_counter() - started) * 1000
         return answer
 
-    def score_sentences(
-        self, question: str, sentences: list[str], query_vector: np.ndarray | None = None
-    ) -> list[float]:
-        """Confidence of each candidate sentence as an answer (no passage prior)."""
-        if query_vector is None:
-            query_vector = self.engine.embed_query(question)
-        return [
-            self._calibrate(s)
-            for s in self._raw_scores(question, sentences, query_vector, [1.0] * len(sentences))
-        ]
-
     def _answer(
         self, question: str, hits: list[Hit], query_vector: np.ndarray | None, threshold: float
     ) -> Answer:
         if not hits or query_vector is None:
             return Answer(None, 0.0, [], hits)
         sentences = _sentences(hits)
+        if self.reader is not None:  # the reader picks the span; no sentence scoring needed
+            return self._read(question, hits, sentences, threshold)
         best_score = hits[0].score if hits[0].score > 0 else 1.0
         priors = [max(0.0, s.hit.score / best_score) for s in sentences]
         raw = self._raw_scores(
@@ -179,12 +169,10 @@ class Answerer:
         )
         confidences = [self._calibrate(r) for r in raw]
         order = sorted(range(len(sentences)), key=lambda i: (-confidences[i], i))
-        if self.reader is not None:
-            return self._read(question, hits, sentences, threshold)
         top = order[0]
         confidence = confidences[top]
         if confidence < threshold:
-            return Answer(None, confidence, [], hits, sentence_scores=confidences)
+            return Answer(None, confidence, [], hits)
         best = sentences[top]
         citations = [Citation(1, best.hit, best.start, best.end, best.text)]
         cited_articles = {best.hit.record.article_id}
@@ -206,7 +194,7 @@ class Answerer:
                     candidate.text,
                 )
             )
-        return Answer(best.text, confidence, citations, hits, sentence_scores=confidences)
+        return Answer(best.text, confidence, citations, hits)
 
     def _read(
         self, question: str, hits: list[Hit], sentences: list[_Sentence], threshold: float

@@ -202,12 +202,11 @@ def search_command(
     as_json: JsonOption = False,
 ) -> None:
     """Search the index and print ranked passages."""
-    if mode not in MODES:
-        raise _fail(f"--mode must be one of {', '.join(MODES)}; got {mode!r}")
+    checked_mode = _mode(mode)
     filters = _filters(source, author, tag, article, since, until)
     try:
         with LedeIndex.open(index) as lede:
-            result = SearchEngine(lede).search(query, mode=_mode(mode), k=k, filters=filters)
+            result = SearchEngine(lede).search(query, mode=checked_mode, k=k, filters=filters)
     except (LedeError, ValueError) as error:
         raise _fail(str(error)) from None
     if as_json:
