@@ -3,33 +3,77 @@
 Inner product on L2-normalized vectors (cosine). Deletes are tombstones: the vector stays in
 FAISS and every search passes an `IDSelectorBitmap` of the allowed ids, which also carries the
 query's filters, so filtered searches return k hits whenever k allowed vectors exist. HNSW
-cannot remove vectors, so one delete path serves every factory; `LedeIndex.compact` rebuilds.
+cannot remove vectors, so one delete path serves every factory; `LedeIndex.checkpoint` rebuilds.
+
+The default factory is "auto": exact `Flat` while the index is small, then IVF with 8-bit
+scalar quantization once it grows past the thresholds measured by `lede bench ann` (see
+docs/decisions.md). `LedeIndex.checkpoint` switches tiers by rebuilding the view from SQLite.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import faiss
 import numpy as np
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_FACTORY = "Flat"
+AUTO = "auto"
+DEFAULT_FACTORY = AUTO
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    """The factory "auto" uses from `min_vectors` live vectors on, and its default nprobe."""
+
+    min_vectors: int
+    factory: str
+    nprobe: int = 1
+
+
+# Largest first. From `lede bench ann` on 100k and 1M MiniLM vectors (eval/results/bench_ann.json):
+# IVF1024,SQ8 nprobe 64 keeps recall@10 0.973 at 15x Flat's speed; at 1M IVF4096,SQ8 nprobe 128
+# keeps 0.931 at 46x Flat's speed (Flat: 54 ms a query on one thread).
+AUTO_TIERS: tuple[Tier, ...] = (
+    Tier(1_000_000, "IVF4096,SQ8", nprobe=128),
+    Tier(100_000, "IVF1024,SQ8", nprobe=64),
+    Tier(0, "Flat"),
+)
+DEFAULT_EF_SEARCH = 128  # HNSW32 at 100k: recall@10 0.974 (bench_ann)
+
+
+def tier_for_size(live_vectors: int) -> Tier:
+    """The tier "auto" picks for an index of this many live vectors."""
+    return next(tier for tier in AUTO_TIERS if live_vectors >= tier.min_vectors)
+
+
+def _new_faiss_index(dimension: int, factory: str, nprobe: int) -> faiss.Index:
+    try:
+        index = faiss.index_factory(dimension, f"IDMap2,{factory}", faiss.METRIC_INNER_PRODUCT)
+    except RuntimeError as error:
+        raise ValueError(f"invalid FAISS factory string {factory!r}: {error}") from None
+    inner = faiss.downcast_index(index.index)  # type: ignore[attr-defined]
+    if isinstance(inner, faiss.IndexIVF):
+        inner.nprobe = min(nprobe, inner.nlist)
+    elif isinstance(inner, faiss.IndexHNSW):
+        inner.hnsw.efSearch = DEFAULT_EF_SEARCH
+    return index
 
 
 def _search_parameters(
     index: faiss.Index, selector: faiss.IDSelector | None, ef_search: int | None, nprobe: int | None
 ) -> faiss.SearchParameters | None:
+    """Per-query parameters; unset knobs keep the values stored in the index."""
     inner = faiss.downcast_index(index.index) if hasattr(index, "index") else index
+    params: faiss.SearchParameters
     if isinstance(inner, faiss.IndexHNSW):
-        params: faiss.SearchParameters = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]
-        if ef_search:
-            params.efSearch = ef_search  # type: ignore[attr-defined]
+        params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]
+        params.efSearch = ef_search or inner.hnsw.efSearch  # type: ignore[attr-defined]
     elif isinstance(inner, faiss.IndexIVF):
         params = faiss.SearchParametersIVF()
-        if nprobe:
-            params.nprobe = nprobe
+        params.nprobe = nprobe or inner.nprobe
     elif selector is None:
         return None
     else:
@@ -42,15 +86,17 @@ def _search_parameters(
 class DenseIndex:
     """FAISS index over (row id, vector) pairs with tombstone deletes."""
 
-    def __init__(self, dimension: int, factory: str = DEFAULT_FACTORY):
+    def __init__(self, dimension: int, factory: str = DEFAULT_FACTORY, *, expected_size: int = 0):
+        """
+        Args:
+            factory: a FAISS factory string, or "auto" (a tier chosen by size).
+            expected_size: with "auto", the number of vectors about to be added.
+        """
         self.dimension = dimension
-        self.factory = factory
-        try:
-            self._index = faiss.index_factory(
-                dimension, f"IDMap2,{factory}", faiss.METRIC_INNER_PRODUCT
-            )
-        except RuntimeError as error:
-            raise ValueError(f"invalid FAISS factory string {factory!r}: {error}") from None
+        self.requested = factory
+        tier = tier_for_size(expected_size) if factory == AUTO else Tier(0, factory, nprobe=64)
+        self.factory = tier.factory
+        self._index = _new_faiss_index(dimension, tier.factory, tier.nprobe)
         self._present = np.zeros(0, dtype=bool)  # ids stored in FAISS
         self._live = np.zeros(0, dtype=bool)  # stored and not deleted
         self.tombstones = 0
@@ -63,6 +109,17 @@ class DenseIndex:
     @property
     def live_count(self) -> int:
         return self.ntotal - self.tombstones
+
+    @property
+    def is_trained(self) -> bool:
+        return bool(self._index.is_trained)
+
+    def factory_due(self) -> str | None:
+        """With "auto": the tier's factory when the live count has moved into another tier."""
+        if self.requested != AUTO:
+            return None
+        wanted = tier_for_size(self.live_count).factory
+        return wanted if wanted != self.factory else None
 
     def __contains__(self, doc_id: int) -> bool:
         return doc_id < len(self._live) and bool(self._live[doc_id])
@@ -89,13 +146,14 @@ class DenseIndex:
         if vectors.shape[1] != self.dimension:
             raise ValueError(f"expected {self.dimension}-d vectors, got {vectors.shape[1]}-d")
         if not self._index.is_trained:
-            self._train(vectors)
+            self.train(vectors)
         self._index.add_with_ids(vectors, doc_ids)
         self._present[doc_ids] = True
         self._live[doc_ids] = True
         self._bitmap_cache = None
 
-    def _train(self, vectors: np.ndarray) -> None:
+    def train(self, vectors: np.ndarray) -> None:
+        """Train a quantizer (IVF, PQ, SQ) on a sample of the vectors to be stored."""
         inner = faiss.downcast_index(self._index.index)  # type: ignore[attr-defined]
         needed = getattr(inner, "nlist", 1) * 39 if isinstance(inner, faiss.IndexIVF) else 256
         if len(vectors) < needed:
@@ -155,8 +213,9 @@ class DenseIndex:
     def from_bytes(cls, data: bytes, dimension: int, factory: str) -> DenseIndex:
         dense = cls.__new__(cls)
         dense.dimension = dimension
-        dense.factory = factory
+        dense.requested = factory
         dense._index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+        dense.factory = _auto_factory_of(dense._index) if factory == AUTO else factory
         ids = faiss.vector_to_array(dense._index.id_map).astype(np.int64)  # type: ignore[attr-defined]
         size = int(ids.max()) + 1 if len(ids) else 0
         dense._present = np.zeros(size, dtype=bool)
@@ -168,3 +227,13 @@ class DenseIndex:
 
     def live_ids(self) -> np.ndarray:
         return np.flatnonzero(self._live)
+
+
+def _auto_factory_of(index: faiss.Index) -> str:
+    """Which "auto" tier a stored index was built as."""
+    inner = faiss.downcast_index(index.index)  # type: ignore[attr-defined]
+    if isinstance(inner, faiss.IndexIVF):
+        for tier in AUTO_TIERS:
+            if tier.factory.startswith(f"IVF{inner.nlist},"):
+                return tier.factory
+    return "Flat"

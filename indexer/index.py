@@ -222,6 +222,8 @@ class LedeIndex:
         return record.text
 
     def _add_dense(self, rowids: Sequence[int]) -> None:
+        if rowids and not self.dense.is_trained:
+            self.dense.train(self._training_sample(rowids))
         for offset in range(0, len(rowids), 4096):
             batch = list(rowids[offset : offset + 4096])
             self.dense.add(np.array(batch, dtype=np.int64), self.store.embeddings(batch))
@@ -262,6 +264,8 @@ class LedeIndex:
         Below that, opening the index replays the log (cheap), so a small write never pays
         for rewriting a large index.
         """
+        if self.dense.factory_due():
+            return True  # the "auto" factory moves to another size tier
         if self._checkpoint_seq < 0:
             return self.seq > 0
         pending = self.seq - self._checkpoint_seq
@@ -272,7 +276,7 @@ class LedeIndex:
 
         Call while holding the write lock; `lede index` and the service's writer do.
         """
-        if self.dense.tombstones > max(1000, self.dense.ntotal // 5):
+        if self.dense.tombstones > max(1000, self.dense.ntotal // 5) or self.dense.factory_due():
             self._rebuild_dense()
         with self._views_lock.reading():
             seq = self.seq
@@ -287,10 +291,24 @@ class LedeIndex:
         self._checkpoint_seq = seq
         logger.info("checkpointed views of %s at seq %d", self.path, seq)
 
+    def _training_sample(self, rowids: Sequence[int], size: int = 100_000) -> np.ndarray:
+        """Stored embeddings of up to `size` of these chunks, drawn evenly (for IVF training)."""
+        step = max(1, len(rowids) // size)
+        return self.store.embeddings(list(rowids[::step]))
+
     def _rebuild_dense(self) -> None:
-        fresh = DenseIndex(self.manifest.model.dimension, self.manifest.settings.faiss_factory)
+        """Rebuild the dense view from SQLite: drops tombstones and, with the "auto" factory,
+        moves to the tier that fits the index's size."""
         with self._views_lock.reading():
             live = self.dense.live_ids().tolist()
+        fresh = DenseIndex(
+            self.manifest.model.dimension,
+            self.manifest.settings.faiss_factory,
+            expected_size=len(live),
+        )
+        if live and not fresh.is_trained:
+            fresh.train(self._training_sample(live))
+        logger.info("rebuilding the dense view of %s as %s", self.path, fresh.factory)
         for offset in range(0, len(live), 4096):
             batch = live[offset : offset + 4096]
             fresh.add(np.array(batch, dtype=np.int64), self.store.embeddings(batch))
@@ -306,7 +324,9 @@ class LedeIndex:
             self.catalog = Catalog()
             self.lexical = LexicalIndex(self.analyzer, self.manifest.settings.bm25)
             self.dense = DenseIndex(
-                self.manifest.model.dimension, self.manifest.settings.faiss_factory
+                self.manifest.model.dimension,
+                self.manifest.settings.faiss_factory,
+                expected_size=self.store.counts()["chunks"],
             )
         self._load_views()
         self.checkpoint()

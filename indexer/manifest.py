@@ -26,7 +26,7 @@ class IndexSettings:
     analyzer: AnalyzerSettings = field(default_factory=AnalyzerSettings)
     bm25: BM25Settings = field(default_factory=BM25Settings)
     bm25_title: bool = True
-    faiss_factory: str = "Flat"
+    faiss_factory: str = "auto"
 
 
 @dataclass(frozen=True, slots=True)

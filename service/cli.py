@@ -72,8 +72,12 @@ def index_command(
         str | None, typer.Option(help="sentence-transformers model name or path.")
     ] = None,
     factory: Annotated[
-        str, typer.Option(help="FAISS factory string for a new index (e.g. HNSW32).")
-    ] = "Flat",
+        str,
+        typer.Option(
+            help="FAISS factory for a new index: 'auto' (Flat, then IVF+SQ8 from 100k chunks) "
+            "or any factory string (e.g. Flat, HNSW32)."
+        ),
+    ] = "auto",
     batch_size: Annotated[int, typer.Option(min=1, help="Articles per transaction.")] = 512,
     as_json: JsonOption = False,
 ) -> None:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import faiss
 import numpy as np
 import pytest
 
-from indexer.dense import DenseIndex
+from indexer.dense import DenseIndex, Tier, tier_for_size
 
 
 def _unit(rows: int, dim: int, seed: int) -> np.ndarray:
@@ -71,3 +72,28 @@ def test_ivf_needs_enough_training_vectors_and_bad_factory_is_explained() -> Non
         ivf.add(np.arange(10), _unit(10, 8, 7))
     with pytest.raises(ValueError, match="invalid FAISS factory"):
         DenseIndex(8, "NotAnIndex")
+
+
+def test_filtered_ivf_search_keeps_the_index_nprobe() -> None:
+    """A filter passes search parameters; they must not reset nprobe to FAISS's default of 1."""
+    vectors, queries = _unit(2000, 16, 8), _unit(20, 16, 9)
+    ids = np.arange(2000)
+    ivf = DenseIndex(16, "IVF16,Flat")  # explicit IVF: nprobe min(64, nlist) = every list
+    ivf.add(ids, vectors)
+    allowed = np.ones(2000, dtype=bool)
+    allowed[::5] = False
+    found, _ = ivf.search(queries, 10, allowed)
+    survivors = ids[allowed]
+    assert (found == _exact(vectors[survivors], survivors, queries, 10)).all()
+
+
+def test_auto_factory_tiers_by_size() -> None:
+    assert tier_for_size(0).factory == "Flat"
+    assert tier_for_size(99_999).factory == "Flat"
+    assert tier_for_size(100_000).factory == "IVF1024,SQ8"
+    assert tier_for_size(1_000_000) == Tier(1_000_000, "IVF4096,SQ8", nprobe=128)
+    small = DenseIndex(8)
+    assert (small.requested, small.factory, small.factory_due()) == ("auto", "Flat", None)
+    large = DenseIndex(8, expected_size=150_000)
+    assert large.factory == "IVF1024,SQ8"
+    assert faiss.downcast_index(large._index.index).nprobe == 64

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from indexer.dense import Tier
 from indexer.errors import IndexFormatError, InvalidArticleError
 from indexer.filters import Filters
 from indexer.hashing_embedder import HashingEmbedder
@@ -159,3 +160,32 @@ def test_duplicate_ids_in_one_batch_are_refused_without_losing_data(
     with pytest.raises(InvalidArticleError, match="appears twice"):
         fake_index.add([sample_articles[5], sample_articles[5]])
     assert fake_index.store.counts()["articles"] == 3
+
+
+def test_auto_factory_moves_to_ivf_when_the_index_grows(
+    tmp_path: Path, fake_embedder: HashingEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Crossing a size tier at a checkpoint rebuilds the dense view from SQLite (real FAISS)."""
+    monkeypatch.setattr(
+        "indexer.dense.AUTO_TIERS", (Tier(700, "IVF16,SQ8", nprobe=16), Tier(0, "Flat"))
+    )
+    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
+    articles = [
+        Article(id=f"a{i}", title=f"{words[i % 12]} {i}", text=f"{words[i % 7]} story {i}.")
+        for i in range(800)
+    ]
+    index = LedeIndex.create(tmp_path / "index", embedder=fake_embedder)
+    index.add(articles[:600])
+    assert index.dense.factory == "Flat"
+    exact = _ids(index, "gamma story 5", mode="dense", k=1)
+    index.add(articles[600:])
+    assert index.dense.factory == "IVF16,SQ8"
+    _consistent(index)
+    index.close()
+    reopened = LedeIndex.open(tmp_path / "index", embedder=fake_embedder)
+    assert reopened.dense.factory == "IVF16,SQ8"
+    assert exact[0] in _ids(reopened, "gamma story 5", mode="dense", k=5)  # SQ8 is approximate
+    reopened.repair()
+    assert reopened.dense.factory == "IVF16,SQ8"
+    _consistent(reopened)
+    reopened.close()
