@@ -114,6 +114,12 @@ class DenseIndex:
     def is_trained(self) -> bool:
         return bool(self._index.is_trained)
 
+    @property
+    def nprobe(self) -> int | None:
+        """The IVF lists a query visits by default (None for other index types)."""
+        inner = faiss.downcast_index(self._index.index)  # type: ignore[attr-defined]
+        return int(inner.nprobe) if isinstance(inner, faiss.IndexIVF) else None
+
     def factory_due(self) -> str | None:
         """With "auto": the tier's factory when the live count has moved into another tier."""
         if self.requested != AUTO:

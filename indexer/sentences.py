@@ -2,9 +2,41 @@
 
 from __future__ import annotations
 
+import ctypes
+
 import blingfire
+import numpy as np
 
 Span = tuple[int, int]
+
+
+def blingfire_sentence_offsets(text: str) -> list[Span]:
+    """blingfire's sentence offsets in characters, as `text_to_sentences_and_offsets` gives
+    them, without its per-byte Python loop (the UTF-8 to character mapping is done in numpy;
+    ASCII needs none). That loop cost ~0.3 ms a passage at query time."""
+    data = text.encode("utf-8")
+    capacity = 2 * len(data)
+    output = ctypes.create_string_buffer(capacity)
+    starts = (ctypes.c_int32 * capacity)()
+    ends = (ctypes.c_int32 * capacity)()
+    written = blingfire.blingfire.TextToSentencesWithOffsets(
+        ctypes.c_char_p(data),
+        ctypes.c_int(len(data)),
+        ctypes.byref(output),
+        ctypes.byref(starts),
+        ctypes.byref(ends),
+        ctypes.c_int(capacity),
+    )
+    if written == -1 or written > capacity:
+        return []
+    count = output.value.count(b"\n") + 1
+    first = np.frombuffer(memoryview(starts), dtype=np.int32, count=count)
+    last = np.frombuffer(memoryview(ends), dtype=np.int32, count=count)  # last byte, inclusive
+    if len(data) != len(text):  # byte offsets -> character offsets
+        raw = np.frombuffer(data, dtype=np.uint8)
+        char_of_byte = np.cumsum((raw & 0xC0) != 0x80) - 1
+        first, last = char_of_byte[first], char_of_byte[last]
+    return list(zip(first.tolist(), (last + 1).tolist(), strict=True))
 
 
 def strip_span(text: str, start: int, end: int) -> Span | None:
@@ -27,7 +59,7 @@ def sentence_spans(text: str) -> list[Span]:
     if not text.strip():
         return []
     try:
-        _, offsets = blingfire.text_to_sentences_and_offsets(text)
+        offsets = blingfire_sentence_offsets(text)
     except Exception:  # blingfire rejects some inputs (e.g. NUL bytes); keep the text whole
         offsets = []
     spans: list[Span] = []
