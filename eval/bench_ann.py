@@ -48,21 +48,28 @@ def real_vectors(cache: Path, limit: int) -> np.ndarray:
     return np.stack([np.frombuffer(b, dtype=np.float32) for b in sorted(blobs)])
 
 
-def real_queries(count: int) -> np.ndarray:
-    """Embeddings of real queries from the BEIR datasets beside the checkout."""
+def real_query_texts(count: int) -> list[str]:
+    """A seeded sample of real queries from the BEIR datasets beside the checkout."""
     import json
 
     from eval.datasets import SHARED_DATASETS
-    from indexer.embedder import SentenceTransformerEmbedder
 
     texts: list[str] = []
     for path in sorted(SHARED_DATASETS.glob("*/queries.jsonl")):
         with open(path) as handle:
             texts += [json.loads(line)["text"] for line in handle if line.strip()]
+    picked = np.random.default_rng(5).choice(len(texts), min(count, len(texts)), replace=False)
+    return [texts[i] for i in picked]
+
+
+def real_queries(count: int) -> np.ndarray:
+    """Embeddings of `real_query_texts`."""
+    from indexer.embedder import SentenceTransformerEmbedder
+
+    texts = real_query_texts(count)
     if not texts:
         return np.zeros((0, DIMENSION), dtype=np.float32)
-    picked = np.random.default_rng(5).choice(len(texts), min(count, len(texts)), replace=False)
-    return SentenceTransformerEmbedder().embed([texts[i] for i in picked])
+    return SentenceTransformerEmbedder().embed(texts)
 
 
 def gaussian_like(reference: np.ndarray, count: int, seed: int) -> np.ndarray:

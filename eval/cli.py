@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 from typing import Annotated
@@ -138,33 +139,25 @@ app.add_typer(bench_app, name="bench")
 _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
 
 
-@bench_app.command("ann", context_settings=_PASS_THROUGH)
-def bench_ann_command(ctx: typer.Context) -> None:
-    """FAISS Flat / HNSW / IVF / PQ / SQ: recall@10 vs QPS, build time, memory (--help)."""
-    from eval import bench_ann
-
-    bench_ann.main(list(ctx.args))
-
-
-@bench_app.command("bm25", context_settings=_PASS_THROUGH)
-def bench_bm25_command(ctx: typer.Context) -> None:
-    """Lede's BM25 against rank-bm25 and bm25s: QPS and top-10 agreement (--help)."""
-    from eval import bench_bm25
-
-    bench_bm25.main(list(ctx.args))
+BENCHMARKS = {
+    "ann": "FAISS Flat / HNSW / IVF / PQ / SQ: recall@10 vs QPS, build time, memory (--help).",
+    "bm25": "Lede's BM25 against rank-bm25 and bm25s: QPS and top-10 agreement (--help).",
+    "indexer": "BM25 vs rank-bm25 at 100k chunks, one-article add, indexing throughput (--help).",
+    "service": "HTTP /search and /answer latency under concurrent clients vs in-process (--help).",
+    "scale": "Hybrid query latency per stage at 5k, 100k and 1M chunks (--help).",
+}
 
 
-@bench_app.command("indexer", context_settings=_PASS_THROUGH)
-def bench_indexer_command(ctx: typer.Context) -> None:
-    """BM25 vs rank-bm25 at 100k chunks, one-article add, indexing throughput (--help)."""
-    from eval import bench_indexer
+def _register_benchmark(name: str, summary: str) -> None:
+    """`lede bench NAME ARGS...` runs `python -m eval.bench_NAME ARGS...`."""
 
-    bench_indexer.main(list(ctx.args))
+    def command(ctx: typer.Context) -> None:
+        module = importlib.import_module(f"eval.bench_{name}")
+        module.main(list(ctx.args))
+
+    command.__doc__ = summary
+    bench_app.command(name, context_settings=_PASS_THROUGH)(command)
 
 
-@bench_app.command("service", context_settings=_PASS_THROUGH)
-def bench_service_command(ctx: typer.Context) -> None:
-    """HTTP /search and /answer latency under concurrent clients vs in-process (--help)."""
-    from eval import bench_service
-
-    bench_service.main(list(ctx.args))
+for _name, _summary in BENCHMARKS.items():
+    _register_benchmark(_name, _summary)

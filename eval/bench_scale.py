@@ -1,0 +1,179 @@
+"""Hybrid query latency as the corpus grows (5k, 100k and 1M chunks).
+
+    lede bench scale --sizes 5000,100000,1000000 --json eval/results/bench_scale.json
+
+For each size this builds the two views the service searches, with the classes it uses:
+`LexicalIndex` over N synthetic chunks (120 words each drawn from Reuters' word frequencies,
+as in `eval/bench_indexer.py`) and `DenseIndex` with the default "auto" factory for N vectors
+(real MiniLM chunk embeddings from the evaluation cache, topped up with the fitted Gaussian of
+`eval/bench_ann.py`). Each query then runs the engine's hot path one query at a time, FAISS
+on one thread as in the service: MiniLM encodes a real BEIR query, BM25 and FAISS each return
+their top 100 (BM25 gets 4-8 frequent corpus words, so it has long posting lists to score),
+convex fusion, top 10. Reading the 10 hits from SQLite and highlighting them cost the same at
+any size and are left out. Reports p50/p90 per stage and in total, the ratio of each size's
+p50 to the smallest size's (same run), and dense recall@10 against exact search.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from eval.bench_ann import gaussian_like, real_query_texts, real_vectors
+from eval.bench_indexer import _real_articles
+from eval.relevance import DEFAULT_CACHE
+from eval.report import percentiles, write_result
+from indexer.dense import DenseIndex
+from indexer.embedder import SentenceTransformerEmbedder
+from indexer.lexical import LexicalIndex
+from indexer.text_analysis import Analyzer
+from service.fusion import RankedList, convex_combination
+
+WORDS_PER_CHUNK = 120
+DEPTH = 100
+
+
+def _vocabulary() -> tuple[list[str], np.ndarray]:
+    counts: Counter[str] = Counter()
+    for article in _real_articles(5000):
+        counts.update(w for w in article.text.lower().split() if w.isalpha())
+    vocabulary = [w for w, _ in counts.most_common(20000)]
+    weights = np.array([counts[w] for w in vocabulary], dtype=np.float64)
+    return vocabulary, weights / weights.sum()
+
+
+def build_lexical(size: int, vocabulary: list[str], weights: np.ndarray) -> LexicalIndex:
+    lexical = LexicalIndex(Analyzer())
+    rng = np.random.default_rng(size)
+    for start in range(0, size, 10_000):
+        rows = rng.choice(
+            len(vocabulary), size=(min(10_000, size - start), WORDS_PER_CHUNK), p=weights
+        )
+        for offset, row in enumerate(rows):
+            lexical.add(start + offset, " ".join(vocabulary[j] for j in row))
+    return lexical
+
+
+def build_dense(size: int, pool: np.ndarray) -> tuple[DenseIndex, np.ndarray]:
+    real = pool[:size]
+    extra = size - len(real)
+    vectors = real if extra == 0 else np.vstack([real, gaussian_like(pool, extra, seed=size)])
+    dense = DenseIndex(pool.shape[1], expected_size=size)
+    if not dense.is_trained:
+        sample = np.random.default_rng(3).choice(size, min(size, 100_000), replace=False)
+        dense.train(vectors[np.sort(sample)])
+    for start in range(0, size, 50_000):
+        ids = np.arange(start, min(start + 50_000, size), dtype=np.int64)
+        dense.add(ids, vectors[ids])
+    return dense, vectors
+
+
+def _recall(dense: DenseIndex, vectors: np.ndarray, queries: np.ndarray) -> float:
+    exact = faiss.IndexFlatIP(vectors.shape[1])
+    exact.add(vectors)
+    _, truth = exact.search(queries, 10)
+    found, _ = dense.search(queries, 10)
+    return float(np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth, strict=True)]))
+
+
+def run_size(
+    size: int,
+    lexical: LexicalIndex,
+    dense: DenseIndex,
+    embedder: SentenceTransformerEmbedder,
+    texts: list[str],
+    word_queries: list[str],
+) -> dict[str, Any]:
+    stages: dict[str, list[float]] = {
+        "encode": [],
+        "bm25": [],
+        "dense": [],
+        "fusion": [],
+        "total": [],
+    }
+    for text, words in zip(texts, word_queries, strict=True):
+        started = time.perf_counter()
+        vector = embedder.embed([text])
+        encoded = time.perf_counter()
+        ids, scores = lexical.search(words, DEPTH)
+        lexical_done = time.perf_counter()
+        dense_ids, dense_scores = dense.search(vector, DEPTH)
+        dense_done = time.perf_counter()
+        keep = dense_ids[0] >= 0
+        lists = {
+            "bm25": RankedList(ids.tolist(), scores.astype(np.float64).tolist()),
+            "dense": RankedList(
+                dense_ids[0][keep].tolist(), dense_scores[0][keep].astype(np.float64).tolist()
+            ),
+        }
+        fused = convex_combination(lists, alpha=0.5)
+        sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:10]
+        finished = time.perf_counter()
+        for stage, begin, end in (
+            ("encode", started, encoded),
+            ("bm25", encoded, lexical_done),
+            ("dense", lexical_done, dense_done),
+            ("fusion", dense_done, finished),
+            ("total", started, finished),
+        ):
+            stages[stage].append((end - begin) * 1000)
+    return {"size": size, "factory": dense.factory, "nprobe": dense.nprobe} | {
+        stage: percentiles(values) for stage, values in stages.items()
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--sizes", default="5000,100000,1000000")
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    sizes = sorted(int(s) for s in args.sizes.split(","))
+    faiss.omp_set_num_threads(1)
+
+    embedder = SentenceTransformerEmbedder()
+    texts = real_query_texts(args.queries)
+    query_vectors = embedder.embed(texts)
+    vocabulary, weights = _vocabulary()
+    picker = random.Random(11)
+    frequent = vocabulary[20:3000]
+    word_queries = [" ".join(picker.sample(frequent, picker.randint(4, 8))) for _ in texts]
+    pool = real_vectors(args.cache, max(sizes))
+    print(f"{len(pool)} real vectors available; the rest are fitted-Gaussian", flush=True)
+    embedder.embed(texts[:20])  # warm up
+
+    rows = []
+    for size in sizes:
+        started = time.perf_counter()
+        lexical = build_lexical(size, vocabulary, weights)
+        dense, vectors = build_dense(size, pool)
+        row = run_size(size, lexical, dense, embedder, texts, word_queries)
+        row["build_s"] = round(time.perf_counter() - started, 1)
+        row["dense_recall@10"] = round(_recall(dense, vectors, query_vectors), 4)
+        row["synthetic_vectors"] = max(0, size - len(pool))
+        rows.append(row)
+        print({k: row[k] for k in ("size", "factory", "total", "dense_recall@10")}, flush=True)
+        del lexical, dense, vectors
+    base = rows[0]["total"]["p50_ms"]
+    for row in rows:
+        row["total_p50_ratio_to_smallest"] = round(row["total"]["p50_ms"] / base, 3)
+    write_result(
+        args.json,
+        "scale",
+        {"sizes": sizes, "queries": len(texts), "depth": DEPTH, "faiss_threads": 1},
+        {"rows": rows},
+    )
+
+
+if __name__ == "__main__":
+    main()
