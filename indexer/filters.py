@@ -28,7 +28,8 @@ def parse_date(value: str, name: str) -> datetime:
 class Filters:
     """Restrictions applied inside both retrievers before top-k.
 
-    Each list field matches any of its values; fields combine with AND.
+    Each list field matches any of its values; fields combine with AND. A range with `since`
+    after `until` is empty and matches nothing (as a range query does in Elasticsearch).
     """
 
     sources: tuple[str, ...] = ()
@@ -37,12 +38,6 @@ class Filters:
     article_ids: tuple[str, ...] = ()
     since: datetime | None = None
     until: datetime | None = None
-
-    def __post_init__(self) -> None:
-        if self.since and self.until and self.since > self.until:
-            raise ValueError(
-                f"since ({self.since.isoformat()}) is after until ({self.until.isoformat()})"
-            )
 
     @property
     def empty(self) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -13,6 +14,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from indexer.errors import InvalidArticleError
 
 MAX_ID_LENGTH = 512
+
+# Python's whitespace (str.isspace), spelled out so that every regex engine agrees on it: the
+# HTTP schema publishes these patterns and pydantic (Rust regex) enforces them there.
+WHITESPACE = r"\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+HAS_TEXT_PATTERN = f"[^{WHITESPACE}]"
+ID_PATTERN = rf"^[^{WHITESPACE}\x00](?:[^\x00\t\r\n]*[^{WHITESPACE}\x00])?$"
 
 
 class Article(BaseModel):
@@ -33,14 +40,14 @@ class Article(BaseModel):
     @field_validator("id")
     @classmethod
     def _id_is_printable(cls, value: str) -> str:
-        if value != value.strip() or any(ch in value for ch in "\x00\r\n\t"):
+        if not re.fullmatch(ID_PATTERN, value):
             raise ValueError("must not contain control characters or surrounding whitespace")
         return value
 
     @field_validator("text")
     @classmethod
     def _text_not_blank(cls, value: str) -> str:
-        if not value.strip():
+        if not re.search(HAS_TEXT_PATTERN, value):
             raise ValueError("must contain non-whitespace text")
         return value
 

@@ -27,6 +27,7 @@ from service.schemas import (
     AnswerRequest,
     AnswerResponse,
     ArticleBatch,
+    ArticleBody,
     ArticleIn,
     ArticleOut,
     DeleteOut,
@@ -34,6 +35,7 @@ from service.schemas import (
     FacetsOut,
     HealthOut,
     ReadyOut,
+    SearchBody,
     SearchRequest,
     SearchResponse,
     WriteOut,
@@ -48,7 +50,7 @@ _STATIC = {
     for name in ("index.html", "app.js", "style.css")
 }
 ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorOut} for status in (400, 401, 403, 404, 413, 422, 503)
+    status: {"model": ErrorOut} for status in (400, 401, 403, 404, 405, 409, 413, 422, 503)
 }
 
 
@@ -117,16 +119,10 @@ def _json(data: dict[str, Any]) -> Response:
     return Response(orjson.dumps(data), media_type="application/json")
 
 
-def _to_article(item: ArticleIn, article_id: str | None = None) -> Article:
+def _to_article(item: ArticleBody, article_id: str | None = None) -> Article:
     data = item.model_dump(exclude_none=True)
     if article_id is not None:
-        if item.id is not None and item.id != article_id:
-            raise APIError(422, f"body id {item.id!r} does not match the path id {article_id!r}")
         data["id"] = article_id
-    elif item.id is None:
-        raise APIError(
-            422, "field 'id' is required", details=[{"field": "id", "message": "required"}]
-        )
     return parse_article(data)
 
 
@@ -135,7 +131,7 @@ def _write(state: ServiceState, articles: list[Article]) -> dict[str, Any]:
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
         raise APIError(
-            422, f"duplicate ids in one batch: {', '.join(duplicates)}", code="duplicate_id"
+            409, f"duplicate ids in one batch: {', '.join(duplicates)}", code="duplicate_id"
         )
     report: WriteReport = state.index.add(
         articles, progress=False, lock_timeout=state.settings.write_timeout
@@ -179,6 +175,7 @@ def create_app(settings: Settings) -> FastAPI:
         responses=ERRORS,
     )
     install_error_handlers(app)
+    _document_limits(app, settings)
     registry = CollectorRegistry()
     _install_index_gauges(app, registry)
     if settings.cors_origins:
@@ -242,7 +239,7 @@ def create_app(settings: Settings) -> FastAPI:
         return _json(_search(state, params))
 
     @app.post("/search", response_model=SearchResponse, tags=["search"])
-    def search_post(state: ReadState, body: SearchRequest) -> Response:
+    def search_post(state: ReadState, body: SearchBody) -> Response:
         """Ranked passages (same fields as GET /search, as a JSON body)."""
         return _json(_search(state, body))
 
@@ -284,7 +281,7 @@ def create_app(settings: Settings) -> FastAPI:
         return _write(state, [_to_article(item) for item in items])
 
     @app.put("/articles/{article_id:path}", response_model=WriteOut, tags=["articles"])
-    def put_article(state: WriteState, article_id: str, body: ArticleIn) -> dict[str, Any]:
+    def put_article(state: WriteState, article_id: str, body: ArticleBody) -> dict[str, Any]:
         """Create or replace the article with this id."""
         return _write(state, [_to_article(body, article_id)])
 
@@ -297,6 +294,34 @@ def create_app(settings: Settings) -> FastAPI:
         return {"deleted": article_id}
 
     return app
+
+
+def _document_limits(app: FastAPI, settings: Settings) -> None:
+    """Put the configured limits (LEDE_MAX_K, LEDE_MAX_QUERY_CHARS, LEDE_MAX_BATCH) into the
+    OpenAPI schema, so that a request the schema allows is one the service accepts."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = generate()
+        limits = {
+            "k": {"maximum": settings.max_k},
+            "query": {"maxLength": settings.max_query_chars},
+            "question": {"maxLength": settings.max_query_chars},
+            "articles": {"maxItems": settings.max_batch},
+        }
+        for component in schema.get("components", {}).get("schemas", {}).values():
+            for name, field in component.get("properties", {}).items():
+                field.update(limits.get(name, {}))
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                for parameter in operation.get("parameters", []):
+                    if parameter.get("in") == "query":
+                        parameter["schema"].update(limits.get(parameter["name"], {}))
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _install_index_gauges(app: FastAPI, registry: CollectorRegistry) -> None:

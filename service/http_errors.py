@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from indexer.errors import (
     ArticleNotFoundError,
@@ -29,6 +30,7 @@ _CODES = {
     403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
+    409: "conflict",
     413: "payload_too_large",
     422: "validation_error",
     503: "unavailable",
@@ -107,6 +109,8 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
         code = _CODES.get(error.status_code, "error")
         headers = dict(error.headers) if error.headers else None
+        if error.status_code == 405:
+            headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(app, request))}
         return error_response(error.status_code, code, str(error.detail), None, headers)
 
     @app.exception_handler(LedeError)
@@ -122,3 +126,13 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(500, "internal_error", "internal server error")
+
+
+def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
+    """Every method some route serves at this path (Starlette names only the first route's)."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        route_methods = getattr(route, "methods", None)
+        if route_methods and route.matches(request.scope)[0] != Match.NONE:
+            methods.update(route_methods)
+    return sorted(methods)

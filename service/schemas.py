@@ -3,13 +3,40 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from indexer.filters import Filters
+from indexer.models import HAS_TEXT_PATTERN, ID_PATTERN, MAX_ID_LENGTH
 
 MAX_QUERY_CHARS = 10_000  # hard ceiling; the configured limit (LEDE_MAX_QUERY_CHARS) is lower
+
+
+def _iso_datetime(value: object) -> object:
+    """ISO 8601 strings only (a number is not a date, even where pydantic would allow it)."""
+    if isinstance(value, datetime) or value is None:
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 date-time string")
+    return datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+
+
+IsoDatetime = Annotated[datetime, BeforeValidator(_iso_datetime)]
+
+
+def _json_integer(value: object) -> object:
+    """JSON Schema counts 47.0 as an integer; booleans and strings are not."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+JsonInt = Annotated[int, BeforeValidator(_json_integer)]
+
+# JSON bodies are validated strictly (no "10" for 10, no false for 0.0), so that a request the
+# schema calls invalid is always refused; query strings are text and keep pydantic's coercion.
+STRICT_BODY = ConfigDict(extra="forbid", strict=True)
 
 
 class FilterFields(BaseModel):
@@ -21,14 +48,8 @@ class FilterFields(BaseModel):
     author: list[str] = Field(default_factory=list, max_length=50)
     tag: list[str] = Field(default_factory=list, max_length=50)
     article_id: list[str] = Field(default_factory=list, max_length=500)
-    since: datetime | None = Field(None, description="Published on or after (ISO 8601).")
-    until: datetime | None = Field(None, description="Published on or before (ISO 8601).")
-
-    @model_validator(mode="after")
-    def _range(self) -> FilterFields:
-        if self.since and self.until and _utc(self.since) > _utc(self.until):
-            raise ValueError("since is after until")
-        return self
+    since: IsoDatetime | None = Field(None, description="Published on or after (ISO 8601).")
+    until: IsoDatetime | None = Field(None, description="Published on or before (ISO 8601).")
 
     def to_filters(self) -> Filters:
         return Filters(
@@ -48,9 +69,9 @@ def _utc(value: datetime) -> datetime:
 
 
 class SearchRequest(FilterFields):
-    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, pattern=HAS_TEXT_PATTERN)
     mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
-    k: int = Field(10, ge=1, le=1000)
+    k: JsonInt = Field(10, ge=1, le=1000)
     group: Literal["chunk", "article"] = "chunk"
     fusion: Literal["rrf", "convex"] | None = Field(None, description="Override the fusion method.")
     alpha: float | None = Field(None, ge=0, le=1, description="Dense share for convex fusion.")
@@ -62,10 +83,18 @@ class SearchRequest(FilterFields):
         return {key: value for key, value in values.items() if value is not None}
 
 
+class SearchBody(SearchRequest):
+    """POST /search: the fields of GET /search as a JSON body."""
+
+    model_config = STRICT_BODY
+
+
 class AnswerRequest(FilterFields):
-    question: str = Field(min_length=1, max_length=MAX_QUERY_CHARS)
+    question: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, pattern=HAS_TEXT_PATTERN)
     mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
     threshold: float | None = Field(None, ge=0, le=1, description="Abstain below this confidence.")
+
+    model_config = STRICT_BODY
 
 
 class RetrieverScoreOut(BaseModel):
@@ -124,24 +153,29 @@ class AnswerResponse(BaseModel):
     took_ms: float
 
 
-class ArticleIn(BaseModel):
-    """An article to store; `id` may be omitted on PUT (the path names it)."""
+class ArticleBody(BaseModel):
+    """An article's content (PUT /articles/{id}: the path names it)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_BODY
 
-    id: str | None = Field(None, min_length=1, max_length=512)
     title: str = Field("", max_length=10_000)
-    text: str = Field(min_length=1)
+    text: str = Field(min_length=1, pattern=HAS_TEXT_PATTERN)
     url: str | None = Field(None, max_length=4096)
-    published_at: datetime | None = None
+    published_at: IsoDatetime | None = None
     source: str | None = Field(None, max_length=1000)
     author: str | None = Field(None, max_length=1000)
     tags: list[str] = Field(default_factory=list, max_length=200)
     metadata: dict[str, Any] = Field(default_factory=dict)
 
 
+class ArticleIn(ArticleBody):
+    """An article to store (POST /articles)."""
+
+    id: str = Field(min_length=1, max_length=MAX_ID_LENGTH, pattern=ID_PATTERN)
+
+
 class ArticleBatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = STRICT_BODY
 
     articles: list[ArticleIn] = Field(min_length=1)
 

@@ -182,9 +182,18 @@ def test_every_error_status_has_the_one_shape(base_url: str, index_dir: Path) ->
         headers={"content-type": "application/json"},
     )
     assert_error(invalid_json, 400, "invalid_json")
-    assert_error(
-        post(base_url, "/search", {"query": "x", "since": "2021-02-01", "until": "2021-01-01"}), 422
+    inverted = post(
+        base_url, "/search", {"query": "x", "since": "2021-02-01", "until": "2021-01-01"}
     )
+    assert inverted.status_code == 200 and inverted.json()["hits"] == []  # an empty range
+    # JSON bodies are strict: what the schema calls invalid is refused, never coerced.
+    assert_error(post(base_url, "/search", {"query": "rates", "k": "10"}), 422)
+    assert_error(post(base_url, "/search", {"query": "rates", "highlight": 1}), 422)
+    assert_error(post(base_url, "/answer", {"question": "rates?", "threshold": False}), 422)
+    dated = {"id": "n", "text": "t", "published_at": 0}
+    assert_error(post(base_url, "/articles", dated, AUTH), 422)
+    assert_error(post(base_url, "/search", {"query": " \t "}), 422)
+    assert_error(post(base_url, "/articles", {"id": " padded", "text": "t"}, AUTH), 422)
     assert_error(get(base_url, "/articles/missing"), 404, "not_found")
     assert_error(
         httpx.post(f"{base_url}/articles", content=b"x" * 30_000, headers=AUTH, timeout=60),
@@ -200,12 +209,17 @@ def test_every_error_status_has_the_one_shape(base_url: str, index_dir: Path) ->
     too_many = {"articles": [{"id": f"m{i}", "text": "t"} for i in range(6)]}
     assert_error(post(base_url, "/articles", too_many, AUTH), 422)
     duplicate = {"articles": [{"id": "d", "text": "t"}, {"id": "d", "text": "u"}]}
-    assert_error(post(base_url, "/articles", duplicate, AUTH), 422, "duplicate_id")
+    assert_error(post(base_url, "/articles", duplicate, AUTH), 409, "duplicate_id")
     assert get(base_url, "/articles/d").status_code == 404  # nothing of a refused batch stored
     with WriteLock(index_dir, timeout=5):  # another writer holds the index
         busy = post(base_url, "/articles", {"id": "late", "text": "Arrives while busy."}, AUTH)
     assert_error(busy, 503, "index_busy")
-    assert_error(httpx.request("PATCH", f"{base_url}/search", timeout=60), 405)
+    not_allowed = httpx.request("PATCH", f"{base_url}/search", timeout=60)
+    assert_error(not_allowed, 405)
+    assert not_allowed.headers["allow"] == "GET, POST"
+    schema = get(base_url, "/openapi.json").json()  # the configured limits are published
+    search = schema["components"]["schemas"]["SearchBody"]["properties"]
+    assert (search["k"]["maximum"], search["query"]["maxLength"]) == (50, 1000)
 
 
 def test_index_changes_from_another_process_appear_without_restart(
