@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import json
 from pathlib import Path
 from typing import Annotated
@@ -139,12 +140,14 @@ app.add_typer(bench_app, name="bench")
 _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
 
 
-BENCHMARKS = {
+BENCHMARKS = {  # name: summary; `lede bench NAME` runs eval/bench_NAME.py (or eval/NAME.py)
     "ann": "FAISS Flat / HNSW / IVF / PQ / SQ: recall@10 vs QPS, build time, memory (--help).",
     "bm25": "Lede's BM25 against rank-bm25 and bm25s: QPS and top-10 agreement (--help).",
     "indexer": "BM25 vs rank-bm25 at 100k chunks, one-article add, indexing throughput (--help).",
     "service": "HTTP /search and /answer latency under concurrent clients vs in-process (--help).",
     "scale": "Hybrid query latency per stage at 5k, 100k and 1M chunks (--help).",
+    "fuzz": "schemathesis against the service's OpenAPI schema: 5xx, schema, error shape (--help).",
+    "load": "Mixed reads and writes at N clients for a duration: errors, latency, memory (--help).",
 }
 
 
@@ -152,7 +155,8 @@ def _register_benchmark(name: str, summary: str) -> None:
     """`lede bench NAME ARGS...` runs `python -m eval.bench_NAME ARGS...`."""
 
     def command(ctx: typer.Context) -> None:
-        module = importlib.import_module(f"eval.bench_{name}")
+        found = importlib.util.find_spec(f"eval.bench_{name}")
+        module = importlib.import_module(f"eval.bench_{name}" if found else f"eval.{name}")
         module.main(list(ctx.args))
 
     command.__doc__ = summary

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import socket
+import subprocess
+import sys
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 
@@ -15,14 +21,19 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_ready(base_url: str, timeout: float = 180.0) -> None:
+def wait_ready(
+    base_url: str, timeout: float = 180.0, process: subprocess.Popen[bytes] | None = None
+) -> None:
     """Poll `/ready` until it answers 200.
 
     Raises:
         TimeoutError: the service was not ready within `timeout` seconds.
+        RuntimeError: `process` (the server) exited first.
     """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"the server exited with code {process.returncode}")
         try:
             if httpx.get(f"{base_url}/ready", timeout=5).status_code == 200:
                 return
@@ -30,3 +41,36 @@ def wait_ready(base_url: str, timeout: float = 180.0) -> None:
             pass
         time.sleep(0.1)
     raise TimeoutError(f"{base_url} not ready after {timeout} s")
+
+
+@contextmanager
+def lede_serve(
+    index: Path,
+    *,
+    env: dict[str, str] | None = None,
+    log: Path | None = None,
+    args: Sequence[str] = (),
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """Run `lede serve --index INDEX` (a real uvicorn process) on a free port until the block
+    exits; yields the base URL once `/ready` answers, and the process (to signal it)."""
+    port = free_port()
+    lede = str(Path(sys.executable).parent / "lede")
+    command = [lede, "serve", "--index", str(index), "--port", str(port), *args]
+    output = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        command, env={**os.environ, **(env or {})}, stdout=output, stderr=subprocess.STDOUT
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        wait_ready(base_url, process=process)
+        yield base_url, process
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if log:
+            output.close()  # type: ignore[union-attr]
