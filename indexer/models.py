@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from indexer.errors import InvalidArticleError
 
 MAX_ID_LENGTH = 512
+MAX_TEXT_CHARS = 1_000_000  # about 1,500 passages; larger is refused per article (decisions.md)
 
 # Python's whitespace (str.isspace), spelled out so that every regex engine agrees on it: the
 # HTTP schema publishes these patterns and pydantic (Rust regex) enforces them there.
@@ -49,6 +50,11 @@ class Article(BaseModel):
     def _text_not_blank(cls, value: str) -> str:
         if not re.search(HAS_TEXT_PATTERN, value):
             raise ValueError("must contain non-whitespace text")
+        if len(value) > MAX_TEXT_CHARS:
+            raise ValueError(
+                f"is {len(value):,} characters; the limit is {MAX_TEXT_CHARS:,} "
+                "(split the article into parts)"
+            )
         return value
 
     @field_validator("published_at")

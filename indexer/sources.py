@@ -108,7 +108,7 @@ def read_csv(path: Path) -> Iterator[Item]:
         yield text
         return
     csv.field_size_limit(sys.maxsize)
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+    reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
     header = set(reader.fieldnames or ())
     if "text" not in header or not header & {"id", "_id"}:
         yield Skipped(str(path), 1, "CSV header must name at least the columns 'id' and 'text'")
@@ -125,7 +125,9 @@ def read_csv(path: Path) -> Iterator[Item]:
                 continue
             yield _parse(dict(row), str(path), start)
     except csv.Error as error:
-        yield Skipped(str(path), reader.line_num, f"malformed CSV: {error}")
+        yield Skipped(
+            str(path), line + 1, f"malformed CSV ({error}); the rest of the file was not read"
+        )
 
 
 def _parse(data: Any, source: str, line: int | None) -> Item:

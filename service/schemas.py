@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from indexer.filters import Filters
-from indexer.models import HAS_TEXT_PATTERN, ID_PATTERN, MAX_ID_LENGTH
+from indexer.models import HAS_TEXT_PATTERN, ID_PATTERN, MAX_ID_LENGTH, MAX_TEXT_CHARS
 
 MAX_QUERY_CHARS = 10_000  # hard ceiling; the configured limit (LEDE_MAX_QUERY_CHARS) is lower
 
@@ -159,7 +159,7 @@ class ArticleBody(BaseModel):
     model_config = STRICT_BODY
 
     title: str = Field("", max_length=10_000)
-    text: str = Field(min_length=1, pattern=HAS_TEXT_PATTERN)
+    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS, pattern=HAS_TEXT_PATTERN)
     url: str | None = Field(None, max_length=4096)
     published_at: IsoDatetime | None = None
     source: str | None = Field(None, max_length=1000)
