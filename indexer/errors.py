@@ -25,3 +25,8 @@ class IndexLockedError(LedeError):
 
 class ArticleNotFoundError(LedeError):
     """No article with the requested id exists in the index."""
+
+
+class StorageError(LedeError):
+    """A write failed in storage (disk full, quota, file-size limit, I/O error); everything
+    committed before it stays intact."""

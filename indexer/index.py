@@ -24,7 +24,7 @@ from tqdm import tqdm
 from indexer.chunker import Chunker
 from indexer.dense import DenseIndex
 from indexer.embedder import Embedder, SentenceTransformerEmbedder
-from indexer.errors import IndexFormatError, InvalidArticleError
+from indexer.errors import IndexFormatError, InvalidArticleError, StorageError
 from indexer.files import WriteLock, atomic_write
 from indexer.filters import Catalog, Filters
 from indexer.lexical import LexicalIndex
@@ -37,7 +37,7 @@ from indexer.manifest import (
 )
 from indexer.models import Article
 from indexer.rwlock import ReadWriteLock
-from indexer.store import ArticleWrite, ChunkRecord, Store
+from indexer.store import ArticleWrite, ChunkRecord, Store, is_storage_failure
 from indexer.text_analysis import Analyzer
 
 logger = logging.getLogger(__name__)
@@ -282,8 +282,17 @@ class LedeIndex:
             seq = self.seq
             lexical_bytes = self.lexical.to_bytes()
             dense_bytes = self.dense.to_bytes()
-        atomic_write(self.path / f"bm25-{seq:012d}.npz", lexical_bytes)
-        atomic_write(self.path / f"dense-{seq:012d}.faiss", dense_bytes)
+        try:
+            atomic_write(self.path / f"bm25-{seq:012d}.npz", lexical_bytes)
+            atomic_write(self.path / f"dense-{seq:012d}.faiss", dense_bytes)
+        except OSError as error:
+            if not is_storage_failure(error):
+                raise
+            raise StorageError(
+                f"cannot checkpoint the views of {self.path}: {error} (no space left on the "
+                "device or a failing disk); the database holds every committed article and "
+                "the views are rebuilt from it on open"
+            ) from error
         for candidate in self.path.iterdir():
             match = _CHECKPOINT.match(candidate.name)
             if match and int(match.group(2)) != seq:
@@ -355,8 +364,29 @@ class LedeIndex:
         Takes the write lock. Each batch is one SQLite transaction; a batch is either
         entirely stored or not at all.
         """
-        show = sys.stderr.isatty() if progress is None else progress
         report = WriteReport()
+        try:
+            self._add(articles, report, batch_size, progress, on_batch, checkpoint, lock_timeout)
+        except StorageError as error:
+            committed = report.added + report.updated
+            raise StorageError(
+                f"{error} ({committed} new or changed articles of this run were committed "
+                "before it; run the same command again once there is space: unchanged "
+                "articles are skipped)"
+            ) from error
+        return report
+
+    def _add(
+        self,
+        articles: Iterable[Article],
+        report: WriteReport,
+        batch_size: int,
+        progress: bool | None,
+        on_batch: Callable[[WriteReport], None] | None,
+        checkpoint: bool,
+        lock_timeout: float,
+    ) -> None:
+        show = sys.stderr.isatty() if progress is None else progress
         with self.writing(lock_timeout):
             bar = tqdm(unit="article", disable=not show, desc="indexing")
             batch: list[Article] = []
@@ -374,7 +404,6 @@ class LedeIndex:
             bar.close()
             if checkpoint and self.checkpoint_due():
                 self.checkpoint()
-        return report
 
     def _write_batch(self, articles: list[Article], report: WriteReport) -> None:
         ids = [a.id for a in articles]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import sqlite3
 import threading
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.errors import StorageError
 from indexer.models import Article, Chunk, parse_article
 
 SCHEMA = """
@@ -98,6 +100,18 @@ def _record(row: sqlite3.Row | tuple[object, ...]) -> ChunkRecord:
     return ChunkRecord(*values)  # type: ignore[arg-type]
 
 
+STORAGE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO)
+
+
+def is_storage_failure(error: BaseException) -> bool:
+    """A write that storage refused: full disk, quota, file-size limit or I/O error, as SQLite
+    (SQLITE_FULL, SQLITE_IOERR_*) or the OS reports it."""
+    if isinstance(error, sqlite3.OperationalError):
+        name = getattr(error, "sqlite_errorname", "")
+        return name == "SQLITE_FULL" or name.startswith("SQLITE_IOERR")
+    return isinstance(error, OSError) and error.errno in STORAGE_ERRNOS
+
+
 class Store:
     """A connection to `lede.sqlite` in WAL mode; safe to share between threads."""
 
@@ -120,14 +134,22 @@ class Store:
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction: committed whole or rolled back whole (also on a full disk)."""
         with self._lock:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
                 yield self._conn
-            except BaseException:
-                self._conn.execute("ROLLBACK")
+                self._conn.execute("COMMIT")
+            except BaseException as error:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                if is_storage_failure(error):
+                    raise StorageError(
+                        f"cannot write {self.path}: {error} (no space left on the device, a "
+                        "quota or file-size limit, or a failing disk); this transaction was "
+                        "rolled back and everything committed before it is intact"
+                    ) from error
                 raise
-            self._conn.execute("COMMIT")
 
     def _query(self, sql: str, params: Sequence[object] = ()) -> list[tuple[object, ...]]:
         with self._lock:

@@ -16,7 +16,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from starlette.routing import Route
 
-from indexer.errors import ArticleNotFoundError
+from indexer.errors import ArticleNotFoundError, LedeError
 from indexer.index import WriteReport
 from indexer.models import Article, parse_article
 from service.auth import check_key
@@ -50,7 +50,7 @@ _STATIC = {
     for name in ("index.html", "app.js", "style.css")
 }
 ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorOut} for status in (400, 401, 403, 404, 405, 409, 413, 422, 503)
+    status: {"model": ErrorOut} for status in (400, 401, 403, 404, 405, 409, 413, 422, 503, 507)
 }
 
 
@@ -154,7 +154,11 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        state = ServiceState(settings)
+        try:
+            state = ServiceState(settings)
+        except LedeError as error:  # a damaged or foreign index: say so plainly, then exit
+            logger.error("cannot serve %s: %s", settings.index, error)
+            raise
         app.state.lede = state
         threading.Thread(target=state.warm_up, name="lede-warm-up", daemon=True).start()
         try:

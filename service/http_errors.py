@@ -20,6 +20,7 @@ from indexer.errors import (
     IndexLockedError,
     InvalidArticleError,
     LedeError,
+    StorageError,
 )
 
 logger = logging.getLogger(__name__)
@@ -32,6 +33,7 @@ _CODES = {
     405: "method_not_allowed",
     409: "conflict",
     413: "payload_too_large",
+    507: "storage_error",
     422: "validation_error",
     503: "unavailable",
 }
@@ -71,6 +73,8 @@ def _domain_status(error: LedeError) -> tuple[int, str]:
         return 422, "invalid_article"
     if isinstance(error, IndexLockedError):
         return 503, "index_busy"
+    if isinstance(error, StorageError):
+        return 507, "storage_error"
     if isinstance(error, IndexFormatError):
         return 503, "index_unavailable"
     return 400, "bad_request"

@@ -1,19 +1,23 @@
-"""SIGKILL `lede index` at random points: the index opens, holds exactly what was
-committed, and a re-run completes it."""
+"""SIGKILL `lede index` at random points, and `lede serve` during API writes: the index
+opens, holds exactly what was committed (acknowledged), and a re-run completes it."""
 
 from __future__ import annotations
 
 import json
 import random
+import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
+import httpx
 import numpy as np
 import pytest
 
+from eval.local_server import lede_serve
 from indexer.embedder import SentenceTransformerEmbedder
 from indexer.index import LedeIndex
 from indexer.models import Article
@@ -81,3 +85,49 @@ def test_sigkill_during_indexing_loses_nothing(
         assert chunk_ids == fresh_ids
         assert np.isfinite(index.lexical.average_length)
         fresh.close()
+
+
+def test_sigkill_of_the_service_during_writes_keeps_every_acknowledged_write(
+    tmp_path: Path, sample_index_dir: Path, real_embedder: SentenceTransformerEmbedder
+) -> None:
+    """Kill `lede serve` (uvicorn) while a client streams PUTs: after a restart every write
+    that was answered 200 is there whole, and the one in flight is there whole or absent."""
+    index_dir = tmp_path / "index"
+    shutil.copytree(sample_index_dir, index_dir)
+    key = "crash-key-0123456789abcdef"
+    acknowledged: dict[str, str] = {}
+    stop = threading.Event()
+
+    def write(base_url: str) -> None:
+        with httpx.Client(headers={"Authorization": f"Bearer {key}"}, timeout=30) as client:
+            number = 0
+            while not stop.is_set():
+                article_id = f"stream-{number}"
+                text = f"Write number {number}. " + "The council met again about the bridge. " * 5
+                try:
+                    response = client.put(f"{base_url}/articles/{article_id}", json={"text": text})
+                except httpx.HTTPError:
+                    return  # the server is gone
+                assert response.status_code == 200, response.text
+                acknowledged[article_id] = text
+                number += 1
+
+    with lede_serve(index_dir, env={"LEDE_API_KEYS": key}) as (base_url, process):
+        writer = threading.Thread(target=write, args=(base_url,))
+        writer.start()
+        time.sleep(random.Random(7).uniform(3.0, 6.0))
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        stop.set()
+        writer.join(timeout=60)
+    assert len(acknowledged) >= 5
+    with LedeIndex.open(index_dir, embedder=real_embedder) as index:
+        _check_consistent(index)
+        for article_id, text in acknowledged.items():
+            stored = index.store.get_article(article_id)
+            assert stored is not None and stored.text == text
+    with lede_serve(index_dir, env={"LEDE_API_KEYS": key}) as (base_url, _):
+        last = max(acknowledged, key=lambda name: int(name.split("-")[1]))
+        assert httpx.get(f"{base_url}/articles/{last}", timeout=30).status_code == 200
+        hits = httpx.get(f"{base_url}/search", params={"query": "bridge council"}, timeout=30)
+        assert hits.status_code == 200 and hits.json()["hits"]
