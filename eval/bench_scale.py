@@ -67,7 +67,8 @@ def build_dense(size: int, pool: np.ndarray) -> tuple[DenseIndex, np.ndarray]:
     vectors = real if extra == 0 else np.vstack([real, gaussian_like(pool, extra, seed=size)])
     dense = DenseIndex(pool.shape[1], expected_size=size)
     if not dense.is_trained:
-        sample = np.random.default_rng(3).choice(size, min(size, 100_000), replace=False)
+        wanted = min(size, max(100_000, dense.training_size))
+        sample = np.random.default_rng(3).choice(size, wanted, replace=False)
         dense.train(vectors[np.sort(sample)])
     for start in range(0, size, 50_000):
         ids = np.arange(start, min(start + 50_000, size), dtype=np.int64)

@@ -158,10 +158,15 @@ class DenseIndex:
         self._live[doc_ids] = True
         self._bitmap_cache = None
 
+    @property
+    def training_size(self) -> int:
+        """Vectors the quantizer needs to train on (FAISS wants 39 per IVF list)."""
+        inner = faiss.downcast_index(self._index.index)  # type: ignore[attr-defined]
+        return int(inner.nlist) * 39 if isinstance(inner, faiss.IndexIVF) else 256
+
     def train(self, vectors: np.ndarray) -> None:
         """Train a quantizer (IVF, PQ, SQ) on a sample of the vectors to be stored."""
-        inner = faiss.downcast_index(self._index.index)  # type: ignore[attr-defined]
-        needed = getattr(inner, "nlist", 1) * 39 if isinstance(inner, faiss.IndexIVF) else 256
+        needed = self.training_size
         if len(vectors) < needed:
             raise ValueError(
                 f"FAISS factory {self.factory!r} must be trained on at least {needed} vectors, "

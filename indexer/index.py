@@ -223,7 +223,7 @@ class LedeIndex:
 
     def _add_dense(self, rowids: Sequence[int]) -> None:
         if rowids and not self.dense.is_trained:
-            self.dense.train(self._training_sample(rowids))
+            self.dense.train(self._training_sample(rowids, self.dense))
         for offset in range(0, len(rowids), 4096):
             batch = list(rowids[offset : offset + 4096])
             self.dense.add(np.array(batch, dtype=np.int64), self.store.embeddings(batch))
@@ -300,8 +300,9 @@ class LedeIndex:
         self._checkpoint_seq = seq
         logger.info("checkpointed views of %s at seq %d", self.path, seq)
 
-    def _training_sample(self, rowids: Sequence[int], size: int = 100_000) -> np.ndarray:
-        """Stored embeddings of up to `size` of these chunks, drawn evenly (for IVF training)."""
+    def _training_sample(self, rowids: Sequence[int], dense: DenseIndex) -> np.ndarray:
+        """Stored embeddings of enough of these chunks to train `dense`, drawn evenly."""
+        size = max(100_000, dense.training_size)
         step = max(1, len(rowids) // size)
         return self.store.embeddings(list(rowids[::step]))
 
@@ -316,7 +317,7 @@ class LedeIndex:
             expected_size=len(live),
         )
         if live and not fresh.is_trained:
-            fresh.train(self._training_sample(live))
+            fresh.train(self._training_sample(live, fresh))
         logger.info("rebuilding the dense view of %s as %s", self.path, fresh.factory)
         for offset in range(0, len(live), 4096):
             batch = live[offset : offset + 4096]

@@ -202,6 +202,17 @@ class Store:
         )
         return [_record(row) for row in rows]
 
+    def article_with_chunks(self, article_id: str) -> tuple[Article, list[ChunkRecord]] | None:
+        """The article and its chunks from one snapshot (never two versions mixed)."""
+        with self._lock:
+            self._conn.execute("BEGIN")
+            try:
+                article = self.get_article(article_id)
+                chunks = self.article_chunks(article_id) if article else []
+            finally:
+                self._conn.execute("COMMIT")
+        return (article, chunks) if article else None
+
     def chunk_records(self, rowids: Iterable[int]) -> dict[int, ChunkRecord]:
         result: dict[int, ChunkRecord] = {}
         for batch in _batches(list(rowids), 500):

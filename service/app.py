@@ -259,10 +259,10 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/articles/{article_id:path}", response_model=ArticleOut, tags=["articles"])
     def get_article(state: ReadState, article_id: str) -> dict[str, Any]:
         """A stored article with the spans of its chunks."""
-        article = state.index.store.get_article(article_id)
-        if article is None:
+        found = state.index.store.article_with_chunks(article_id)
+        if found is None:
             raise ArticleNotFoundError(f"no article with id {article_id!r}")
-        chunks = state.index.store.article_chunks(article_id)
+        article, chunks = found
         return {
             **article.model_dump(mode="json", exclude={"published_at"}),
             "published_at": article.published_iso,
