@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 
 from indexer.errors import LedeError
 from indexer.filters import Filters, parse_date
@@ -312,8 +313,12 @@ def serve_command(
         from service.settings import Settings
 
         Settings()  # type: ignore[call-arg]
-    except ValueError as error:
-        raise _fail(f"invalid LEDE_* setting: {error}") from None
+    except ValidationError as error:  # names fields, never echoes values (keys are secrets)
+        problems = "; ".join(
+            f"LEDE_{'_'.join(str(part) for part in item['loc']).upper()}: {item['msg']}"
+            for item in error.errors()
+        )
+        raise _fail(f"invalid setting: {problems}") from None
     typer.echo(f"serving {index} on http://{host}:{port} (docs at /docs)", err=True)
     uvicorn.run(
         "service.app:app_from_env",

@@ -22,6 +22,7 @@ class Settings(BaseSettings):
 
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
+        repr=False,
         description="Comma-separated keys for write endpoints. None set: writes are refused.",
     )
     read_requires_key: bool = Field(False, description="Also require an API key for reads.")
@@ -47,6 +48,7 @@ class Settings(BaseSettings):
     answer_passages: int = Field(5, ge=1, le=50)
     slack_signing_secret: str | None = Field(
         None,
+        repr=False,
         description="Slack app signing secret; the Slack endpoint refuses requests without it.",
     )
     slack_max_body_bytes: int = Field(16_384, ge=256)
