@@ -101,6 +101,7 @@ def run(examples: int, seed: int, workdir: Path) -> dict[str, Any]:
             ],
             capture_output=True,
             text=True,
+            cwd=workdir,  # schemathesis keeps a cache directory in its working directory
         )
     summary = read_har(har) if har.exists() else {"requests": 0}
     failures = [
