@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -76,20 +77,25 @@ class SentenceTransformerEmbedder:
         self._batch_size = batch_size
         self._device = device
         self._model: object | None = None
+        # Hugging Face fast tokenizers keep padding/truncation as mutable state: two threads
+        # tokenizing at once (a query and a passage count) can corrupt each other's batch
+        # ("Unable to create tensor", seen under load). One model call at a time.
+        self._lock = threading.RLock()
 
     def warm_up(self) -> None:
         """Load the model and its tokenizer (about a second for the default model)."""
-        if self._model is not None:
-            return
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as transformers_logging
+        with self._lock:
+            if self._model is not None:
+                return
+            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+            from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as transformers_logging
 
-        transformers_logging.disable_progress_bar()
-        transformers_logging.set_verbosity_error()  # we count tokens of long texts on purpose
+            transformers_logging.disable_progress_bar()
+            transformers_logging.set_verbosity_error()  # we count long texts' tokens on purpose
 
-        logger.info("loading embedding model %s from %s", self._name, self._path)
-        self._model = SentenceTransformer(self._path, device=self._device)
+            logger.info("loading embedding model %s from %s", self._name, self._path)
+            self._model = SentenceTransformer(self._path, device=self._device)
 
     @property
     def model(self) -> object:
@@ -124,23 +130,27 @@ class SentenceTransformerEmbedder:
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
-        encoded = self._tokenizer(list(texts), add_special_tokens=False)  # type: ignore[operator]
+        with self._lock:
+            encoded = self._tokenizer(list(texts), add_special_tokens=False)  # type: ignore[operator]
         return [len(ids) for ids in encoded["input_ids"]]
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
-        encoded = self._tokenizer(  # type: ignore[operator]
-            text, add_special_tokens=False, return_offsets_mapping=True
-        )
+        with self._lock:
+            encoded = self._tokenizer(  # type: ignore[operator]
+                text, add_special_tokens=False, return_offsets_mapping=True
+            )
         return [(int(s), int(e)) for s, e in encoded["offset_mapping"]]
 
     def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self.model.encode(  # type: ignore[attr-defined]
-            list(texts),
-            batch_size=self._batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=progress,
-        )
+        model = self.model
+        with self._lock:
+            vectors = model.encode(  # type: ignore[attr-defined]
+                list(texts),
+                batch_size=self._batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=progress,
+            )
         return np.ascontiguousarray(vectors, dtype=np.float32)
