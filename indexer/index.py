@@ -362,9 +362,8 @@ class LedeIndex:
     ) -> WriteReport:
         """Add new articles, update changed ones, skip unchanged ones (by content hash).
 
-        Each batch is chunked and embedded first, then stored under the write lock in one
-        SQLite transaction: a batch is either entirely stored or not at all, and other writers
-        wait only for the database write, not for the embedding.
+        Takes the write lock. Each batch is one SQLite transaction; a batch is either
+        entirely stored or not at all.
         """
         report = WriteReport()
         try:
@@ -389,59 +388,51 @@ class LedeIndex:
         lock_timeout: float,
     ) -> None:
         show = sys.stderr.isatty() if progress is None else progress
-        bar = tqdm(unit="article", disable=not show, desc="indexing")
-        batch: list[Article] = []
+        with self.writing(lock_timeout):
+            bar = tqdm(unit="article", disable=not show, desc="indexing")
+            batch: list[Article] = []
+            for article in articles:
+                batch.append(article)
+                if len(batch) >= batch_size:
+                    self._write_batch(batch, report)
+                    bar.update(len(batch))
+                    batch = []
+                    if on_batch:
+                        on_batch(report)
+            if batch:
+                self._write_batch(batch, report)
+                bar.update(len(batch))
+            bar.close()
+            if checkpoint and self.checkpoint_due():
+                self.checkpoint()
 
-        def flush() -> None:
-            prepared = self._prepare(batch, report)  # chunk and embed without the lock
-            with self.writing(lock_timeout):
-                self._commit(batch, prepared, report)
-            bar.update(len(batch))
-            if on_batch:
-                on_batch(report)
-
-        for article in articles:
-            batch.append(article)
-            if len(batch) >= batch_size:
-                flush()
-                batch = []
-        if batch:
-            flush()
-        bar.close()
-        if checkpoint and self.checkpoint_due():
-            with self.writing(lock_timeout):
-                if self.checkpoint_due():
-                    self.checkpoint()
-
-    def _prepare(self, articles: list[Article], report: WriteReport) -> dict[str, ArticleWrite]:
-        """Chunks and embeddings of the articles whose content differs from what is stored.
-
-        Runs without the write lock (embedding is the slow part of a write); embeddings
-        depend only on their input text, so they stay valid whatever commits meanwhile.
-        """
+    def _write_batch(self, articles: list[Article], report: WriteReport) -> None:
         ids = [a.id for a in articles]
         if len(set(ids)) != len(ids):
             duplicate = next(i for i in ids if ids.count(i) > 1)
             raise InvalidArticleError(f"article id {duplicate!r} appears twice in one batch")
         stored = self.store.content_hashes(ids)
         chunker: Chunker | None = None
-        pending: list[tuple[Article, str, list[Any], list[str], list[str]]] = []
+        writes: list[tuple[Article, str, list[Any], list[str], list[str]]] = []
         for article in articles:
             content_hash = article.content_hash()
             if stored.get(article.id) == content_hash:
+                report.unchanged += 1
                 continue
             if chunker is None:
                 chunker = Chunker(self.embedder, self.manifest.settings.chunker)
             chunks = chunker.chunk(article)
             inputs = chunker.embedding_inputs(article, chunks)
-            pending.append(
-                (article, content_hash, chunks, inputs, [_input_hash(t) for t in inputs])
-            )
-        if not pending:
-            return {}
-        known = self.store.embeddings_by_input([w[0].id for w in pending if w[0].id in stored])
+            writes.append((article, content_hash, chunks, inputs, [_input_hash(t) for t in inputs]))
+            if article.id in stored:
+                report.updated += 1
+            else:
+                report.added += 1
+        if not writes:
+            return
+        known = self.store.embeddings_by_input([w[0].id for w in writes if w[0].id in stored])
         todo: dict[str, str] = {}
-        for _, _, _, inputs, hashes in pending:
+        for _, _, _, inputs, hashes in writes:
             for text, input_hash in zip(inputs, hashes, strict=True):
                 if input_hash not in known:
                     todo.setdefault(input_hash, text)
@@ -449,37 +440,13 @@ class LedeIndex:
             vectors = self.embedder.embed(list(todo.values()))
             known.update(zip(todo, vectors, strict=True))
             report.embedded += len(todo)
-        prepared = {}
-        for article, content_hash, chunks, _, hashes in pending:
-            matrix = np.stack([known[h] for h in hashes]) if hashes else np.zeros((0, 1))
-            prepared[article.id] = ArticleWrite(article, content_hash, chunks, hashes, matrix)
-        return prepared
-
-    def _commit(
-        self, articles: list[Article], prepared: dict[str, ArticleWrite], report: WriteReport
-    ) -> None:
-        """Under the write lock: store what differs from the database *now*, in one transaction."""
-        current = self.store.content_hashes([a.id for a in articles])
-        late = [  # changed or deleted by another writer since `_prepare` looked (rare)
-            a for a in articles if a.id not in prepared and current.get(a.id) != a.content_hash()
-        ]
-        if late:
-            prepared = {**prepared, **self._prepare(late, report)}
         upserts = []
-        for article in articles:
-            write = prepared.get(article.id)
-            if write is None or current.get(article.id) == write.content_hash:
-                report.unchanged += 1
-                continue
-            if article.id in current:
-                report.updated += 1
-            else:
-                report.added += 1
-            report.chunks += len(write.chunks)
-            upserts.append(write)
-        if upserts:
-            self.store.write(upserts)
-            self.refresh()
+        for article, content_hash, chunks, _, hashes in writes:
+            matrix = np.stack([known[h] for h in hashes]) if hashes else np.zeros((0, 1))
+            upserts.append(ArticleWrite(article, content_hash, chunks, hashes, matrix))
+            report.chunks += len(chunks)
+        self.store.write(upserts)
+        self.refresh()
 
     def delete(self, article_ids: Sequence[str], *, lock_timeout: float = 60.0) -> int:
         """Delete articles from SQLite and every view; returns how many existed."""

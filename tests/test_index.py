@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -12,10 +10,9 @@ import pytest
 
 from indexer.dense import Tier
 from indexer.errors import IndexFormatError, InvalidArticleError
-from indexer.files import WriteLock
 from indexer.filters import Filters
 from indexer.hashing_embedder import HashingEmbedder
-from indexer.index import LedeIndex, WriteReport
+from indexer.index import LedeIndex
 from indexer.models import Article
 from service.engine import SearchEngine
 
@@ -192,50 +189,3 @@ def test_auto_factory_moves_to_ivf_when_the_index_grows(
     assert reopened.dense.factory == "IVF16,SQ8"
     _consistent(reopened)
     reopened.close()
-
-
-def test_embedding_happens_before_the_write_lock_is_taken(
-    tmp_path: Path, fake_embedder: HashingEmbedder
-) -> None:
-    """Another writer holding the lock does not stop this one from chunking and embedding."""
-    index = LedeIndex.create(tmp_path / "index", embedder=fake_embedder)
-    embedded = threading.Event()
-    original = fake_embedder.embed
-
-    def embed(texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
-        embedded.set()
-        return original(texts, progress=progress)
-
-    fake_embedder.embed = embed  # type: ignore[method-assign]
-    holder = WriteLock(index.path, timeout=5)
-    holder.acquire()
-    writer = threading.Thread(
-        target=lambda: index.add([Article(id="late", text="Written after the lock.")])
-    )
-    writer.start()
-    assert embedded.wait(5)  # embedded while the lock is still held by someone else
-    assert index.store.get_article("late") is None
-    holder.release()
-    writer.join(10)
-    assert index.store.get_article("late") is not None
-    index.close()
-
-
-def test_a_write_prepared_before_another_commit_still_lands(
-    tmp_path: Path, fake_embedder: HashingEmbedder
-) -> None:
-    """Prepared as unchanged, then changed by someone else before the commit: ours wins."""
-    index = LedeIndex.create(tmp_path / "index", embedder=fake_embedder)
-    first = Article(id="a", text="The first version of the story.")
-    index.add([first])
-    report = WriteReport()
-    prepared = index._prepare([first], report)
-    assert prepared == {}  # unchanged when prepared
-    index.add([Article(id="a", text="A second version written meanwhile.")])
-    with index.writing():
-        index._commit([first], prepared, report)
-    assert (report.updated, report.unchanged) == (1, 0)
-    stored = index.store.get_article("a")
-    assert stored is not None and stored.text == first.text
-    _consistent(index)
-    index.close()
