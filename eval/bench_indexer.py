@@ -52,13 +52,18 @@ def _real_articles(limit: int) -> list[Article]:
     return articles
 
 
-def _synthetic(documents: int, words: int, seed: int) -> tuple[list[Article], list[str]]:
+def reuters_vocabulary() -> tuple[list[str], np.ndarray]:
+    """The 20,000 commonest words of 5,000 Reuters articles and their frequencies (sum 1)."""
     counts: Counter[str] = Counter()
     for article in _real_articles(5000):
         counts.update(w for w in article.text.lower().split() if w.isalpha())
     vocabulary = [w for w, _ in counts.most_common(20000)]
     weights = np.array([counts[w] for w in vocabulary], dtype=np.float64)
-    weights /= weights.sum()
+    return vocabulary, weights / weights.sum()
+
+
+def _synthetic(documents: int, words: int, seed: int) -> tuple[list[Article], list[str]]:
+    vocabulary, weights = reuters_vocabulary()
     rng = np.random.default_rng(seed)
     indices = rng.choice(len(vocabulary), size=(documents, words), p=weights)
     articles = [

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import random
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ import faiss
 import numpy as np
 
 from eval.bench_ann import gaussian_like, real_query_texts, real_vectors
-from eval.bench_indexer import _real_articles
+from eval.bench_indexer import reuters_vocabulary
 from eval.relevance import DEFAULT_CACHE
 from eval.report import percentiles, write_result
 from indexer.dense import DenseIndex
@@ -38,15 +37,6 @@ from service.fusion import RankedList, convex_combination
 
 WORDS_PER_CHUNK = 120
 DEPTH = 100
-
-
-def _vocabulary() -> tuple[list[str], np.ndarray]:
-    counts: Counter[str] = Counter()
-    for article in _real_articles(5000):
-        counts.update(w for w in article.text.lower().split() if w.isalpha())
-    vocabulary = [w for w, _ in counts.most_common(20000)]
-    weights = np.array([counts[w] for w in vocabulary], dtype=np.float64)
-    return vocabulary, weights / weights.sum()
 
 
 def build_lexical(size: int, vocabulary: list[str], weights: np.ndarray) -> LexicalIndex:
@@ -145,7 +135,7 @@ def main(argv: list[str] | None = None) -> None:
     embedder = SentenceTransformerEmbedder()
     texts = real_query_texts(args.queries)
     query_vectors = embedder.embed(texts)
-    vocabulary, weights = _vocabulary()
+    vocabulary, weights = reuters_vocabulary()
     picker = random.Random(11)
     frequent = vocabulary[20:3000]
     word_queries = [" ".join(picker.sample(frequent, picker.randint(4, 8))) for _ in texts]

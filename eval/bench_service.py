@@ -18,8 +18,6 @@ import argparse
 import asyncio
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from eval.local_server import wait_ready
+from eval.local_server import lede_serve
 from eval.report import percentiles, write_result
 from indexer.embedder import SentenceTransformerEmbedder
 from indexer.index import LedeIndex
@@ -111,15 +109,7 @@ def main(argv: list[str] | None = None) -> None:
             "search": lambda q: engine.search(q, k=10),
             "answer": lambda q: answerer.ask(q),
         }
-        lede = str(Path(sys.executable).parent / "lede")
-        server = subprocess.Popen(
-            [lede, "serve", "--index", str(index_path), "--port", str(args.port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            base_url = f"http://127.0.0.1:{args.port}"
-            wait_ready(base_url)
+        with lede_serve(index_path, port=args.port) as (base_url, _):
             bodies = {
                 "search": [{"query": q, "k": 10} for q in questions],
                 "answer": [{"question": q} for q in questions],
@@ -168,10 +158,7 @@ def main(argv: list[str] | None = None) -> None:
                         }
                     )
                 figures[name] = rows
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-            index.close()
+        index.close()
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     write_result(args.json, "service", config, figures)
 

@@ -23,7 +23,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from eval.local_server import lede_serve
+from eval.local_server import SAMPLES, index_with_lede, lede_serve
 from eval.report import write_result
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,12 +69,7 @@ def read_har(path: Path) -> dict[str, Any]:
 def run(examples: int, seed: int, workdir: Path) -> dict[str, Any]:
     """Index the samples, serve them, fuzz; the figures `main` writes."""
     index = workdir / "index"
-    lede = str(Path(sys.executable).parent / "lede")
-    subprocess.run(
-        [lede, "index", str(ROOT / "examples" / "articles.jsonl"), "--index", str(index)],
-        check=True,
-        capture_output=True,
-    )
+    index_with_lede(index, SAMPLES)
     har = workdir / "fuzz.har.json"
     started = time.perf_counter()
     with lede_serve(index, env={"LEDE_API_KEYS": KEY}, log=workdir / "server.log") as (url, _):

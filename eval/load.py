@@ -24,7 +24,6 @@ import asyncio
 import json
 import random
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ from typing import Any
 
 import httpx
 
-from eval.local_server import lede_serve
+from eval.local_server import SAMPLES, index_with_lede, lede_serve
 from eval.report import percentiles, write_result
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -191,13 +190,7 @@ def run(clients: int, duration: float, versioned: int, seed: int, workdir: Path)
             for n in range(versioned)
         )
     )
-    lede = str(Path(sys.executable).parent / "lede")
-    samples = str(ROOT / "examples" / "articles.jsonl")
-    subprocess.run(
-        [lede, "index", samples, str(source), "--index", str(index)],
-        check=True,
-        capture_output=True,
-    )
+    index_with_lede(index, SAMPLES, source)
     with lede_serve(index, env={"LEDE_API_KEYS": KEY}) as (base_url, process):
         load = Load(base_url, versioned, seed)
         asyncio.run(_run(load, clients, min(duration, 10.0), process.pid))  # warm-up, not counted

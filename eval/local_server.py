@@ -13,6 +13,27 @@ from pathlib import Path
 
 import httpx
 
+LEDE = str(Path(sys.executable).parent / "lede")  # the console script of this environment
+
+
+def run_lede(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """Run `lede ARGS...` and capture its output as text."""
+    return subprocess.run([LEDE, *args], capture_output=True, text=True, timeout=timeout)
+
+
+SAMPLES = Path(__file__).resolve().parent.parent / "examples" / "articles.jsonl"
+
+
+def index_with_lede(index: Path, *sources: Path) -> None:
+    """`lede index SOURCES... --index INDEX`, as a user runs it.
+
+    Raises:
+        RuntimeError: the command failed (its stderr is the message).
+    """
+    completed = run_lede("index", *map(str, sources), "--index", str(index))
+    if completed.returncode != 0:
+        raise RuntimeError(completed.stderr)
+
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
@@ -50,12 +71,12 @@ def lede_serve(
     env: dict[str, str] | None = None,
     log: Path | None = None,
     args: Sequence[str] = (),
+    port: int | None = None,
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """Run `lede serve --index INDEX` (a real uvicorn process) on a free port until the block
-    exits; yields the base URL once `/ready` answers, and the process (to signal it)."""
-    port = free_port()
-    lede = str(Path(sys.executable).parent / "lede")
-    command = [lede, "serve", "--index", str(index), "--port", str(port), *args]
+    """Run `lede serve --index INDEX` (a real uvicorn process) on `port` (default: a free one)
+    until the block exits; yields the base URL once `/ready` answers, and the process."""
+    port = port or free_port()
+    command = [LEDE, "serve", "--index", str(index), "--port", str(port), *args]
     output = open(log, "ab") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         command, env={**os.environ, **(env or {})}, stdout=output, stderr=subprocess.STDOUT

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from eval.local_server import LEDE
 from indexer.embedder import SentenceTransformerEmbedder, resolve_model_path
 from indexer.index import LedeIndex
 from service.answer_types import question_type, type_match
@@ -92,10 +92,9 @@ def test_answer_types() -> None:
 
 
 def test_lede_ask_command(real_index: LedeIndex) -> None:
-    lede = str(Path(sys.executable).parent / "lede")
     completed = subprocess.run(
         [
-            lede,
+            LEDE,
             "ask",
             "Who plays Ethan Hunt in Mission: Impossible 7?",
             "--index",
@@ -111,7 +110,7 @@ def test_lede_ask_command(real_index: LedeIndex) -> None:
     assert "Tom Cruise" in answer["answer"]
     assert answer["citations"][0]["article_id"] == "mi7-rome-cruise-atwell"
     plain = subprocess.run(
-        [lede, "ask", "What is the boiling point of mercury?", "--index", str(real_index.path)],
+        [LEDE, "ask", "What is the boiling point of mercury?", "--index", str(real_index.path)],
         capture_output=True,
         text=True,
         timeout=300,

@@ -4,22 +4,16 @@ nothing already stored is lost (the `lede index` command with the real model).""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from eval.local_server import run_lede as lede
 from indexer.index import LedeIndex
 from service.engine import SearchEngine
 
 pytestmark = pytest.mark.model
-LEDE = str(Path(sys.executable).parent / "lede")
 GOOD = "The river cleanup collected two tonnes of rubbish near the old mill."
-
-
-def lede(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([LEDE, *args], capture_output=True, text=True, timeout=600)
 
 
 @pytest.fixture

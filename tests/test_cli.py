@@ -3,21 +3,15 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from eval.local_server import run_lede as lede
 from tests.conftest import EXAMPLES
 
 pytestmark = pytest.mark.model
-LEDE = str(Path(sys.executable).parent / "lede")
-
-
-def lede(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([LEDE, *args], capture_output=True, text=True, timeout=300)
 
 
 def lede_json(*args: str) -> Any:

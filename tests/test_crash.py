@@ -8,7 +8,6 @@ import random
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -17,13 +16,12 @@ import httpx
 import numpy as np
 import pytest
 
-from eval.local_server import lede_serve
+from eval.local_server import LEDE, lede_serve
 from indexer.embedder import SentenceTransformerEmbedder
 from indexer.index import LedeIndex
 from indexer.models import Article
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
-LEDE = str(Path(sys.executable).parent / "lede")
 
 
 def _corpus(path: Path, sample_articles: list[Article], copies: int) -> int:

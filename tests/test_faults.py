@@ -7,20 +7,18 @@ import resource
 import shutil
 import signal
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from eval.local_server import lede_serve
+from eval.local_server import LEDE, lede_serve
 from indexer.embedder import SentenceTransformerEmbedder
 from indexer.index import LedeIndex
 from service.engine import SearchEngine
 
 pytestmark = pytest.mark.model
-LEDE = str(Path(sys.executable).parent / "lede")
 
 
 @pytest.fixture(params=["tmpfs", "file-size-limit"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from eval.local_server import LEDE
 from indexer.embedder import SentenceTransformerEmbedder
 from indexer.files import WriteLock
 from indexer.index import LedeIndex
@@ -229,9 +229,8 @@ def test_index_changes_from_another_process_appear_without_restart(
     source.write_text(
         json.dumps({"id": "walrus", "text": "A walrus was seen on the harbour steps."}) + "\n"
     )
-    lede = str(Path(sys.executable).parent / "lede")
     completed = subprocess.run(
-        [lede, "index", str(source), "--index", str(index_dir)],
+        [LEDE, "index", str(source), "--index", str(index_dir)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -257,9 +256,8 @@ def test_writes_are_refused_when_no_keys_are_configured(index_dir: Path) -> None
 
 def test_lede_serve_command_runs_uvicorn_workers(index_dir: Path) -> None:
     port = free_port()
-    lede = str(Path(sys.executable).parent / "lede")
     process = subprocess.Popen(
-        [lede, "serve", "--index", str(index_dir), "--port", str(port), "--workers", "2"],
+        [LEDE, "serve", "--index", str(index_dir), "--port", str(port), "--workers", "2"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
@@ -283,7 +281,7 @@ def test_lede_serve_command_runs_uvicorn_workers(index_dir: Path) -> None:
         process.terminate()
         process.wait(timeout=30)
     missing = subprocess.run(
-        [lede, "serve", "--index", str(index_dir.parent / "nope")],
+        [LEDE, "serve", "--index", str(index_dir.parent / "nope")],
         capture_output=True,
         text=True,
         timeout=60,

@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import hmac
 import json
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
+from eval.local_server import LEDE
 from service.settings import Settings
 from tests.server import running_server
 
@@ -142,10 +142,8 @@ def test_mcp_over_stdio(index_dir: Path) -> None:
     from mcp import Client
     from mcp.client.stdio import StdioServerParameters
 
-    lede = str(Path(sys.executable).parent / "lede")
-
     async def run() -> dict[str, Any]:
-        params = StdioServerParameters(command=lede, args=["mcp", "--index", str(index_dir)])
+        params = StdioServerParameters(command=LEDE, args=["mcp", "--index", str(index_dir)])
         async with Client(params) as client:
             return await _exercise(client)
 

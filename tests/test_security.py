@@ -12,10 +12,9 @@ import httpx
 import pytest
 from docker.utils.build import exclude_paths
 
-from eval.local_server import lede_serve
+from eval.local_server import LEDE, lede_serve
 
 ROOT = Path(__file__).resolve().parent.parent
-LEDE = str(Path(sys.executable).parent / "lede")
 KEY = "sec-key-0123456789abcdef-SECRET"
 WRONG = "not-the-key-0123456789-GUESS"
 
