@@ -26,7 +26,6 @@ from typing import Any
 from eval.local_server import SAMPLES, index_with_lede, lede_serve
 from eval.report import write_result
 
-ROOT = Path(__file__).resolve().parent.parent
 KEY = "fuzz-key-0123456789abcdef"
 
 

@@ -36,7 +36,6 @@ import httpx
 from eval.local_server import SAMPLES, index_with_lede, lede_serve
 from eval.report import percentiles, write_result
 
-ROOT = Path(__file__).resolve().parent.parent
 KEY = "load-key-0123456789abcdef"
 QUERIES = [
     "interest rates inflation",
