@@ -39,12 +39,12 @@ class RelevanceConfig:
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def index_key(self, dataset: BeirDataset) -> str:
-        corpus = dataset.corpus.stat()
+        """Keyed by the corpus's content (not its path or mtime: a copied dataset still hits)."""
+        with dataset.corpus.open("rb") as corpus:
+            content = hashlib.file_digest(corpus, "sha256").hexdigest()
         payload = json.dumps(
             [
-                str(dataset.path.resolve()),
-                corpus.st_size,
-                int(corpus.st_mtime),
+                content,
                 self.model,
                 asdict(self.index),
             ],

@@ -8,14 +8,29 @@ import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
+from tqdm import tqdm
+
+from indexer.onnx_encoder import AGREEMENT, OnnxTransformer, OnnxUnavailable, agreement
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _BUNDLED_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}
+
+Backend = Literal["onnx", "torch"]
+BACKENDS: tuple[Backend, ...] = ("onnx", "torch")
+BACKEND_VARIABLE = "LEDE_EMBED_BACKEND"
+
+
+def default_backend() -> Backend:
+    """`LEDE_EMBED_BACKEND` (onnx or torch), onnx when unset."""
+    value = os.environ.get(BACKEND_VARIABLE, "onnx").strip().lower()
+    if value not in BACKENDS:
+        raise ValueError(f"{BACKEND_VARIABLE} must be one of {', '.join(BACKENDS)}, got {value!r}")
+    return value
 
 
 class Embedder(Protocol):
@@ -67,11 +82,27 @@ def _fingerprint(model_dir: Path) -> str:
 
 
 class SentenceTransformerEmbedder:
-    """A sentence-transformers model; loads lazily on first use (see `warm_up`)."""
+    """A sentence-transformers model; loads lazily on first use (see `warm_up`).
 
-    def __init__(self, model: str = DEFAULT_MODEL, *, batch_size: int = 64, device: str = "cpu"):
+    With the onnx backend (the default) the transformer runs in ONNX Runtime and the rest of the
+    model in PyTorch (`indexer.onnx_encoder`); the embedder falls back to PyTorch, with a warning,
+    for a model that cannot be exported or whose exported outputs disagree with PyTorch's.
+    """
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        batch_size: int = 64,
+        device: str = "cpu",
+        backend: Backend | None = None,
+    ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self._backend: Backend = backend or default_backend()
+        if self._backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
+        self._onnx: OnnxTransformer | None = None
         self._name = DEFAULT_MODEL if model in _BUNDLED_ALIASES else model
         self._path = resolve_model_path(model)
         self._batch_size = batch_size
@@ -95,7 +126,33 @@ class SentenceTransformerEmbedder:
             transformers_logging.set_verbosity_error()  # we count long texts' tokens on purpose
 
             logger.info("loading embedding model %s from %s", self._name, self._path)
-            self._model = SentenceTransformer(self._path, device=self._device)
+            model = SentenceTransformer(self._path, device=self._device)
+            if self._backend == "onnx" and self._device == "cpu":
+                self._onnx = self._load_onnx(model)
+            self._model = model
+
+    def _load_onnx(self, model: object) -> OnnxTransformer | None:
+        try:
+            onnx = OnnxTransformer(model, name=self._name, revision=self.revision)
+            cosine = agreement(onnx, model)
+        except (OnnxUnavailable, ImportError) as error:
+            logger.warning("embedding with PyTorch: %s", error)
+            return None
+        if cosine < AGREEMENT:
+            logger.warning(
+                "embedding with PyTorch: ONNX Runtime's vectors differ from PyTorch's "
+                "(cosine %.6f < %s)",
+                cosine,
+                AGREEMENT,
+            )
+            return None
+        return onnx
+
+    @property
+    def backend(self) -> Backend:
+        """The backend actually in use (onnx falls back to torch; see the class docstring)."""
+        self.warm_up()
+        return "onnx" if self._onnx is not None else "torch"
 
     @property
     def model(self) -> object:
@@ -145,6 +202,8 @@ class SentenceTransformerEmbedder:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         model = self.model
+        if self._onnx is not None:
+            return self._embed_onnx(self._onnx, list(texts), progress)
         with self._lock:
             vectors = model.encode(  # type: ignore[attr-defined]
                 list(texts),
@@ -154,3 +213,15 @@ class SentenceTransformerEmbedder:
                 show_progress_bar=progress,
             )
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def _embed_onnx(self, onnx: OnnxTransformer, texts: list[str], progress: bool) -> np.ndarray:
+        """Batches of similar length (less padding), like sentence-transformers' `encode`."""
+        order = np.argsort([-len(text) for text in texts], kind="stable")
+        vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
+        starts = range(0, len(texts), self._batch_size)
+        with self._lock:
+            for start in tqdm(starts, desc="Batches", disable=not progress):
+                rows = order[start : start + self._batch_size]
+                vectors[rows] = onnx.encode([texts[row] for row in rows])
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# The exported ONNX model goes to a cache of this test session (shared with the `lede`
+# processes the tests start), not to the user's.
+os.environ.setdefault("LEDE_CACHE_DIR", tempfile.mkdtemp(prefix="lede-test-cache-"))
 
 from indexer.embedder import SentenceTransformerEmbedder
 from indexer.hashing_embedder import HashingEmbedder
