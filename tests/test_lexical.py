@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from rank_bm25 import BM25Okapi
 
-from indexer.lexical import BM25Settings, LexicalIndex
+from indexer.lexical import BM25Settings, LexicalIndex, _fit
 from indexer.text_analysis import Analyzer, AnalyzerSettings
 
 WORDS = "apple banana cherry date elder fig grape honeydew kiwi lemon mango nectarine".split()
@@ -119,3 +119,83 @@ def test_analyzer_stems_and_drops_stopwords() -> None:
     ]
     with pytest.raises(ValueError, match="unknown stemmer"):
         AnalyzerSettings(stemmer="klingon")
+
+
+def _numpy_reference(
+    index: LexicalIndex, query: str, k: int, allowed: np.ndarray | None = None
+) -> tuple[list[int], list[float]]:
+    """The plain numpy scoring the compiled loops replaced (same arithmetic, same order)."""
+    from collections import Counter
+
+    terms = Counter(index.vocabulary[t] for t in index.analyzer(query) if t in index.vocabulary)
+    live = index._live if allowed is None else index._live & _fit(allowed, len(index._live))
+    k1, b = index.settings.k1, index.settings.b
+    base, slope = k1 * (1 - b), k1 * b / index.average_length
+    totals = np.zeros(len(live))
+    for term_id, repeats in terms.items():
+        postings = index._postings[term_id]
+        docs, tfs = postings.docs[: postings.size], postings.tfs[: postings.size]
+        keep = live[docs]
+        docs, tfs = docs[keep], tfs[keep]
+        weight = index.idf(term_id) * repeats * (k1 + 1)
+        totals[docs] += weight * tfs / (tfs + base + slope * index._doc_len[docs])
+    ranked = sorted((-score, doc) for doc, score in enumerate(totals.tolist()) if score > 0)[:k]
+    return [doc for _, doc in ranked], [float(np.float32(-score)) for score, _ in ranked]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_compiled_scoring_equals_numpy_exactly(seed: int) -> None:
+    """Bit-identical scores and tie order (lowest id first), with deletes and filters."""
+    rng = random.Random(seed)
+    analyzer = Analyzer(AnalyzerSettings(stemmer="none", stopwords="none"))
+    index = LexicalIndex(analyzer, BM25Settings(k1=rng.choice([0.9, 1.2]), b=0.75))
+    docs = _corpus(seed, 300)
+    docs += docs[:50]  # exact duplicates: equal scores, ordered by id
+    for doc_id, text in enumerate(docs):
+        index.add(doc_id, text)
+    for doc_id in rng.sample(range(len(docs)), 40):
+        index.delete(doc_id)
+    allowed = np.array([rng.random() < 0.5 for _ in range(len(docs))])
+    for _ in range(20):
+        query = " ".join(rng.choices([*WORDS, "zzz"], k=rng.randint(1, 5)))
+        for k in (1, 10, 1000):
+            for mask in (None, allowed):
+                ids, scores = index.search(query, k, allowed=mask)
+                expected_ids, expected_scores = _numpy_reference(index, query, k, mask)
+                assert ids.tolist() == expected_ids
+                assert scores.tolist() == expected_scores
+
+
+def test_interrupted_query_leaves_no_partial_sums(monkeypatch: pytest.MonkeyPatch) -> None:
+    from indexer import bm25_kernels
+
+    index = LexicalIndex(Analyzer(AnalyzerSettings(stemmer="none", stopwords="none")))
+    for doc_id, text in enumerate(_corpus(3, 100)):
+        index.add(doc_id, text)
+    expected = index.search("apple banana", 5)
+    real_top_k = bm25_kernels.top_k
+
+    def interrupted(*args: object) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bm25_kernels, "top_k", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        index.search("apple cherry", 5)  # accumulated, never read back
+    monkeypatch.setattr(bm25_kernels, "top_k", real_top_k)
+    again = index.search("apple banana", 5)
+    assert again[0].tolist() == expected[0].tolist()
+    assert again[1].tolist() == expected[1].tolist()
+
+
+def test_concurrent_queries_use_their_own_accumulators() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    index = LexicalIndex(Analyzer(AnalyzerSettings(stemmer="none", stopwords="none")))
+    for doc_id, text in enumerate(_corpus(4, 2000)):
+        index.add(doc_id, text)
+    queries = [" ".join(random.Random(i).choices(WORDS, k=3)) for i in range(40)]
+    expected = [index.search(q, 20)[0].tolist() for q in queries]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for _ in range(5):
+            found = list(pool.map(lambda q: index.search(q, 20)[0].tolist(), queries))
+            assert found == expected
