@@ -68,6 +68,9 @@ class OnnxTransformer:
         path = cache_dir() / "onnx" / f"{key}.onnx"
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
+        # Idle worker threads sleep instead of spinning: spinning took a core from the FAISS
+        # and BM25 work that follows each query encoding (decision 22).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         source: str | bytes = str(path) if path.is_file() else self._export(path)
         try:
             self._session = onnxruntime.InferenceSession(
