@@ -9,6 +9,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from indexer import bm25_kernels
 from indexer.filters import Filters
 from indexer.index import LedeIndex
 from indexer.store import ChunkRecord
@@ -131,6 +132,7 @@ class SearchEngine:
 
         faiss.omp_set_num_threads(self.settings.faiss_threads)
         self.index.embedder.embed(["warm up"])
+        bm25_kernels.warm_up()
         if self.reranker is not None:
             self.reranker.warm_up()
 

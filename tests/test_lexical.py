@@ -199,3 +199,12 @@ def test_concurrent_queries_use_their_own_accumulators() -> None:
         for _ in range(5):
             found = list(pool.map(lambda q: index.search(q, 20)[0].tolist(), queries))
             assert found == expected
+
+
+def test_warm_up_leaves_the_loops_usable() -> None:
+    from indexer import bm25_kernels
+
+    bm25_kernels.warm_up()
+    index = LexicalIndex(Analyzer(AnalyzerSettings(stemmer="none", stopwords="none")))
+    index.add(0, "apple banana")
+    assert index.search("apple", 1)[0].tolist() == [0]
