@@ -90,7 +90,6 @@ def warm_up() -> None:
     """Compile the loops (or load them from numba's cache) before the first query needs them."""
     totals = np.zeros(2, dtype=np.float64)
     docs = np.array([1], dtype=np.int64)
-    accumulate(
-        totals, docs, np.ones(1, np.float32), np.ones(2, np.float32), np.ones(2, bool), 1, 0, 0
-    )
+    tfs, doc_len, live = np.ones(1, np.float32), np.ones(2, np.float32), np.ones(2, bool)
+    accumulate(totals, docs, tfs, doc_len, live, 1.0, 0.0, 0.0)  # the types queries pass
     top_k(totals, docs, 1, np.empty(1, np.int64), np.empty(1, np.float64))
