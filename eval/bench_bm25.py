@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
         lede.add(doc_id, article.text)
     lede_build = time.perf_counter() - started
     lede_top: list[set[int]] = []
+    lede.search(queries[0], 10)  # untimed: loads the compiled loops
     started = time.perf_counter()
     for query in queries:
         ids, _ = lede.search(query, 10)
@@ -67,6 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     retriever.index(tokens, show_progress=False)
     build = time.perf_counter() - started
     agreement = []
+    retriever.retrieve([query_tokens[0]], k=10, show_progress=False, n_threads=1)  # untimed
     started = time.perf_counter()
     for number, analyzed in enumerate(query_tokens):
         documents, _ = retriever.retrieve([analyzed], k=10, show_progress=False, n_threads=1)
