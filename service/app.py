@@ -61,7 +61,9 @@ def _state(request: Request) -> ServiceState:
     return state
 
 
-def _ready_state(request: Request) -> ServiceState:
+# The dependencies are `async def` because they only read attributes and compare a key: a
+# plain `def` dependency costs a hop to the thread pool per request (decision 24).
+async def _ready_state(request: Request) -> ServiceState:
     state = _state(request)
     if not state.ready.is_set():
         message = state.warm_up_error or "models are still loading; retry shortly"
@@ -69,14 +71,14 @@ def _ready_state(request: Request) -> ServiceState:
     return state
 
 
-def _reader(
+async def _reader(
     request: Request, state: Annotated[ServiceState, Depends(_ready_state)]
 ) -> ServiceState:
     check_key(request, state.settings, write=False)
     return state
 
 
-def _writer(
+async def _writer(
     request: Request, state: Annotated[ServiceState, Depends(_ready_state)]
 ) -> ServiceState:
     check_key(request, state.settings, write=True)
