@@ -135,8 +135,11 @@ class SentenceTransformerEmbedder:
         try:
             onnx = OnnxTransformer(model, name=self._name, revision=self.revision)
             cosine = agreement(onnx, model)
-        except (OnnxUnavailable, ImportError) as error:
+        except OnnxUnavailable as error:
             logger.warning("embedding with PyTorch: %s", error)
+            return None
+        except Exception as error:  # e.g. a model whose modules need more than token embeddings
+            logger.warning("embedding with PyTorch: ONNX Runtime run failed: %r", error)
             return None
         if cosine < AGREEMENT:
             logger.warning(

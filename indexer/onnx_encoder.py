@@ -36,7 +36,7 @@ PROBE_TEXTS = (
 
 
 class OnnxUnavailable(RuntimeError):
-    """The model cannot be run by ONNX Runtime (export failed or the outputs disagree)."""
+    """The model cannot be run by ONNX Runtime (not a transformer, export or load failed)."""
 
 
 def cache_dir() -> Path:
@@ -46,6 +46,15 @@ def cache_dir() -> Path:
         return Path(explicit)
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "lede"
+
+
+def _open_session(source: str | bytes, options: Any) -> Any:
+    import onnxruntime
+
+    try:
+        return onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+    except Exception as error:
+        raise OnnxUnavailable(f"ONNX Runtime cannot load the model: {error}") from error
 
 
 class OnnxTransformer:
@@ -71,16 +80,14 @@ class OnnxTransformer:
         # Idle worker threads sleep instead of spinning: spinning took a core from the FAISS
         # and BM25 work that follows each query encoding (decision 22).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        source: str | bytes = str(path) if path.is_file() else self._export(path)
-        try:
-            self._session = onnxruntime.InferenceSession(
-                source, options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as error:  # a damaged cache file: export again, in memory
-            logger.warning("cached ONNX model %s unreadable (%s); exporting again", path, error)
-            self._session = onnxruntime.InferenceSession(
-                self._export(path), options, providers=["CPUExecutionProvider"]
-            )
+        if path.is_file():
+            try:
+                self._session = _open_session(str(path), options)
+            except OnnxUnavailable as error:  # a damaged cache file: export again
+                logger.warning("cached ONNX model %s unreadable (%s); exporting again", path, error)
+                self._session = _open_session(self._export(path), options)
+        else:
+            self._session = _open_session(self._export(path), options)
 
     def _export(self, path: Path) -> bytes:
         """Export the transformer; store it in the cache when the cache is writable."""
