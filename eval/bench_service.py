@@ -100,65 +100,64 @@ def main(argv: list[str] | None = None) -> None:
     figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as directory:
         index_path = Path(directory) / "index"
-        index = LedeIndex.create(index_path, embedder=embedder)
-        index.add(item for item in read_source(args.source) if not isinstance(item, Skipped))
-        figures["index"] = index.store.counts()
-        engine = SearchEngine(index)
-        answerer = Answerer(engine)
-        in_process = {
-            "search": lambda q: engine.search(q, k=10),
-            "answer": lambda q: answerer.ask(q),
-        }
-        with lede_serve(index_path, port=args.port) as (base_url, _):
-            bodies = {
-                "search": [{"query": q, "k": 10} for q in questions],
-                "answer": [{"question": q} for q in questions],
+        with LedeIndex.create(index_path, embedder=embedder) as index:
+            index.add(item for item in read_source(args.source) if not isinstance(item, Skipped))
+            figures["index"] = index.store.counts()
+            engine = SearchEngine(index)
+            answerer = Answerer(engine)
+            in_process = {
+                "search": lambda q: engine.search(q, k=10),
+                "answer": lambda q: answerer.ask(q),
             }
-            for name, call in in_process.items():  # warm both sides
-                for question in questions:
-                    call(question)
-                asyncio.run(_http_run(base_url, f"/{name}", bodies[name], 1, len(questions)))
-            for name, call in in_process.items():
-                rows = []
-                for level in levels:
-                    pooled: dict[str, list[float]] = {"http": [], "server": [], "engine": []}
-                    rates: dict[str, list[float]] = {"http": [], "engine": []}
-                    per_round = max(1, args.requests // args.rounds)
-                    for _ in range(args.rounds):  # alternate so drift hits both sides alike
-                        engine_ms, engine_rate = _engine_run(call, questions, level, per_round)
-                        http_ms, server_ms, http_rate = asyncio.run(
-                            _http_run(base_url, f"/{name}", bodies[name], level, per_round)
+            with lede_serve(index_path, port=args.port) as (base_url, _):
+                bodies = {
+                    "search": [{"query": q, "k": 10} for q in questions],
+                    "answer": [{"question": q} for q in questions],
+                }
+                for name, call in in_process.items():  # warm both sides
+                    for question in questions:
+                        call(question)
+                    asyncio.run(_http_run(base_url, f"/{name}", bodies[name], 1, len(questions)))
+                for name, call in in_process.items():
+                    rows = []
+                    for level in levels:
+                        pooled: dict[str, list[float]] = {"http": [], "server": [], "engine": []}
+                        rates: dict[str, list[float]] = {"http": [], "engine": []}
+                        per_round = max(1, args.requests // args.rounds)
+                        for _ in range(args.rounds):  # alternate so drift hits both sides alike
+                            engine_ms, engine_rate = _engine_run(call, questions, level, per_round)
+                            http_ms, server_ms, http_rate = asyncio.run(
+                                _http_run(base_url, f"/{name}", bodies[name], level, per_round)
+                            )
+                            pooled["engine"] += engine_ms
+                            pooled["http"] += http_ms
+                            pooled["server"] += server_ms
+                            rates["engine"].append(engine_rate)
+                            rates["http"].append(http_rate)
+                        http, inner = percentiles(pooled["http"]), percentiles(pooled["engine"])
+                        server_side = percentiles(pooled["server"])
+                        transport = percentiles(
+                            [h - s for h, s in zip(pooled["http"], pooled["server"], strict=True)]
                         )
-                        pooled["engine"] += engine_ms
-                        pooled["http"] += http_ms
-                        pooled["server"] += server_ms
-                        rates["engine"].append(engine_rate)
-                        rates["http"].append(http_rate)
-                    http, inner = percentiles(pooled["http"]), percentiles(pooled["engine"])
-                    server_side = percentiles(pooled["server"])
-                    transport = percentiles(
-                        [h - s for h, s in zip(pooled["http"], pooled["server"], strict=True)]
-                    )
-                    rows.append(
-                        {
-                            "concurrency": level,
-                            "http": {**http, "requests_per_s": round(min(rates["http"]), 1)},
-                            "engine_in_process": {
-                                **inner,
-                                "requests_per_s": round(min(rates["engine"]), 1),
-                            },
-                            "engine_inside_server": server_side,
-                            "http_transport": transport,
-                            "overhead_vs_in_process_p50": round(
-                                (http["p50_ms"] - inner["p50_ms"]) / inner["p50_ms"], 3
-                            ),
-                            "transport_share_of_engine_p50": round(
-                                transport["p50_ms"] / server_side["p50_ms"], 3
-                            ),
-                        }
-                    )
-                figures[name] = rows
-        index.close()
+                        rows.append(
+                            {
+                                "concurrency": level,
+                                "http": {**http, "requests_per_s": round(min(rates["http"]), 1)},
+                                "engine_in_process": {
+                                    **inner,
+                                    "requests_per_s": round(min(rates["engine"]), 1),
+                                },
+                                "engine_inside_server": server_side,
+                                "http_transport": transport,
+                                "overhead_vs_in_process_p50": round(
+                                    (http["p50_ms"] - inner["p50_ms"]) / inner["p50_ms"], 3
+                                ),
+                                "transport_share_of_engine_p50": round(
+                                    transport["p50_ms"] / server_side["p50_ms"], 3
+                                ),
+                            }
+                        )
+                    figures[name] = rows
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     write_result(args.json, "service", config, figures)
 

@@ -14,14 +14,12 @@ from pathlib import Path
 import httpx
 
 LEDE = str(Path(sys.executable).parent / "lede")  # the console script of this environment
+SAMPLES = Path(__file__).resolve().parent.parent / "examples" / "articles.jsonl"
 
 
 def run_lede(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     """Run `lede ARGS...` and capture its output as text."""
     return subprocess.run([LEDE, *args], capture_output=True, text=True, timeout=timeout)
-
-
-SAMPLES = Path(__file__).resolve().parent.parent / "examples" / "articles.jsonl"
 
 
 def index_with_lede(index: Path, *sources: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -167,8 +168,10 @@ class SentenceTransformerEmbedder:
     def name(self) -> str:
         return self._name
 
-    @property
+    @functools.cached_property
     def revision(self) -> str:
+        """Fingerprint of the model files (computed once: the index check and the ONNX cache
+        key both ask)."""
         path = Path(self._path)
         return _fingerprint(path) if path.is_dir() else "hub"
 

@@ -139,8 +139,10 @@ class OnnxTransformer:
             logger.info("ONNX cache %s not writable (%s); keeping the model in memory", path, error)
         return data
 
-    def features(self, texts: list[str]) -> dict[str, Any]:
-        """The model's features for `texts` after all its modules: `sentence_embedding` et al."""
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Sentence embeddings (not normalized unless the model normalizes), one row per text.
+
+        The transformer runs in ONNX Runtime, the model's other modules in PyTorch."""
         import torch
 
         features = self._model.preprocess(texts)
@@ -150,12 +152,7 @@ class OnnxTransformer:
         with torch.inference_mode():
             for module in list(self._model)[1:]:
                 features = module(features)
-        return features  # type: ignore[no-any-return]
-
-    def encode(self, texts: list[str]) -> np.ndarray:
-        """Sentence embeddings (not normalized unless the model normalizes), one row per text."""
-        embedding = self.features(texts)["sentence_embedding"]
-        return np.asarray(embedding.float().numpy(), dtype=np.float32)
+        return np.asarray(features["sentence_embedding"].float().numpy(), dtype=np.float32)
 
 
 def agreement(onnx: OnnxTransformer, model: Any) -> float:

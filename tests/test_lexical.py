@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -125,8 +126,6 @@ def _numpy_reference(
     index: LexicalIndex, query: str, k: int, allowed: np.ndarray | None = None
 ) -> tuple[list[int], list[float]]:
     """The plain numpy scoring the compiled loops replaced (same arithmetic, same order)."""
-    from collections import Counter
-
     terms = Counter(index.vocabulary[t] for t in index.analyzer(query) if t in index.vocabulary)
     live = index._live if allowed is None else index._live & _fit(allowed, len(index._live))
     k1, b = index.settings.k1, index.settings.b
