@@ -33,10 +33,12 @@ from indexer.dense import DenseIndex
 from indexer.embedder import SentenceTransformerEmbedder
 from indexer.lexical import LexicalIndex
 from indexer.text_analysis import Analyzer
+from service.engine import EngineSettings
 from service.fusion import RankedList, convex_combination
 
 WORDS_PER_CHUNK = 120
 DEPTH = 100
+DEFAULTS = EngineSettings()
 
 
 def build_lexical(size: int, vocabulary: list[str], weights: np.ndarray) -> LexicalIndex:
@@ -99,12 +101,16 @@ def run_size(
         dense_done = time.perf_counter()
         keep = dense_ids[0] >= 0
         lists = {
-            "bm25": RankedList(ids.tolist(), scores.astype(np.float64).tolist()),
+            "bm25": RankedList(
+                ids.tolist(), scores.astype(np.float64).tolist(), truncated=len(ids) >= DEPTH
+            ),
             "dense": RankedList(
                 dense_ids[0][keep].tolist(), dense_scores[0][keep].astype(np.float64).tolist()
             ),
         }
-        fused = convex_combination(lists, alpha=0.5)
+        fused = convex_combination(
+            lists, alpha=DEFAULTS.alpha, normalization=DEFAULTS.normalization
+        )
         sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:10]
         finished = time.perf_counter()
         for stage, begin, end in (

@@ -39,7 +39,8 @@ def _variants(values: list[str]) -> dict[str, dict[str, object]]:
         overrides: dict[str, object] = {}
         for pair in filter(None, spec.split(",")):
             key, _, raw = pair.partition("=")
-            overrides[key.strip()] = raw if key.strip() == "fusion" else float(raw)
+            key = key.strip()
+            overrides[key] = raw if key in ("fusion", "normalization") else float(raw)
         variants[name.strip()] = overrides
     return variants
 
@@ -56,7 +57,10 @@ def relevance_command(
     chunk_tokens: Annotated[int, typer.Option(help="Chunk budget in tokens.")] = 128,
     overlap: Annotated[int, typer.Option(help="Sentences of chunk overlap.")] = 1,
     fusion: Annotated[str, typer.Option(help="convex or rrf.")] = "convex",
-    alpha: Annotated[float, typer.Option(help="Dense share for convex fusion.")] = 0.5,
+    alpha: Annotated[float, typer.Option(help="Dense share for convex fusion.")] = 0.7,
+    normalization: Annotated[
+        str, typer.Option(help="Convex fusion scaling: max or minmax.")
+    ] = "max",
     rrf_k: Annotated[float, typer.Option(help="RRF constant.")] = 60.0,
     max_queries: Annotated[
         int | None, typer.Option(help="Evaluate a seeded random sample of this many queries.")
@@ -84,7 +88,12 @@ def relevance_command(
             index=IndexSettings(
                 chunker=ChunkerSettings(max_tokens=chunk_tokens, overlap_sentences=overlap)
             ),
-            engine=EngineSettings(fusion=fusion, alpha=alpha, rrf_k=rrf_k),  # type: ignore[arg-type]
+            engine=EngineSettings(
+                fusion=fusion,  # type: ignore[arg-type]
+                normalization=normalization,  # type: ignore[arg-type]
+                alpha=alpha,
+                rrf_k=rrf_k,
+            ),
             variants=_variants(variant or []),
         )
         loaded = [load_beir(path, split, max_queries=max_queries) for path in paths]

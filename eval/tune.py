@@ -24,7 +24,12 @@ from indexer.chunker import ChunkerSettings
 from indexer.index import LedeIndex
 from indexer.lexical import BM25Settings
 from indexer.manifest import IndexSettings
-from service.fusion import RankedList, convex_combination, reciprocal_rank_fusion
+from service.fusion import (
+    NORMALIZATIONS,
+    RankedList,
+    convex_combination,
+    reciprocal_rank_fusion,
+)
 
 
 def _doc_run(
@@ -66,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
         ids, scores = index.lexical.search(text, args.depth)
         dense_ids, dense_scores = index.dense.search(vector[None, :], args.depth)
         lists[query_id] = {
-            "bm25": RankedList(ids.tolist(), scores.tolist()),
+            "bm25": RankedList(ids.tolist(), scores.tolist(), len(ids) >= args.depth),
             "dense": RankedList(dense_ids[0].tolist(), dense_scores[0].tolist()),
         }
     results: dict[str, Any] = {"queries": len(dataset.queries), "split": args.split}
@@ -90,9 +95,17 @@ def main(argv: list[str] | None = None) -> None:
         value = score(lambda lists_, k=k, w=weights: reciprocal_rank_fusion(lists_, k=k, weights=w))
         rrf.append({"rrf_k": k, "dense_weight": dense_weight, "ndcg@10": round(value, 4)})
     convex = []
-    for alpha in np.round(np.arange(0.2, 0.85, 0.05), 2):
-        value = score(lambda lists_, a=float(alpha): convex_combination(lists_, alpha=a))
-        convex.append({"alpha": float(alpha), "ndcg@10": round(value, 4)})
+    for normalization, alpha in itertools.product(
+        NORMALIZATIONS, np.round(np.arange(0.2, 0.85, 0.05), 2)
+    ):
+        value = score(
+            lambda lists_, a=float(alpha), n=normalization: convex_combination(
+                lists_, alpha=a, normalization=n
+            )
+        )
+        convex.append(
+            {"normalization": normalization, "alpha": float(alpha), "ndcg@10": round(value, 4)}
+        )
     results["rrf"] = sorted(rrf, key=lambda r: -r["ndcg@10"])
     results["convex"] = sorted(convex, key=lambda r: -r["ndcg@10"])
     bm25_grid = []

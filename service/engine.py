@@ -13,7 +13,14 @@ from indexer import bm25_kernels
 from indexer.filters import Filters
 from indexer.index import LedeIndex
 from indexer.store import ChunkRecord
-from service.fusion import FusionMethod, RankedList, convex_combination, reciprocal_rank_fusion
+from service.fusion import (
+    NORMALIZATIONS,
+    FusionMethod,
+    Normalization,
+    RankedList,
+    convex_combination,
+    reciprocal_rank_fusion,
+)
 from service.highlights import highlight_spans
 from service.models_optional import CrossEncoderReranker
 
@@ -28,8 +35,10 @@ class EngineSettings:
     """Retrieval defaults (see docs/decisions.md for how they were chosen).
 
     Attributes:
-        fusion: "convex" (min-max normalized combination, the default) or "rrf" (reciprocal
+        fusion: "convex" (normalized score combination, the default) or "rrf" (reciprocal
             rank fusion); chosen on SciFact's train split, see docs/decisions.md.
+        normalization: how convex fusion scales each list: "max" (divide by the best score,
+            the default) or "minmax".
         rrf_k: the RRF constant; larger flattens the rank curve.
         bm25_weight, dense_weight: per-retriever RRF weights.
         alpha: dense share of the convex combination.
@@ -38,10 +47,11 @@ class EngineSettings:
     """
 
     fusion: FusionMethod = "convex"
+    normalization: Normalization = "max"
     rrf_k: float = 60.0
     bm25_weight: float = 1.0
     dense_weight: float = 1.0
-    alpha: float = 0.5
+    alpha: float = 0.7
     candidates: int = 100
     rerank_depth: int = 20
     ef_search: int | None = None
@@ -51,6 +61,11 @@ class EngineSettings:
     def __post_init__(self) -> None:
         if self.fusion not in ("rrf", "convex"):
             raise ValueError(f"fusion must be 'rrf' or 'convex', got {self.fusion!r}")
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(
+                f"normalization must be one of {', '.join(NORMALIZATIONS)}, "
+                f"got {self.normalization!r}"
+            )
         if not 0 <= self.alpha <= 1:
             raise ValueError(f"alpha must be within [0, 1], got {self.alpha}")
         if self.rrf_k <= 0:
@@ -183,7 +198,9 @@ class SearchEngine:
             mask = self.index.filter_mask(filters)
             if mode in ("bm25", "hybrid"):
                 ids, scores = self.index.lexical.search(query, depth, mask)
-                lists["bm25"] = RankedList(ids.tolist(), scores.astype(np.float64).tolist())
+                lists["bm25"] = RankedList(
+                    ids.tolist(), scores.astype(np.float64).tolist(), truncated=len(ids) >= depth
+                )
             if mode in ("dense", "hybrid"):
                 assert query_vector is not None
                 ids2d, scores2d = self.index.dense.search(
@@ -191,7 +208,9 @@ class SearchEngine:
                 )
                 keep = ids2d[0] >= 0
                 lists["dense"] = RankedList(
-                    ids2d[0][keep].tolist(), scores2d[0][keep].astype(np.float64).tolist()
+                    ids2d[0][keep].tolist(),
+                    scores2d[0][keep].astype(np.float64).tolist(),
+                    truncated=int(keep.sum()) >= depth,
                 )
             fused = _fuse(lists, mode, settings)
             ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))
@@ -250,7 +269,7 @@ def _fuse(lists: dict[str, RankedList], mode: Mode, settings: EngineSettings) ->
         ranked = lists[mode]
         return dict(zip(ranked.ids, ranked.scores, strict=True))
     if settings.fusion == "convex":
-        return convex_combination(lists, alpha=settings.alpha)
+        return convex_combination(lists, alpha=settings.alpha, normalization=settings.normalization)
     weights = {"bm25": settings.bm25_weight, "dense": settings.dense_weight}
     return reciprocal_rank_fusion(lists, k=settings.rrf_k, weights=weights)
 

@@ -7,14 +7,21 @@ from dataclasses import dataclass
 from typing import Literal
 
 FusionMethod = Literal["rrf", "convex"]
+Normalization = Literal["max", "minmax"]
+NORMALIZATIONS: tuple[Normalization, ...] = ("max", "minmax")
 
 
 @dataclass(frozen=True, slots=True)
 class RankedList:
-    """One retriever's results: ids best first, with their raw scores."""
+    """One retriever's results: ids best first, with their raw scores.
+
+    `truncated` says the retriever stopped at a depth, so documents not listed may score up
+    to the last one; False means every document it scores above its floor is listed.
+    """
 
     ids: Sequence[int]
     scores: Sequence[float]
+    truncated: bool = True
 
 
 def reciprocal_rank_fusion(
@@ -30,20 +37,39 @@ def reciprocal_rank_fusion(
 
 
 def convex_combination(
-    lists: Mapping[str, RankedList], *, alpha: float = 0.5, dense: str = "dense"
+    lists: Mapping[str, RankedList],
+    *,
+    alpha: float = 0.5,
+    dense: str = "dense",
+    normalization: Normalization = "max",
 ) -> dict[int, float]:
-    """alpha * dense + (1 - alpha) * others, each min-max normalized over its own list.
+    """alpha * dense + (1 - alpha) * others, each list's scores scaled to [0, 1] first.
 
-    A document missing from a list gets 0 for that list (the list's minimum after scaling).
+    "max" (the default) divides by the list's best score: the floor is the retriever's
+    theoretical minimum, 0 for BM25 and for cosine (negative cosines count as 0), so a list
+    keeps how far its scores stand above zero. "minmax" maps the list's own worst score to 0.
+    A document missing from a truncated list gets that list's lowest scaled score (its own
+    score is at most that); one missing from a complete list gets 0.
     """
-    fused: dict[int, float] = {}
-    for name, ranked in lists.items():
-        if not ranked.ids:
-            continue
+    scaled = {
+        name: dict(zip(ranked.ids, _scale(ranked.scores, normalization), strict=True))
+        for name, ranked in lists.items()
+        if ranked.ids
+    }
+    docs = {doc for values in scaled.values() for doc in values}
+    fused = dict.fromkeys(docs, 0.0)
+    for name, values in scaled.items():
         weight = alpha if name == dense else 1.0 - alpha
-        low, high = min(ranked.scores), max(ranked.scores)
-        spread = high - low
-        for doc, score in zip(ranked.ids, ranked.scores, strict=True):
-            scaled = (score - low) / spread if spread > 0 else 1.0
-            fused[doc] = fused.get(doc, 0.0) + weight * scaled
+        lowest = min(values.values()) if lists[name].truncated else 0.0
+        for doc in docs:
+            fused[doc] += weight * values.get(doc, lowest)
     return fused
+
+
+def _scale(scores: Sequence[float], normalization: Normalization) -> list[float]:
+    if normalization == "minmax":
+        low, high = min(scores), max(scores)
+        spread = high - low
+        return [(s - low) / spread if spread > 0 else 1.0 for s in scores]
+    high = max(scores)
+    return [max(s, 0.0) / high if high > 0 else 0.0 for s in scores]

@@ -75,11 +75,19 @@ class SearchRequest(FilterFields):
     group: Literal["chunk", "article"] = "chunk"
     fusion: Literal["rrf", "convex"] | None = Field(None, description="Override the fusion method.")
     alpha: float | None = Field(None, ge=0, le=1, description="Dense share for convex fusion.")
+    normalization: Literal["max", "minmax"] | None = Field(
+        None, description="How convex fusion scales each retriever's scores."
+    )
     rrf_k: float | None = Field(None, gt=0, le=10_000, description="RRF constant.")
     highlight: bool = True
 
     def overrides(self) -> dict[str, Any]:
-        values = {"fusion": self.fusion, "alpha": self.alpha, "rrf_k": self.rrf_k}
+        values = {
+            "fusion": self.fusion,
+            "alpha": self.alpha,
+            "normalization": self.normalization,
+            "rrf_k": self.rrf_k,
+        }
         return {key: value for key, value in values.items() if value is not None}
 
 

@@ -39,8 +39,9 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(10_000_000, ge=1024)
 
     fusion: Literal["rrf", "convex"] = "convex"
+    normalization: Literal["max", "minmax"] = "max"
     rrf_k: float = Field(60.0, gt=0)
-    alpha: float = Field(0.5, ge=0, le=1)
+    alpha: float = Field(0.7, ge=0, le=1)
     candidates: int = Field(100, ge=1)
     ef_search: int | None = Field(None, ge=1, description="HNSW efSearch (HNSW indexes).")
     nprobe: int | None = Field(None, ge=1, description="IVF lists probed (IVF indexes).")

@@ -28,6 +28,7 @@ class ServiceState:
             self.index,
             EngineSettings(
                 fusion=settings.fusion,
+                normalization=settings.normalization,
                 rrf_k=settings.rrf_k,
                 alpha=settings.alpha,
                 candidates=settings.candidates,

@@ -204,6 +204,7 @@ def test_every_error_status_has_the_one_shape(base_url: str, index_dir: Path) ->
     assert_error(get(base_url, "/search", query="x", k=51), 422)
     assert_error(get(base_url, "/search", query="x" * 1001), 422)
     assert_error(get(base_url, "/search", query="x", mode="fuzzy"), 422)
+    assert_error(get(base_url, "/search", query="x", normalization="zscore"), 422)
     assert_error(post(base_url, "/articles", {"id": "a"}, AUTH), 422)
     assert_error(post(base_url, "/articles", {"text": "no id"}, AUTH), 422)
     too_many = {"articles": [{"id": f"m{i}", "text": "t"} for i in range(6)]}

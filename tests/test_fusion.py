@@ -1,0 +1,70 @@
+"""Hybrid fusion: score scaling, documents one retriever missed, and the engine's use of it."""
+
+from __future__ import annotations
+
+import pytest
+
+from indexer.index import LedeIndex
+from service.engine import EngineSettings, SearchEngine
+from service.fusion import RankedList, convex_combination, reciprocal_rank_fusion
+
+
+def test_max_scaling_keeps_each_list_relative_to_zero() -> None:
+    lists = {
+        "bm25": RankedList([1, 2], [10.0, 5.0], truncated=False),
+        "dense": RankedList([2, 1], [0.8, 0.6], truncated=False),
+    }
+    fused = convex_combination(lists, alpha=0.5)
+    # bm25 scales to 1.0 / 0.5, dense to 1.0 / 0.75 (not 1 / 0 as min-max would make it)
+    assert fused == pytest.approx({1: 0.5 * 1.0 + 0.5 * 0.75, 2: 0.5 * 0.5 + 0.5 * 1.0})
+    minmax = convex_combination(lists, alpha=0.5, normalization="minmax")
+    assert minmax == pytest.approx({1: 0.5, 2: 0.5})
+
+
+def test_negative_cosines_count_as_zero_and_alpha_weights_dense() -> None:
+    lists = {"dense": RankedList([1, 2], [0.5, -0.2], truncated=False)}
+    assert convex_combination(lists, alpha=0.7) == pytest.approx({1: 0.7, 2: 0.0})
+
+
+def test_a_document_missing_from_a_truncated_list_gets_its_lowest_score() -> None:
+    bm25 = RankedList([1, 2], [4.0, 2.0])  # stopped at depth 2: doc 3 scores at most 2.0
+    dense = RankedList([3, 1, 2], [0.9, 0.3, 0.3], truncated=False)
+    fused = convex_combination({"bm25": bm25, "dense": dense}, alpha=0.5)
+    assert fused[3] == pytest.approx(0.5 * 0.5 + 0.5 * 1.0)
+    complete = RankedList([1, 2], [4.0, 2.0], truncated=False)  # doc 3 matched no term
+    fused = convex_combination({"bm25": complete, "dense": dense}, alpha=0.5)
+    assert fused[3] == pytest.approx(0.5 * 0.0 + 0.5 * 1.0)
+
+
+def test_empty_lists_and_rrf() -> None:
+    assert convex_combination({"bm25": RankedList([], []), "dense": RankedList([], [])}) == {}
+    fused = reciprocal_rank_fusion(
+        {"bm25": RankedList([1, 2], [3.0, 1.0]), "dense": RankedList([2], [0.5])}, k=10
+    )
+    assert fused == pytest.approx({1: 1 / 11, 2: 1 / 12 + 1 / 11})
+
+
+def test_settings_refuse_an_unknown_normalization() -> None:
+    with pytest.raises(ValueError, match="normalization must be one of max, minmax"):
+        EngineSettings(normalization="zscore")  # type: ignore[arg-type]
+
+
+def test_engine_hybrid_uses_the_chosen_scaling(real_index: LedeIndex) -> None:
+    engine = SearchEngine(real_index)
+    query = "film shoot in Rome"
+    default = engine.search(query, k=5)
+    assert engine.settings.normalization == "max" and engine.settings.alpha == 0.7
+    assert all(0.0 <= hit.score <= 1.0 for hit in default.hits)
+    assert {"bm25", "dense"} <= set(default.hits[0].scores)
+    # Recompute the top hit's fused score from the per-retriever scores it reports.
+    bm25 = engine.search(query, mode="bm25", k=100)
+    dense = engine.search(query, mode="dense", k=100)
+    top = default.hits[0].record.chunk_id
+    best_bm25 = max(h.score for h in bm25.hits)
+    best_dense = max(h.score for h in dense.hits)
+    bm25_score = next(h.score for h in bm25.hits if h.record.chunk_id == top)
+    dense_score = next(h.score for h in dense.hits if h.record.chunk_id == top)
+    expected = 0.3 * bm25_score / best_bm25 + 0.7 * max(dense_score, 0) / best_dense
+    assert default.hits[0].score == pytest.approx(expected, rel=1e-5)
+    minmax = engine.search(query, k=5, overrides={"normalization": "minmax", "alpha": 0.5})
+    assert minmax.hits and all(0.0 <= hit.score <= 1.0 for hit in minmax.hits)
