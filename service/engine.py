@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -28,6 +29,11 @@ Mode = Literal["bm25", "dense", "hybrid"]
 Group = Literal["chunk", "article"]
 MODES: tuple[Mode, ...] = ("bm25", "dense", "hybrid")
 GROUPS: tuple[Group, ...] = ("chunk", "article")
+
+
+# Hybrid queries encode here while the calling thread runs BM25 (decision 25). Threads start
+# on first use; more than one so that concurrent requests do not queue behind each other.
+QUERY_ENCODING = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lede-query-encode")
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,7 +197,11 @@ class SearchEngine:
         depth = max(wanted, settings.candidates) if mode == "hybrid" else wanted
         if self.reranker is not None:
             depth = max(depth, settings.rerank_depth)
-        if mode != "bm25" and query_vector is None:
+        encoding: Future[np.ndarray] | None = None
+        if mode == "hybrid" and query_vector is None:
+            # The model encodes the query while BM25 scores it (both release the GIL).
+            encoding = QUERY_ENCODING.submit(self.embed_query, query)
+        elif mode == "dense" and query_vector is None:
             query_vector = self.embed_query(query)
         lists: dict[str, RankedList] = {}
         with self.index.reading():
@@ -202,6 +212,8 @@ class SearchEngine:
                     ids.tolist(), scores.astype(np.float64).tolist(), truncated=len(ids) >= depth
                 )
             if mode in ("dense", "hybrid"):
+                if encoding is not None:
+                    query_vector = encoding.result()
                 assert query_vector is not None
                 ids2d, scores2d = self.index.dense.search(
                     query_vector, depth, mask, ef_search=settings.ef_search, nprobe=settings.nprobe

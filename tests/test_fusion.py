@@ -1,10 +1,18 @@
-"""Hybrid fusion: score scaling, documents one retriever missed, and the engine's use of it."""
+"""Hybrid search: fusion's score scaling, documents one retriever missed, and the engine's
+query encoding beside BM25."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
 import pytest
 
+from indexer.hashing_embedder import HashingEmbedder
 from indexer.index import LedeIndex
+from indexer.models import Article
 from service.engine import EngineSettings, SearchEngine
 from service.fusion import RankedList, convex_combination, reciprocal_rank_fusion
 
@@ -68,3 +76,53 @@ def test_engine_hybrid_uses_the_chosen_scaling(real_index: LedeIndex) -> None:
     assert default.hits[0].score == pytest.approx(expected, rel=1e-5)
     minmax = engine.search(query, k=5, overrides={"normalization": "minmax", "alpha": 0.5})
     assert minmax.hits and all(0.0 <= hit.score <= 1.0 for hit in minmax.hits)
+
+
+class RecordingEmbedder(HashingEmbedder):
+    """Records the thread each embedding ran on; fails on a text containing "explode"."""
+
+    def __init__(self) -> None:
+        super().__init__(dimension=64, max_tokens=64)
+        self.threads: list[str] = []
+
+    def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+        self.threads.append(threading.current_thread().name)
+        if any("explode" in text for text in texts):
+            raise RuntimeError("encoder failed")
+        return super().embed(texts, progress=progress)
+
+
+def test_hybrid_encodes_the_query_beside_bm25(
+    tmp_path: Path, sample_articles: list[Article]
+) -> None:
+    embedder = RecordingEmbedder()
+    with LedeIndex.create(tmp_path / "index", embedder=embedder) as index:
+        index.add(sample_articles)
+        engine = SearchEngine(index)
+        embedder.threads.clear()
+        hybrid = engine.search("Rome car chase", k=5)
+        assert len(embedder.threads) == 1
+        assert embedder.threads[0].startswith("lede-query-encode")
+        vector = embedder.embed(["Rome car chase"])
+        given = engine.search("Rome car chase", k=5, query_vector=vector)
+        assert [h.record.chunk_id for h in hybrid.hits] == [h.record.chunk_id for h in given.hits]
+        assert [h.score for h in hybrid.hits] == [h.score for h in given.hits]
+        embedder.threads.clear()
+        engine.search("Rome car chase", mode="dense", k=5)
+        assert embedder.threads == [threading.current_thread().name]  # nothing to overlap
+        with pytest.raises(RuntimeError, match="encoder failed"):
+            engine.search("explode the Rome car chase", k=5)
+        assert engine.search("Rome car chase", k=5).hits  # still serving
+
+
+def test_real_model_hybrid_with_overlapped_encoding_matches_a_given_vector(
+    real_index: LedeIndex,
+) -> None:
+    engine = SearchEngine(real_index)
+    for query in ("Who plays Ethan Hunt?", "river cleanup volunteers", "interest rates"):
+        overlapped = engine.search(query, k=10)
+        given = engine.search(query, k=10, query_vector=engine.embed_query(query))
+        assert [h.record.chunk_id for h in overlapped.hits] == [
+            h.record.chunk_id for h in given.hits
+        ]
+        assert [h.score for h in overlapped.hits] == pytest.approx([h.score for h in given.hits])
