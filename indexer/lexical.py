@@ -134,6 +134,11 @@ class LexicalIndex:
         df = float(self._df[term_id])
         return float(np.log1p((self.doc_count - df + 0.5) / (df + 0.5)))
 
+    def postings_count(self, query: str) -> int:
+        """How many postings a search for `query` walks (deleted ones included)."""
+        terms = {self.vocabulary[t] for t in self.analyzer(query) if t in self.vocabulary}
+        return sum(self._postings[term].size for term in terms)
+
     def search(
         self, query: str, k: int, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:

@@ -13,6 +13,7 @@ import numpy as np
 from indexer import bm25_kernels
 from indexer.filters import Filters
 from indexer.index import LedeIndex
+from indexer.lexical import LexicalIndex
 from indexer.store import ChunkRecord
 from service.fusion import (
     NORMALIZATIONS,
@@ -31,9 +32,16 @@ MODES: tuple[Mode, ...] = ("bm25", "dense", "hybrid")
 GROUPS: tuple[Group, ...] = ("chunk", "article")
 
 
-# Hybrid queries encode here while the calling thread runs BM25 (decision 25). Threads start
-# on first use; more than one so that concurrent requests do not queue behind each other.
+# A hybrid query with much BM25 work encodes here while the calling thread runs BM25; with
+# little, the hand-over costs more than it hides (decision 26). Threads start on first use;
+# more than one so that concurrent requests do not queue behind each other.
 QUERY_ENCODING = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lede-query-encode")
+OVERLAP_MIN_POSTINGS = 50_000
+
+
+def encode_beside_bm25(lexical: LexicalIndex, query: str) -> bool:
+    """Whether BM25 has enough postings to walk for the query's encoding to overlap it."""
+    return lexical.postings_count(query) >= OVERLAP_MIN_POSTINGS
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,10 +206,13 @@ class SearchEngine:
         if self.reranker is not None:
             depth = max(depth, settings.rerank_depth)
         encoding: Future[np.ndarray] | None = None
-        if mode == "hybrid" and query_vector is None:
-            # The model encodes the query while BM25 scores it (both release the GIL).
+        if (
+            mode == "hybrid"
+            and query_vector is None
+            and encode_beside_bm25(self.index.lexical, query)
+        ):
             encoding = QUERY_ENCODING.submit(self.embed_query, query)
-        elif mode == "dense" and query_vector is None:
+        elif mode != "bm25" and query_vector is None:
             query_vector = self.embed_query(query)
         lists: dict[str, RankedList] = {}
         with self.index.reading():

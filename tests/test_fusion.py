@@ -13,6 +13,7 @@ import pytest
 from indexer.hashing_embedder import HashingEmbedder
 from indexer.index import LedeIndex
 from indexer.models import Article
+from service import engine as engine_module
 from service.engine import EngineSettings, SearchEngine
 from service.fusion import RankedList, convex_combination, reciprocal_rank_fusion
 
@@ -92,32 +93,41 @@ class RecordingEmbedder(HashingEmbedder):
         return super().embed(texts, progress=progress)
 
 
-def test_hybrid_encodes_the_query_beside_bm25(
-    tmp_path: Path, sample_articles: list[Article]
+def test_hybrid_encodes_the_query_beside_bm25_when_bm25_has_much_to_do(
+    tmp_path: Path, sample_articles: list[Article], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     embedder = RecordingEmbedder()
     with LedeIndex.create(tmp_path / "index", embedder=embedder) as index:
         index.add(sample_articles)
         engine = SearchEngine(index)
+        query = "Rome car chase"
+        terms = set(index.analyzer(query))
+        postings = sum(len(index.lexical.search(term, 1000)[0]) for term in terms)
+        assert index.lexical.postings_count(query) == postings > 0
         embedder.threads.clear()
-        hybrid = engine.search("Rome car chase", k=5)
+        inline = engine.search(query, k=5)  # a small index: BM25 is quicker than a hand-over
+        assert embedder.threads == [threading.current_thread().name]
+        monkeypatch.setattr(engine_module, "OVERLAP_MIN_POSTINGS", postings)
+        embedder.threads.clear()
+        overlapped = engine.search(query, k=5)
         assert len(embedder.threads) == 1
         assert embedder.threads[0].startswith("lede-query-encode")
-        vector = embedder.embed(["Rome car chase"])
-        given = engine.search("Rome car chase", k=5, query_vector=vector)
-        assert [h.record.chunk_id for h in hybrid.hits] == [h.record.chunk_id for h in given.hits]
-        assert [h.score for h in hybrid.hits] == [h.score for h in given.hits]
+        assert [h.record.chunk_id for h in overlapped.hits] == [
+            h.record.chunk_id for h in inline.hits
+        ]
+        assert [h.score for h in overlapped.hits] == [h.score for h in inline.hits]
         embedder.threads.clear()
-        engine.search("Rome car chase", mode="dense", k=5)
+        engine.search(query, mode="dense", k=5)
         assert embedder.threads == [threading.current_thread().name]  # nothing to overlap
         with pytest.raises(RuntimeError, match="encoder failed"):
-            engine.search("explode the Rome car chase", k=5)
-        assert engine.search("Rome car chase", k=5).hits  # still serving
+            engine.search(f"explode the {query}", k=5)
+        assert engine.search(query, k=5).hits  # still serving
 
 
 def test_real_model_hybrid_with_overlapped_encoding_matches_a_given_vector(
-    real_index: LedeIndex,
+    real_index: LedeIndex, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(engine_module, "OVERLAP_MIN_POSTINGS", 0)
     engine = SearchEngine(real_index)
     for query in ("Who plays Ethan Hunt?", "river cleanup volunteers", "interest rates"):
         overlapped = engine.search(query, k=10)
