@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
         ids, scores = index.lexical.search(text, args.depth)
         dense_ids, dense_scores = index.dense.search(vector[None, :], args.depth)
         lists[query_id] = {
-            "bm25": RankedList(ids.tolist(), scores.tolist(), len(ids) >= args.depth),
+            "bm25": RankedList(ids.tolist(), scores.tolist(), truncated=len(ids) >= args.depth),
             "dense": RankedList(dense_ids[0].tolist(), dense_scores[0].tolist()),
         }
     results: dict[str, Any] = {"queries": len(dataset.queries), "split": args.split}

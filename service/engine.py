@@ -230,10 +230,10 @@ class SearchEngine:
                     query_vector, depth, mask, ef_search=settings.ef_search, nprobe=settings.nprobe
                 )
                 keep = ids2d[0] >= 0
+                # Always treated as cut off: a short list from IVF or HNSW (few vectors in the
+                # probed cells after filtering) does not mean the rest scored 0.
                 lists["dense"] = RankedList(
-                    ids2d[0][keep].tolist(),
-                    scores2d[0][keep].astype(np.float64).tolist(),
-                    truncated=int(keep.sum()) >= depth,
+                    ids2d[0][keep].tolist(), scores2d[0][keep].astype(np.float64).tolist()
                 )
             fused = _fuse(lists, mode, settings)
             ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))
