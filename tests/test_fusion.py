@@ -136,3 +136,20 @@ def test_real_model_hybrid_with_overlapped_encoding_matches_a_given_vector(
             h.record.chunk_id for h in given.hits
         ]
         assert [h.score for h in overlapped.hits] == pytest.approx([h.score for h in given.hits])
+
+
+def test_service_settings_take_the_fusion_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pydantic import ValidationError
+
+    from service.settings import Settings
+
+    assert Settings(index=tmp_path).normalization == "max" and Settings(index=tmp_path).alpha == 0.7
+    monkeypatch.setenv("LEDE_NORMALIZATION", "minmax")
+    monkeypatch.setenv("LEDE_ALPHA", "0.5")
+    settings = Settings(index=tmp_path)
+    assert (settings.normalization, settings.alpha) == ("minmax", 0.5)
+    monkeypatch.setenv("LEDE_NORMALIZATION", "zscore")
+    with pytest.raises(ValidationError, match="normalization"):
+        Settings(index=tmp_path)

@@ -288,3 +288,13 @@ def test_lede_serve_command_runs_uvicorn_workers(index_dir: Path) -> None:
         timeout=60,
     )
     assert missing.returncode == 2 and "is not a Lede index" in missing.stderr
+
+
+def test_search_fusion_overrides(base_url: str) -> None:
+    default = get(base_url, "/search", query="film shoot in Rome", k=5).json()["hits"]
+    minmax = get(
+        base_url, "/search", query="film shoot in Rome", k=5, normalization="minmax", alpha=0.5
+    ).json()["hits"]
+    assert default and minmax
+    assert all(0.0 <= hit["score"] <= 1.0 for hit in default + minmax)
+    assert [h["score"] for h in default] != [h["score"] for h in minmax]
