@@ -15,6 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from indexer.onnx_encoder import AGREEMENT, OnnxTransformer, OnnxUnavailable, agreement
+from indexer.vectors import unit_rows
 
 logger = logging.getLogger(__name__)
 
@@ -229,5 +230,4 @@ class SentenceTransformerEmbedder:
             for start in tqdm(starts, desc="Batches", disable=not progress):
                 rows = order[start : start + self._batch_size]
                 vectors[rows] = onnx.encode([texts[row] for row in rows])
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
+        return np.ascontiguousarray(unit_rows(vectors), dtype=np.float32)

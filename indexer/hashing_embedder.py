@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from indexer.vectors import unit_rows
+
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
 
@@ -52,7 +54,4 @@ class HashingEmbedder:
                 digest = hashlib.blake2b(word.encode("utf-8", "surrogatepass"), digest_size=8)
                 value = int.from_bytes(digest.digest(), "little")
                 vectors[row, value % self._dimension] += 1.0 if value >> 63 else -1.0
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        norms[norms == 0] = 1.0
-        normalized: np.ndarray = vectors / norms
-        return normalized
+        return unit_rows(vectors)

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from indexer.vectors import unit_rows
+
 logger = logging.getLogger(__name__)
 
 OPSET = 17
@@ -159,6 +161,4 @@ def agreement(onnx: OnnxTransformer, model: Any) -> float:
     """Lowest cosine between ONNX Runtime's and PyTorch's embeddings of the probe texts."""
     ours = onnx.encode(list(PROBE_TEXTS))
     theirs = model.encode(list(PROBE_TEXTS), convert_to_numpy=True, show_progress_bar=False)
-    ours = ours / np.linalg.norm(ours, axis=1, keepdims=True)
-    theirs = theirs / np.linalg.norm(theirs, axis=1, keepdims=True)
-    return float((ours * theirs).sum(axis=1).min())
+    return float((unit_rows(ours) * unit_rows(theirs)).sum(axis=1).min())

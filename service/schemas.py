@@ -9,6 +9,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from indexer.filters import Filters
 from indexer.models import HAS_TEXT_PATTERN, ID_PATTERN, MAX_ID_LENGTH, MAX_TEXT_CHARS
+from service.fusion import Normalization
 
 MAX_QUERY_CHARS = 10_000  # hard ceiling; the configured limit (LEDE_MAX_QUERY_CHARS) is lower
 
@@ -75,7 +76,7 @@ class SearchRequest(FilterFields):
     group: Literal["chunk", "article"] = "chunk"
     fusion: Literal["rrf", "convex"] | None = Field(None, description="Override the fusion method.")
     alpha: float | None = Field(None, ge=0, le=1, description="Dense share for convex fusion.")
-    normalization: Literal["max", "minmax"] | None = Field(
+    normalization: Normalization | None = Field(
         None, description="How convex fusion scales each retriever's scores."
     )
     rrf_k: float | None = Field(None, gt=0, le=10_000, description="RRF constant.")

@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service.fusion import Normalization
+
 
 class Settings(BaseSettings):
     """Everything `lede serve` can be told. Each field is also `LEDE_<NAME>` in the env."""
@@ -39,7 +41,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(10_000_000, ge=1024)
 
     fusion: Literal["rrf", "convex"] = "convex"
-    normalization: Literal["max", "minmax"] = "max"
+    normalization: Normalization = "max"
     rrf_k: float = Field(60.0, gt=0)
     alpha: float = Field(0.7, ge=0, le=1)
     candidates: int = Field(100, ge=1)
