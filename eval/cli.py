@@ -12,12 +12,15 @@ import typer
 
 from eval.datasets import SHARED_DATASETS, datasets_with_qrels, load_beir
 from indexer.chunker import ChunkerSettings
+from indexer.lexical import BM25Settings
 from indexer.manifest import IndexSettings
 from service.cli import app
 from service.engine import MODES, EngineSettings, Mode
 
 eval_app = typer.Typer(help="Measure retrieval and answer quality.", no_args_is_help=True)
 app.add_typer(eval_app, name="eval")
+ENGINE = EngineSettings()
+BM25 = BM25Settings()
 
 
 def _modes(value: str) -> tuple[Mode, ...]:
@@ -57,11 +60,13 @@ def relevance_command(
     chunk_tokens: Annotated[int, typer.Option(help="Chunk budget in tokens.")] = 128,
     overlap: Annotated[int, typer.Option(help="Sentences of chunk overlap.")] = 1,
     fusion: Annotated[str, typer.Option(help="convex or rrf.")] = "convex",
-    alpha: Annotated[float, typer.Option(help="Dense share for convex fusion.")] = 0.7,
+    alpha: Annotated[float, typer.Option(help="Dense share for convex fusion.")] = ENGINE.alpha,
     normalization: Annotated[
         str, typer.Option(help="Convex fusion scaling: max or minmax.")
     ] = "max",
-    rrf_k: Annotated[float, typer.Option(help="RRF constant.")] = 60.0,
+    rrf_k: Annotated[float, typer.Option(help="RRF constant.")] = ENGINE.rrf_k,
+    bm25_k1: Annotated[float, typer.Option(help="BM25 term-frequency saturation.")] = BM25.k1,
+    bm25_b: Annotated[float, typer.Option(help="BM25 length normalization, 0-1.")] = BM25.b,
     max_queries: Annotated[
         int | None, typer.Option(help="Evaluate a seeded random sample of this many queries.")
     ] = None,
@@ -86,7 +91,8 @@ def relevance_command(
             modes=_modes(modes),
             model=model,
             index=IndexSettings(
-                chunker=ChunkerSettings(max_tokens=chunk_tokens, overlap_sentences=overlap)
+                chunker=ChunkerSettings(max_tokens=chunk_tokens, overlap_sentences=overlap),
+                bm25=BM25Settings(k1=bm25_k1, b=bm25_b),
             ),
             engine=EngineSettings(
                 fusion=fusion,  # type: ignore[arg-type]

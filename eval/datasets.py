@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 SHARED_DATASETS = Path(__file__).resolve().parent.parent.parent / "shared" / "datasets"
+VIEWS = Path(".lede") / "eval-cache" / "views"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +31,52 @@ def _qrels_file(path: Path, split: str) -> Path:
     raise FileNotFoundError(f"{path} has no qrels for split {split!r} (qrels/{split}.tsv)")
 
 
+def answer_selection_view(path: Path, split: str, views: Path = VIEWS) -> Path:
+    """A BEIR folder for one split of an answer-sentence-selection dataset (WikiQA's layout).
+
+    WikiQA's BEIR files cover its test split only; its train and dev splits exist as
+    `qa/<split>.jsonl` (a question, its page's candidate sentences, a 0/1 label each). The view
+    has the split's distinct sentences as the corpus (title = page title), the questions with at
+    least one correct sentence as queries, and the correct pairs as qrels, as the test view
+    does. It is written under `views` (never into the shared dataset) and reused.
+    """
+    source = path / "qa" / f"{split}.jsonl"
+    out = views / f"{path.name}-{split}"
+    if (out / "qrels" / f"{split}.tsv").exists():
+        return out
+    corpus: dict[str, dict[str, object]] = {}
+    queries: dict[str, str] = {}
+    qrels: list[tuple[str, str]] = []
+    with source.open() as handle:
+        for number, line in enumerate(handle, 1):
+            question = json.loads(line)
+            if "candidates" not in question:
+                raise ValueError(
+                    f"{source}:{number}: no 'candidates'; not an answer-selection file"
+                )
+            for candidate in question["candidates"]:
+                corpus.setdefault(
+                    candidate["sentence_id"],
+                    {
+                        "_id": candidate["sentence_id"],
+                        "title": question["document_title"],
+                        "text": candidate["sentence"],
+                        "metadata": {"document_id": question["document_id"]},
+                    },
+                )
+                if candidate["label"]:
+                    queries[question["question_id"]] = question["question"]
+                    qrels.append((question["question_id"], candidate["sentence_id"]))
+    (out / "qrels").mkdir(parents=True, exist_ok=True)
+    with (out / "corpus.jsonl").open("w") as handle:
+        handle.writelines(json.dumps(doc) + "\n" for doc in corpus.values())
+    with (out / "queries.jsonl").open("w") as handle:
+        handle.writelines(json.dumps({"_id": q, "text": t}) + "\n" for q, t in queries.items())
+    rows = "".join(f"{q}\t{doc}\t1\n" for q, doc in qrels)
+    (out / "qrels" / f"{split}.tsv").write_text("query-id\tcorpus-id\tscore\n" + rows)
+    return out
+
+
 def _queries_file(path: Path, split: str) -> Path:
     extra = path / "extras" / f"queries_{split}.jsonl"
     return extra if split != "test" and extra.exists() else path / "queries.jsonl"
@@ -42,6 +89,8 @@ def load_beir(path: Path, split: str = "test", *, max_queries: int | None = None
         FileNotFoundError: the folder lacks corpus.jsonl, queries or qrels for the split.
     """
     path = Path(path)
+    if split != "test" and (path / "qa" / f"{split}.jsonl").exists():
+        path = answer_selection_view(path, split)
     if not (path / "corpus.jsonl").exists():
         raise FileNotFoundError(f"{path} has no corpus.jsonl; expected a BEIR-format folder")
     qrels: dict[str, dict[str, int]] = {}

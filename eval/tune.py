@@ -1,16 +1,27 @@
-"""Choose fusion and BM25 defaults on a dataset's *train* split (never its test qrels).
+"""Choose fusion and BM25 defaults on datasets' *train* splits (never their test qrels).
 
-    python -m eval.tune ../shared/datasets/scifact --json eval/results/tune_scifact.json
+    python -m eval.tune ../shared/datasets/scifact ../shared/datasets/wikiqa \\
+        --json eval/results/tune.json
 
-Retrieves each train query's BM25 and dense candidates once (chunk level), then scores a grid
-of fusion settings offline (chunk-level fusion, document score = best chunk, as in
-`lede eval relevance`), and a grid of BM25 k1/b on BM25 alone.
+SciFact's train split is `extras/`; WikiQA's is `qa/train.jsonl`, turned into a BEIR view of
+its own sentences (`eval.datasets.answer_selection_view`). For each dataset this retrieves
+every train query's dense candidates once and its BM25 candidates once per BM25 setting
+(chunk level), then scores offline, as `lede eval relevance` does (chunk-level fusion,
+document score = best chunk):
+
+- a joint grid of BM25 k1 x b x the dense share α of max-scaled convex fusion;
+- at the current BM25 defaults, min-max convex fusion and RRF over their own grids.
+
+Settings are ranked by the mean nDCG@10 over the datasets, so a default is not picked for one
+collection at another's expense; each dataset's own figures are kept beside the mean.
 """
 
 from __future__ import annotations
 
 import argparse
 import itertools
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -21,116 +32,149 @@ from eval.datasets import load_beir
 from eval.relevance import DEFAULT_CACHE, RelevanceConfig, open_dataset_index
 from eval.report import write_result
 from indexer.chunker import ChunkerSettings
-from indexer.index import LedeIndex
 from indexer.lexical import BM25Settings
 from indexer.manifest import IndexSettings
 from service.fusion import (
-    NORMALIZATIONS,
+    Normalization,
     RankedList,
     convex_combination,
     reciprocal_rank_fusion,
 )
 
+K1S = (0.6, 0.9, 1.2, 1.5)
+BS = (0.0, 0.2, 0.4, 0.6, 0.75, 0.9)
+ALPHAS = tuple(float(a) for a in np.round(np.arange(0.5, 0.9, 0.05), 2))
+MINMAX_ALPHAS = tuple(float(a) for a in np.round(np.arange(0.2, 0.85, 0.05), 2))
+RRF_GRID = tuple(itertools.product((5, 10, 20, 40, 60, 100), (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)))
 
-def _doc_run(
-    index: LedeIndex, fused: dict[int, float], article_of: dict[int, str]
-) -> dict[str, float]:
-    run: dict[str, float] = {}
-    for chunk, score in fused.items():
-        article = article_of[chunk]
-        if score > run.get(article, -np.inf):
-            run[article] = score
-    best = sorted(run.items(), key=lambda item: -item[1])[:100]
-    return dict(best) or {"__none__": 0.0}
+Fuse = Callable[[dict[str, RankedList]], dict[int, float]]
 
 
-def _ndcg(qrels: Qrels, runs: dict[str, dict[str, float]]) -> float:
-    return float(evaluate(qrels, Run(runs), "ndcg@10", make_comparable=True))
+class TrainSplit:
+    """One dataset's train queries with their dense candidates, scored offline."""
+
+    def __init__(self, path: Path, split: str, config: RelevanceConfig, depth: int):
+        dataset = load_beir(path, split)
+        self.name = path.name
+        self.queries = dataset.queries
+        self.qrels = Qrels(dataset.qrels)
+        self.depth = depth
+        self.index, _ = open_dataset_index(dataset, config, DEFAULT_CACHE)
+        self.article_of = {r.rowid: r.article_id for r in self.index.store.all_chunk_records()}
+        vectors = self.index.embedder.embed(list(self.queries.values()))
+        self.dense: dict[str, RankedList] = {}
+        for query_id, vector in zip(self.queries, vectors, strict=True):
+            ids, scores = self.index.dense.search(vector[None, :], depth)
+            self.dense[query_id] = RankedList(ids[0].tolist(), scores[0].tolist())
+
+    def bm25(self, settings: BM25Settings) -> dict[str, RankedList]:
+        self.index.lexical.settings = settings
+        lists = {}
+        for query_id, text in self.queries.items():
+            ids, scores = self.index.lexical.search(text, self.depth)
+            lists[query_id] = RankedList(
+                ids.tolist(), scores.tolist(), truncated=len(ids) >= self.depth
+            )
+        return lists
+
+    def ndcg(self, bm25: dict[str, RankedList], fuse: Fuse) -> float:
+        runs = {q: self._doc_run(fuse({"bm25": bm25[q], "dense": self.dense[q]})) for q in bm25}
+        return float(evaluate(self.qrels, Run(runs), "ndcg@10", make_comparable=True))
+
+    def _doc_run(self, fused: dict[int, float]) -> dict[str, float]:
+        run: dict[str, float] = {}
+        for chunk, score in fused.items():
+            article = self.article_of[chunk]
+            if score > run.get(article, -np.inf):
+                run[article] = score
+        best = sorted(run.items(), key=lambda item: -item[1])[:100]
+        return dict(best) or {"__none__": 0.0}
+
+
+def _single(name: str) -> Fuse:
+    return lambda lists: dict(zip(lists[name].ids, lists[name].scores, strict=True))
+
+
+def _convex(alpha: float, normalization: Normalization = "max") -> Fuse:
+    return lambda lists: convex_combination(lists, alpha=alpha, normalization=normalization)
+
+
+def _rrf(k: int, dense_weight: float) -> Fuse:
+    weights = {"bm25": 1.0, "dense": dense_weight}
+    return lambda lists: reciprocal_rank_fusion(lists, k=k, weights=weights)
+
+
+def _ranked(rows: list[dict[str, Any]], names: list[str]) -> list[dict[str, Any]]:
+    for row in rows:
+        row["mean"] = round(float(np.mean([row[name] for name in names])), 4)
+    return sorted(rows, key=lambda row: -row["mean"])
+
+
+def tune(splits: list[TrainSplit], defaults: BM25Settings) -> dict[str, Any]:
+    names = [split.name for split in splits]
+    joint: list[dict[str, Any]] = []
+    bm25_only: list[dict[str, Any]] = []
+    for k1, b in itertools.product(K1S, BS):
+        lists = {split.name: split.bm25(BM25Settings(k1=k1, b=b)) for split in splits}
+        row: dict[str, Any] = {"k1": k1, "b": b}
+        bm25_only.append(
+            row | {s.name: round(s.ndcg(lists[s.name], _single("bm25")), 4) for s in splits}
+        )
+        for alpha in ALPHAS:
+            scores = {s.name: round(s.ndcg(lists[s.name], _convex(alpha)), 4) for s in splits}
+            joint.append(row | {"alpha": alpha} | scores)
+    at_defaults = {split.name: split.bm25(defaults) for split in splits}
+    dense_only = {s.name: round(s.ndcg(at_defaults[s.name], _single("dense")), 4) for s in splits}
+
+    def at_bm25_defaults(fuse: Fuse) -> dict[str, float]:
+        return {s.name: round(s.ndcg(at_defaults[s.name], fuse), 4) for s in splits}
+
+    minmax = [
+        {"alpha": alpha} | at_bm25_defaults(_convex(alpha, "minmax")) for alpha in MINMAX_ALPHAS
+    ]
+    rrf = [
+        {"rrf_k": k, "dense_weight": weight} | at_bm25_defaults(_rrf(k, weight))
+        for k, weight in RRF_GRID
+    ]
+    return {
+        "datasets": {s.name: {"queries": len(s.queries)} for s in splits},
+        "dense_only": dense_only,
+        "bm25_only": _ranked(bm25_only, names),
+        "convex_max": _ranked(joint, names),
+        "convex_minmax_at_bm25_defaults": _ranked(minmax, names),
+        "rrf_at_bm25_defaults": _ranked(rrf, names),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("dataset", type=Path)
+    parser.add_argument("datasets", type=Path, nargs="+")
     parser.add_argument("--split", default="train")
     parser.add_argument("--depth", type=int, default=100)
     parser.add_argument("--chunk-tokens", type=int, default=128)
     parser.add_argument("--overlap", type=int, default=1)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    dataset = load_beir(args.dataset, args.split)
     chunker = ChunkerSettings(max_tokens=args.chunk_tokens, overlap_sentences=args.overlap)
     config = RelevanceConfig(index=IndexSettings(chunker=chunker))
-    index, _ = open_dataset_index(dataset, config, DEFAULT_CACHE)
-    article_of = {r.rowid: r.article_id for r in index.store.all_chunk_records()}
-    qrels = Qrels(dataset.qrels)
-    lists: dict[str, dict[str, RankedList]] = {}
-    vectors = index.embedder.embed(list(dataset.queries.values()))
-    for (query_id, text), vector in zip(dataset.queries.items(), vectors, strict=True):
-        ids, scores = index.lexical.search(text, args.depth)
-        dense_ids, dense_scores = index.dense.search(vector[None, :], args.depth)
-        lists[query_id] = {
-            "bm25": RankedList(ids.tolist(), scores.tolist(), truncated=len(ids) >= args.depth),
-            "dense": RankedList(dense_ids[0].tolist(), dense_scores[0].tolist()),
-        }
-    results: dict[str, Any] = {"queries": len(dataset.queries), "split": args.split}
-
-    def score(fuse: Any) -> float:
-        return _ndcg(
-            qrels, {q: _doc_run(index, fuse(pair), article_of) for q, pair in lists.items()}
-        )
-
-    results["bm25_only"] = round(
-        score(lambda lists_: dict(zip(lists_["bm25"].ids, lists_["bm25"].scores, strict=True))), 4
-    )
-    results["dense_only"] = round(
-        score(lambda lists_: dict(zip(lists_["dense"].ids, lists_["dense"].scores, strict=True))), 4
-    )
-    rrf = []
-    for k, dense_weight in itertools.product(
-        (5, 10, 20, 40, 60, 100), (0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
-    ):
-        weights = {"bm25": 1.0, "dense": dense_weight}
-        value = score(lambda lists_, k=k, w=weights: reciprocal_rank_fusion(lists_, k=k, weights=w))
-        rrf.append({"rrf_k": k, "dense_weight": dense_weight, "ndcg@10": round(value, 4)})
-    convex = []
-    for normalization, alpha in itertools.product(
-        NORMALIZATIONS, np.round(np.arange(0.2, 0.85, 0.05), 2)
-    ):
-        value = score(
-            lambda lists_, a=float(alpha), n=normalization: convex_combination(
-                lists_, alpha=a, normalization=n
-            )
-        )
-        convex.append(
-            {"normalization": normalization, "alpha": float(alpha), "ndcg@10": round(value, 4)}
-        )
-    results["rrf"] = sorted(rrf, key=lambda r: -r["ndcg@10"])
-    results["convex"] = sorted(convex, key=lambda r: -r["ndcg@10"])
-    bm25_grid = []
-    original = index.lexical.settings
-    for k1, b in itertools.product((0.6, 0.9, 1.2, 1.5), (0.4, 0.6, 0.75, 0.9)):
-        index.lexical.settings = BM25Settings(k1=k1, b=b)
-        runs = {}
-        for query_id, text in dataset.queries.items():
-            ids, scores = index.lexical.search(text, args.depth)
-            runs[query_id] = _doc_run(
-                index, dict(zip(ids.tolist(), scores.tolist(), strict=True)), article_of
-            )
-        bm25_grid.append({"k1": k1, "b": b, "ndcg@10": round(_ndcg(qrels, runs), 4)})
-    index.lexical.settings = original
-    results["bm25"] = sorted(bm25_grid, key=lambda r: -r["ndcg@10"])
-    index.close()
+    splits = [TrainSplit(path, args.split, config, args.depth) for path in args.datasets]
+    try:
+        results = tune(splits, config.index.bm25)
+    finally:
+        for split in splits:
+            split.index.close()
+    for name in ("convex_max", "bm25_only"):
+        print(name, results[name][:5])
     write_result(
         args.json,
         "tune",
         {
-            "dataset": str(args.dataset),
+            "datasets": [str(path) for path in args.datasets],
             "split": args.split,
             "depth": args.depth,
-            "chunk_tokens": args.chunk_tokens,
-            "overlap": args.overlap,
+            "index": asdict(config.index),
         },
         results,
     )

@@ -25,7 +25,9 @@ from indexer.text_analysis import Analyzer
 @dataclass(frozen=True, slots=True)
 class BM25Settings:
     k1: float = 1.2
-    b: float = 0.75
+    # No length normalization by default: chosen with fusion on SciFact and WikiQA train
+    # (python -m eval.tune, decision 27). Chunks are already at most 128 tokens long.
+    b: float = 0.0
 
     def __post_init__(self) -> None:
         if self.k1 < 0:

@@ -65,7 +65,7 @@ class EngineSettings:
     rrf_k: float = 60.0
     bm25_weight: float = 1.0
     dense_weight: float = 1.0
-    alpha: float = 0.7
+    alpha: float = 0.75
     candidates: int = 100
     rerank_depth: int = 20
     ef_search: int | None = None

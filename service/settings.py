@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     fusion: Literal["rrf", "convex"] = "convex"
     normalization: Normalization = "max"
     rrf_k: float = Field(60.0, gt=0)
-    alpha: float = Field(0.7, ge=0, le=1)
+    alpha: float = Field(0.75, ge=0, le=1)
     candidates: int = Field(100, ge=1)
     ef_search: int | None = Field(None, ge=1, description="HNSW efSearch (HNSW indexes).")
     nprobe: int | None = Field(None, ge=1, description="IVF lists probed (IVF indexes).")

@@ -62,7 +62,7 @@ def test_engine_hybrid_uses_the_chosen_scaling(real_index: LedeIndex) -> None:
     engine = SearchEngine(real_index)
     query = "film shoot in Rome"
     default = engine.search(query, k=5)
-    assert engine.settings.normalization == "max" and engine.settings.alpha == 0.7
+    assert engine.settings.normalization == "max" and engine.settings.alpha == 0.75
     assert all(0.0 <= hit.score <= 1.0 for hit in default.hits)
     assert {"bm25", "dense"} <= set(default.hits[0].scores)
     # Recompute the top hit's fused score from the per-retriever scores it reports.
@@ -145,7 +145,8 @@ def test_service_settings_take_the_fusion_from_the_environment(
 
     from service.settings import Settings
 
-    assert Settings(index=tmp_path).normalization == "max" and Settings(index=tmp_path).alpha == 0.7
+    defaults = Settings(index=tmp_path)
+    assert (defaults.normalization, defaults.alpha) == ("max", 0.75)
     monkeypatch.setenv("LEDE_NORMALIZATION", "minmax")
     monkeypatch.setenv("LEDE_ALPHA", "0.5")
     settings = Settings(index=tmp_path)
