@@ -99,7 +99,8 @@ def bench_bm25(
     rowid_of = {r.article_id: r.rowid for r in index.store.all_chunk_records()}
     ordered = [a for a in articles if a.id in rowid_of]
     build = time.perf_counter()
-    reference = LuceneBM25([analyzer(a.text) for a in ordered], k1=1.2, b=0.75)
+    settings = lexical.settings
+    reference = LuceneBM25([analyzer(a.text) for a in ordered], k1=settings.k1, b=settings.b)
     build_s = time.perf_counter() - build
     agree = 0
     started = time.perf_counter()

@@ -82,7 +82,9 @@ def _queries_file(path: Path, split: str) -> Path:
     return extra if split != "test" and extra.exists() else path / "queries.jsonl"
 
 
-def load_beir(path: Path, split: str = "test", *, max_queries: int | None = None) -> BeirDataset:
+def load_beir(
+    path: Path, split: str = "test", *, max_queries: int | None = None, views: Path = VIEWS
+) -> BeirDataset:
     """Judged queries and qrels of one split (queries without judgments are dropped).
 
     Raises:
@@ -90,7 +92,7 @@ def load_beir(path: Path, split: str = "test", *, max_queries: int | None = None
     """
     path = Path(path)
     if split != "test" and (path / "qa" / f"{split}.jsonl").exists():
-        path = answer_selection_view(path, split)
+        path = answer_selection_view(path, split, views)
     if not (path / "corpus.jsonl").exists():
         raise FileNotFoundError(f"{path} has no corpus.jsonl; expected a BEIR-format folder")
     qrels: dict[str, dict[str, int]] = {}

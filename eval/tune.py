@@ -53,13 +53,20 @@ Fuse = Callable[[dict[str, RankedList]], dict[int, float]]
 class TrainSplit:
     """One dataset's train queries with their dense candidates, scored offline."""
 
-    def __init__(self, path: Path, split: str, config: RelevanceConfig, depth: int):
-        dataset = load_beir(path, split)
+    def __init__(
+        self,
+        path: Path,
+        split: str,
+        config: RelevanceConfig,
+        depth: int = 100,
+        cache: Path = DEFAULT_CACHE,
+    ):
+        dataset = load_beir(path, split, views=cache / "views")
         self.name = path.name
         self.queries = dataset.queries
         self.qrels = Qrels(dataset.qrels)
         self.depth = depth
-        self.index, _ = open_dataset_index(dataset, config, DEFAULT_CACHE)
+        self.index, _ = open_dataset_index(dataset, config, cache)
         self.article_of = {r.rowid: r.article_id for r in self.index.store.all_chunk_records()}
         vectors = self.index.embedder.embed(list(self.queries.values()))
         self.dense: dict[str, RankedList] = {}

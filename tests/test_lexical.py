@@ -31,9 +31,15 @@ def _corpus(seed: int, size: int) -> list[str]:
     return [" ".join(rng.choices(WORDS, k=rng.randint(1, 30))) for _ in range(size)]
 
 
-def _reference_scores(docs: dict[int, str], analyzer: Analyzer, query: str) -> dict[int, float]:
+# Lucene's classic parameters: length normalization on, so document lengths are exercised.
+CLASSIC = BM25Settings(k1=1.2, b=0.75)
+
+
+def _reference_scores(
+    docs: dict[int, str], analyzer: Analyzer, query: str, settings: BM25Settings = CLASSIC
+) -> dict[int, float]:
     ids = sorted(docs)
-    reference = LuceneBM25([analyzer(docs[i]) for i in ids], k1=1.2, b=0.75)
+    reference = LuceneBM25([analyzer(docs[i]) for i in ids], k1=settings.k1, b=settings.b)
     scores = reference.get_scores(analyzer(query))
     return {doc: float(score) for doc, score in zip(ids, scores, strict=True) if score > 0}
 
@@ -43,14 +49,15 @@ def _lede_scores(index: LexicalIndex, query: str) -> dict[int, float]:
     return dict(zip(ids.tolist(), scores.astype(float).tolist(), strict=True))
 
 
+@pytest.mark.parametrize("settings", [BM25Settings(), CLASSIC], ids=["default", "classic"])
 @pytest.mark.parametrize("query", ["apple", "banana cherry", "kiwi kiwi lemon", "fig zzz"])
-def test_scores_match_rank_bm25(query: str) -> None:
+def test_scores_match_rank_bm25(query: str, settings: BM25Settings) -> None:
     analyzer = Analyzer(AnalyzerSettings(stemmer="none", stopwords="none"))
     docs = dict(enumerate(_corpus(1, 200)))
-    index = LexicalIndex(analyzer, BM25Settings())
+    index = LexicalIndex(analyzer, settings)
     for doc_id, text in docs.items():
         index.add(doc_id, text)
-    expected = _reference_scores(docs, analyzer, query)
+    expected = _reference_scores(docs, analyzer, query, settings)
     actual = _lede_scores(index, query)
     assert actual.keys() == expected.keys()
     for doc_id, score in expected.items():
@@ -60,7 +67,7 @@ def test_scores_match_rank_bm25(query: str) -> None:
 def test_incremental_adds_and_deletes_equal_a_fresh_build() -> None:
     analyzer = Analyzer()
     corpus = _corpus(2, 300)
-    incremental = LexicalIndex(analyzer)
+    incremental = LexicalIndex(analyzer, CLASSIC)  # scores depend on the average length
     for doc_id, text in enumerate(corpus):
         incremental.add(doc_id, text)
     rng = random.Random(3)
@@ -70,7 +77,7 @@ def test_incremental_adds_and_deletes_equal_a_fresh_build() -> None:
     for doc_id in range(300, 340):  # adds after deletes
         corpus.append(" ".join(rng.choices(WORDS, k=12)))
         incremental.add(doc_id, corpus[doc_id])
-    fresh = LexicalIndex(analyzer)
+    fresh = LexicalIndex(analyzer, CLASSIC)
     for doc_id, text in enumerate(corpus):
         if doc_id not in deleted:
             fresh.add(doc_id, text)
