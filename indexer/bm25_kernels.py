@@ -47,11 +47,21 @@ def accumulate(
 ) -> None:
     """totals[d] += weight * tf / (tf + base + slope * len(d)) for each live posting (d, tf).
 
-    Computed in float32 like the tf arrays, then added in float64.
+    Computed in float32 like the tf arrays, then added in float64. Without length
+    normalization (slope 0, BM25's b = 0, the default) the loop skips the document lengths:
+    one random read less per posting, about half the time at 1M chunks, same bits
+    ((tf + b) + 0 * len is tf + b exactly).
     """
     w = np.float32(weight)
     b = np.float32(base)
     s = np.float32(slope)
+    if s == 0:
+        for i in range(docs.shape[0]):
+            doc = docs[i]
+            if live[doc]:
+                tf = tfs[i]
+                totals[doc] += (w * tf) / (tf + b)
+        return
     for i in range(docs.shape[0]):
         doc = docs[i]
         if live[doc]:
