@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import random
 from dataclasses import dataclass
@@ -38,10 +39,13 @@ def answer_selection_view(path: Path, split: str, views: Path = VIEWS) -> Path:
     `qa/<split>.jsonl` (a question, its page's candidate sentences, a 0/1 label each). The view
     has the split's distinct sentences as the corpus (title = page title), the questions with at
     least one correct sentence as queries, and the correct pairs as qrels, as the test view
-    does. It is written under `views` (never into the shared dataset) and reused.
+    does. It is written under `views` (never into the shared dataset), in a folder named after
+    the source file's content, and reused while that content is unchanged.
     """
     source = path / "qa" / f"{split}.jsonl"
-    out = views / f"{path.name}-{split}"
+    with source.open("rb") as handle:
+        digest = hashlib.file_digest(handle, "sha256").hexdigest()[:12]
+    out = views / f"{path.name}-{split}-{digest}"
     if (out / "qrels" / f"{split}.tsv").exists():
         return out
     corpus: dict[str, dict[str, object]] = {}
@@ -91,7 +95,9 @@ def load_beir(
         FileNotFoundError: the folder lacks corpus.jsonl, queries or qrels for the split.
     """
     path = Path(path)
+    name = path.name
     if split != "test" and (path / "qa" / f"{split}.jsonl").exists():
+        name = f"{path.name}-{split}"
         path = answer_selection_view(path, split, views)
     if not (path / "corpus.jsonl").exists():
         raise FileNotFoundError(f"{path} has no corpus.jsonl; expected a BEIR-format folder")
@@ -115,7 +121,7 @@ def load_beir(
         kept = set(random.Random(0).sample(sorted(queries), max_queries))
         queries = {q: text for q, text in queries.items() if q in kept}
     qrels = {q: docs for q, docs in qrels.items() if q in queries}
-    return BeirDataset(path.name, path, queries, qrels)
+    return BeirDataset(name, path, queries, qrels)
 
 
 def datasets_with_qrels(root: Path = SHARED_DATASETS) -> list[Path]:

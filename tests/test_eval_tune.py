@@ -56,6 +56,12 @@ def test_answer_selection_split_becomes_a_beir_view(tmp_path: Path) -> None:
         "metadata": {"document_id": "D2"},
     }
     assert not (folder / "corpus.jsonl").exists()  # nothing written into the dataset folder
+    # A changed source makes a new view instead of reusing the old one.
+    _answer_selection_folder(tmp_path / "changed", [_question("Q9", "D9", [1])])
+    (folder / "qa" / "train.jsonl").write_text(
+        (tmp_path / "changed" / "qa" / "train.jsonl").read_text()
+    )
+    assert load_beir(folder, "train", views=tmp_path / "views").qrels == {"Q9": {"D9-0": 1}}
 
 
 def test_a_qa_file_without_candidates_is_refused(tmp_path: Path) -> None:
