@@ -13,6 +13,8 @@ from indexer.errors import IndexFormatError, InvalidArticleError
 from indexer.filters import Filters
 from indexer.hashing_embedder import HashingEmbedder
 from indexer.index import LedeIndex
+from indexer.lexical import BM25Settings
+from indexer.manifest import IndexSettings
 from indexer.models import Article
 from service.engine import SearchEngine
 
@@ -111,6 +113,24 @@ def test_filters_apply_inside_both_retrievers(
     hits = engine.search("film", mode="dense", k=50, filters=since).hits
     assert hits
     assert all("film" in h.record.tags and str(h.record.published_at) >= "2020-10-15" for h in hits)
+
+
+def test_an_index_keeps_the_bm25_settings_it_was_created_with(
+    tmp_path: Path, fake_embedder: HashingEmbedder, sample_articles: list[Article]
+) -> None:
+    """A default that changes later (b 0.75 -> 0) does not change an existing index's scores."""
+    path = tmp_path / "index"
+    classic = IndexSettings(bm25=BM25Settings(k1=1.2, b=0.75))
+    created = LedeIndex.create(path, embedder=fake_embedder, settings=classic)
+    created.add(sample_articles)
+    before = created.lexical.search("film festival in Venice", 10)
+    created.checkpoint()
+    created.close()
+    reopened = LedeIndex.open(path, embedder=fake_embedder)
+    assert reopened.lexical.settings == BM25Settings(k1=1.2, b=0.75) != BM25Settings()
+    after = reopened.lexical.search("film festival in Venice", 10)
+    assert after[0].tolist() == before[0].tolist() and after[1].tolist() == before[1].tolist()
+    reopened.close()
 
 
 def test_manifest_refuses_other_model_and_bad_schema(
