@@ -36,8 +36,14 @@ from indexer.dense import DenseIndex
 from indexer.embedder import SentenceTransformerEmbedder
 from indexer.lexical import LexicalIndex
 from indexer.text_analysis import Analyzer
-from service.engine import QUERY_ENCODING, EngineSettings, encode_beside_bm25
-from service.fusion import RankedList, convex_combination
+from service.engine import (
+    QUERY_ENCODING,
+    EngineSettings,
+    bm25_list,
+    dense_list,
+    encode_beside_bm25,
+)
+from service.fusion import convex_combination
 
 WORDS_PER_CHUNK = 120
 DEPTH = 100
@@ -107,14 +113,9 @@ def run_size(
     def fuse(
         ids: np.ndarray, scores: np.ndarray, dense_ids: np.ndarray, dense_scores: np.ndarray
     ) -> None:
-        keep = dense_ids[0] >= 0
         lists = {
-            "bm25": RankedList(
-                ids.tolist(), scores.astype(np.float64).tolist(), truncated=len(ids) >= DEPTH
-            ),
-            "dense": RankedList(
-                dense_ids[0][keep].tolist(), dense_scores[0][keep].astype(np.float64).tolist()
-            ),
+            "bm25": bm25_list(ids, scores, DEPTH),
+            "dense": dense_list(dense_ids[0], dense_scores[0]),
         }
         fused = convex_combination(
             lists, alpha=DEFAULTS.alpha, normalization=DEFAULTS.normalization

@@ -59,11 +59,11 @@ def relevance_command(
     split: Annotated[str, typer.Option(help="Qrels split: test, or train where present.")] = "test",
     chunk_tokens: Annotated[int, typer.Option(help="Chunk budget in tokens.")] = 128,
     overlap: Annotated[int, typer.Option(help="Sentences of chunk overlap.")] = 1,
-    fusion: Annotated[str, typer.Option(help="convex or rrf.")] = "convex",
+    fusion: Annotated[str, typer.Option(help="convex or rrf.")] = ENGINE.fusion,
     alpha: Annotated[float, typer.Option(help="Dense share for convex fusion.")] = ENGINE.alpha,
     normalization: Annotated[
         str, typer.Option(help="Convex fusion scaling: max or minmax.")
-    ] = "max",
+    ] = ENGINE.normalization,
     rrf_k: Annotated[float, typer.Option(help="RRF constant.")] = ENGINE.rrf_k,
     bm25_k1: Annotated[float, typer.Option(help="BM25 term-frequency saturation.")] = BM25.k1,
     bm25_b: Annotated[float, typer.Option(help="BM25 length normalization, 0-1.")] = BM25.b,

@@ -34,6 +34,7 @@ from eval.report import write_result
 from indexer.chunker import ChunkerSettings
 from indexer.lexical import BM25Settings
 from indexer.manifest import IndexSettings
+from service.engine import bm25_list, dense_list
 from service.fusion import (
     Normalization,
     RankedList,
@@ -72,16 +73,14 @@ class TrainSplit:
         self.dense: dict[str, RankedList] = {}
         for query_id, vector in zip(self.queries, vectors, strict=True):
             ids, scores = self.index.dense.search(vector[None, :], depth)
-            self.dense[query_id] = RankedList(ids[0].tolist(), scores[0].tolist())
+            self.dense[query_id] = dense_list(ids[0], scores[0])
 
     def bm25(self, settings: BM25Settings) -> dict[str, RankedList]:
         self.index.lexical.settings = settings
         lists = {}
         for query_id, text in self.queries.items():
             ids, scores = self.index.lexical.search(text, self.depth)
-            lists[query_id] = RankedList(
-                ids.tolist(), scores.tolist(), truncated=len(ids) >= self.depth
-            )
+            lists[query_id] = bm25_list(ids, scores, self.depth)
         return lists
 
     def ndcg(self, bm25: dict[str, RankedList], fuse: Fuse) -> float:

@@ -44,6 +44,21 @@ def encode_beside_bm25(lexical: LexicalIndex, query: str) -> bool:
     return lexical.postings_count(query) >= OVERLAP_MIN_POSTINGS
 
 
+def bm25_list(ids: np.ndarray, scores: np.ndarray, depth: int) -> RankedList:
+    """BM25's hits as a ranked list: cut off when it filled `depth`, else every match is in it."""
+    return RankedList(ids.tolist(), scores.astype(np.float64).tolist(), truncated=len(ids) >= depth)
+
+
+def dense_list(ids: np.ndarray, scores: np.ndarray) -> RankedList:
+    """One query's FAISS row as a ranked list (empty slots, id -1, dropped).
+
+    Always treated as cut off: a short list from IVF or HNSW (few vectors in the probed cells
+    after filtering) does not mean the rest scored 0.
+    """
+    keep = ids >= 0
+    return RankedList(ids[keep].tolist(), scores[keep].astype(np.float64).tolist())
+
+
 @dataclass(frozen=True, slots=True)
 class EngineSettings:
     """Retrieval defaults (see docs/decisions.md for how they were chosen).
@@ -219,9 +234,7 @@ class SearchEngine:
             mask = self.index.filter_mask(filters)
             if mode in ("bm25", "hybrid"):
                 ids, scores = self.index.lexical.search(query, depth, mask)
-                lists["bm25"] = RankedList(
-                    ids.tolist(), scores.astype(np.float64).tolist(), truncated=len(ids) >= depth
-                )
+                lists["bm25"] = bm25_list(ids, scores, depth)
             if mode in ("dense", "hybrid"):
                 if encoding is not None:
                     query_vector = encoding.result()
@@ -229,12 +242,7 @@ class SearchEngine:
                 ids2d, scores2d = self.index.dense.search(
                     query_vector, depth, mask, ef_search=settings.ef_search, nprobe=settings.nprobe
                 )
-                keep = ids2d[0] >= 0
-                # Always treated as cut off: a short list from IVF or HNSW (few vectors in the
-                # probed cells after filtering) does not mean the rest scored 0.
-                lists["dense"] = RankedList(
-                    ids2d[0][keep].tolist(), scores2d[0][keep].astype(np.float64).tolist()
-                )
+                lists["dense"] = dense_list(ids2d[0], scores2d[0])
             fused = _fuse(lists, mode, settings)
             ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))
             if group == "article" and self.reranker is None:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from service.fusion import Normalization
+from service.engine import EngineSettings
+from service.fusion import FusionMethod, Normalization
+
+# Retrieval defaults live in one place, the engine's settings (chosen in docs/decisions.md).
+ENGINE = EngineSettings()
 
 
 class Settings(BaseSettings):
@@ -40,11 +44,11 @@ class Settings(BaseSettings):
     max_batch: int = Field(100, ge=1, description="Articles per POST /articles.")
     max_body_bytes: int = Field(10_000_000, ge=1024)
 
-    fusion: Literal["rrf", "convex"] = "convex"
-    normalization: Normalization = "max"
-    rrf_k: float = Field(60.0, gt=0)
-    alpha: float = Field(0.75, ge=0, le=1)
-    candidates: int = Field(100, ge=1)
+    fusion: FusionMethod = ENGINE.fusion
+    normalization: Normalization = ENGINE.normalization
+    rrf_k: float = Field(ENGINE.rrf_k, gt=0)
+    alpha: float = Field(ENGINE.alpha, ge=0, le=1)
+    candidates: int = Field(ENGINE.candidates, ge=1)
     ef_search: int | None = Field(None, ge=1, description="HNSW efSearch (HNSW indexes).")
     nprobe: int | None = Field(None, ge=1, description="IVF lists probed (IVF indexes).")
     answer_threshold: float = Field(0.5, ge=0, le=1)
