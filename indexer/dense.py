@@ -29,19 +29,29 @@ class Tier:
     """The factory "auto" uses from `min_vectors` live vectors on, and its default nprobe."""
 
     min_vectors: int
-    factory: str
+    factory: str  # "{pq}" stands for the product quantizer's sub-vector count
     nprobe: int = 1
+
+    def factory_for(self, dimension: int) -> str:
+        """The factory string for vectors of this dimension."""
+        return self.factory.format(pq=pq_subvectors(dimension))
+
+
+def pq_subvectors(dimension: int) -> int:
+    """Four dimensions per 4-bit sub-quantizer (96 for MiniLM's 384), as `bench ann` measured."""
+    return next(dimension // width for width in (4, 2, 1) if dimension % width == 0)
 
 
 # Largest first. From `lede bench ann` on 100k and 1M MiniLM vectors (eval/results/bench_ann.json):
 # IVF1024,SQ8 nprobe 64 keeps recall@10 0.973 at 15x Flat's speed; at 1M IVF4096,SQ8 nprobe 128
 # keeps 0.931 at 46x Flat's speed (Flat: 54 ms a query on one thread).
 AUTO_TIERS: tuple[Tier, ...] = (
-    Tier(1_000_000, "IVF4096,SQ8", nprobe=128),
-    Tier(100_000, "IVF1024,SQ8", nprobe=64),
+    Tier(1_000_000, "IVF4096,PQ{pq}x4fs,Refine(SQ8)", nprobe=128),
+    Tier(100_000, "IVF1024,PQ{pq}x4fs,Refine(SQ8)", nprobe=128),
     Tier(0, "Flat"),
 )
 DEFAULT_EF_SEARCH = 128  # HNSW32 at 100k: recall@10 0.974 (bench_ann)
+REFINE_CANDIDATES = 200
 
 
 def tier_for_size(live_vectors: int) -> Tier:
@@ -49,12 +59,26 @@ def tier_for_size(live_vectors: int) -> Tier:
     return next(tier for tier in AUTO_TIERS if live_vectors >= tier.min_vectors)
 
 
+def refine_k_factor(k: int) -> float:
+    """Hits per wanted hit that a refining index ("...,Refine(SQ8)") re-scores: at least 2
+    per hit and REFINE_CANDIDATES in all, so a top-10 search re-scores as many as a top-100."""
+    return max(2.0, REFINE_CANDIDATES / max(k, 1))
+
+
+def _layers(index: faiss.Index) -> tuple[faiss.IndexRefine | None, faiss.Index]:
+    """Under the IDMap2: the refine layer (or None) and the index that finds the candidates."""
+    inner = faiss.downcast_index(index.index) if hasattr(index, "index") else index
+    if isinstance(inner, faiss.IndexRefine):
+        return inner, faiss.downcast_index(inner.base_index)
+    return None, inner
+
+
 def _new_faiss_index(dimension: int, factory: str, nprobe: int) -> faiss.Index:
     try:
         index = faiss.index_factory(dimension, f"IDMap2,{factory}", faiss.METRIC_INNER_PRODUCT)
     except RuntimeError as error:
         raise ValueError(f"invalid FAISS factory string {factory!r}: {error}") from None
-    inner = faiss.downcast_index(index.index)  # type: ignore[attr-defined]
+    _, inner = _layers(index)
     if isinstance(inner, faiss.IndexIVF):
         inner.nprobe = min(nprobe, inner.nlist)
     elif isinstance(inner, faiss.IndexHNSW):
@@ -63,10 +87,21 @@ def _new_faiss_index(dimension: int, factory: str, nprobe: int) -> faiss.Index:
 
 
 def _search_parameters(
-    index: faiss.Index, selector: faiss.IDSelector | None, ef_search: int | None, nprobe: int | None
+    index: faiss.Index,
+    k: int,
+    selector: faiss.IDSelector | None,
+    ef_search: int | None,
+    nprobe: int | None,
 ) -> faiss.SearchParameters | None:
-    """Per-query parameters; unset knobs keep the values stored in the index."""
-    inner = faiss.downcast_index(index.index) if hasattr(index, "index") else index
+    """Per-query parameters; unset knobs keep the values stored in the index.
+
+    A refine layer passes only its own parameters on to the index it refines, and the
+    IDMap2 translates the selector only at the top, so under a refine layer the selector
+    goes, translated to FAISS's internal ids, into the inner parameters.
+    """
+    refine, inner = _layers(index)
+    if refine is not None and selector is not None:
+        selector = faiss.IDSelectorTranslated(index.id_map, selector)  # type: ignore[attr-defined]
     params: faiss.SearchParameters
     if isinstance(inner, faiss.IndexHNSW):
         params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]
@@ -74,13 +109,20 @@ def _search_parameters(
     elif isinstance(inner, faiss.IndexIVF):
         params = faiss.SearchParametersIVF()
         params.nprobe = nprobe or inner.nprobe
-    elif selector is None:
+    elif selector is None and refine is None:
         return None
     else:
         params = faiss.SearchParameters()
     if selector is not None:
         params.sel = selector
-    return params
+    if refine is None:
+        return params
+    refined = faiss.IndexRefineSearchParameters()  # type: ignore[attr-defined]
+    refined.k_factor = refine_k_factor(k)
+    refined.base_index_params = params
+    # SWIG keeps raw pointers to both: hold them as long as the parameters live.
+    refined.referenced_objects = [params, selector]  # type: ignore[attr-defined]
+    return refined
 
 
 class DenseIndex:
@@ -94,9 +136,12 @@ class DenseIndex:
         """
         self.dimension = dimension
         self.requested = factory
-        tier = tier_for_size(expected_size) if factory == AUTO else Tier(0, factory, nprobe=64)
-        self.factory = tier.factory
-        self._index = _new_faiss_index(dimension, tier.factory, tier.nprobe)
+        if factory == AUTO:
+            tier = tier_for_size(expected_size)
+            self.factory = tier.factory_for(dimension)
+        else:
+            tier, self.factory = Tier(0, factory, nprobe=64), factory
+        self._index = _new_faiss_index(dimension, self.factory, tier.nprobe)
         self._present = np.zeros(0, dtype=bool)  # ids stored in FAISS
         self._live = np.zeros(0, dtype=bool)  # stored and not deleted
         self.tombstones = 0
@@ -117,14 +162,14 @@ class DenseIndex:
     @property
     def nprobe(self) -> int | None:
         """The IVF lists a query visits by default (None for other index types)."""
-        inner = faiss.downcast_index(self._index.index)  # type: ignore[attr-defined]
+        _, inner = _layers(self._index)
         return int(inner.nprobe) if isinstance(inner, faiss.IndexIVF) else None
 
     def factory_due(self) -> str | None:
         """With "auto": the tier's factory when the live count has moved into another tier."""
         if self.requested != AUTO:
             return None
-        wanted = tier_for_size(self.live_count).factory
+        wanted = tier_for_size(self.live_count).factory_for(self.dimension)
         return wanted if wanted != self.factory else None
 
     def __contains__(self, doc_id: int) -> bool:
@@ -161,7 +206,7 @@ class DenseIndex:
     @property
     def training_size(self) -> int:
         """Vectors the quantizer needs to train on (FAISS wants 39 per IVF list)."""
-        inner = faiss.downcast_index(self._index.index)  # type: ignore[attr-defined]
+        _, inner = _layers(self._index)
         return int(inner.nlist) * 39 if isinstance(inner, faiss.IndexIVF) else 256
 
     def train(self, vectors: np.ndarray) -> None:
@@ -200,8 +245,9 @@ class DenseIndex:
         selector = None
         if bitmap is not None:
             selector = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
-        params = _search_parameters(self._index, selector, ef_search, nprobe)
-        scores, ids = self._index.search(queries, min(k, self.ntotal), params=params)
+        k = min(k, self.ntotal)
+        params = _search_parameters(self._index, k, selector, ef_search, nprobe)
+        scores, ids = self._index.search(queries, k, params=params)
         return ids, scores
 
     def _bitmap(self, allowed: np.ndarray | None) -> np.ndarray | None:
@@ -226,7 +272,7 @@ class DenseIndex:
         dense.dimension = dimension
         dense.requested = factory
         dense._index = faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
-        dense.factory = _auto_factory_of(dense._index) if factory == AUTO else factory
+        dense.factory = _auto_factory_of(dense._index, dimension) if factory == AUTO else factory
         ids = faiss.vector_to_array(dense._index.id_map).astype(np.int64)  # type: ignore[attr-defined]
         size = int(ids.max()) + 1 if len(ids) else 0
         dense._present = np.zeros(size, dtype=bool)
@@ -240,11 +286,17 @@ class DenseIndex:
         return np.flatnonzero(self._live)
 
 
-def _auto_factory_of(index: faiss.Index) -> str:
+def _auto_factory_of(index: faiss.Index, dimension: int) -> str:
     """Which "auto" tier a stored index was built as."""
-    inner = faiss.downcast_index(index.index)  # type: ignore[attr-defined]
+    refine, inner = _layers(index)
     if isinstance(inner, faiss.IndexIVF):
+        refined = refine is not None
         for tier in AUTO_TIERS:
-            if tier.factory.startswith(f"IVF{inner.nlist},"):
-                return tier.factory
+            if tier.factory.startswith(f"IVF{inner.nlist},") and refined == (
+                "Refine(" in tier.factory
+            ):
+                return tier.factory_for(dimension)
+        # The plain IVF-SQ8 tiers of earlier versions: no longer a tier, so `factory_due`
+        # names the current one and the next checkpoint rebuilds the view from SQLite.
+        return f"IVF{inner.nlist},SQ8"
     return "Flat"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from indexer.dense import DenseIndex, Tier, tier_for_size
+from indexer.dense import DenseIndex, Tier, refine_k_factor, tier_for_size
 
 
 def _unit(rows: int, dim: int, seed: int) -> np.ndarray:
@@ -89,10 +89,49 @@ def test_filtered_ivf_search_keeps_the_index_nprobe() -> None:
 def test_auto_factory_tiers_by_size() -> None:
     assert tier_for_size(0).factory == "Flat"
     assert tier_for_size(99_999).factory == "Flat"
-    assert tier_for_size(100_000).factory == "IVF1024,SQ8"
-    assert tier_for_size(1_000_000) == Tier(1_000_000, "IVF4096,SQ8", nprobe=128)
+    assert tier_for_size(100_000).factory_for(384) == "IVF1024,PQ96x4fs,Refine(SQ8)"
+    assert tier_for_size(1_000_000) == Tier(1_000_000, "IVF4096,PQ{pq}x4fs,Refine(SQ8)", nprobe=128)
+    assert tier_for_size(1_000_000).factory_for(1022) == "IVF4096,PQ511x4fs,Refine(SQ8)"
     small = DenseIndex(8)
     assert (small.requested, small.factory, small.factory_due()) == ("auto", "Flat", None)
     large = DenseIndex(8, expected_size=150_000)
-    assert large.factory == "IVF1024,SQ8"
-    assert large.nprobe == 64
+    assert large.factory == "IVF1024,PQ2x4fs,Refine(SQ8)"
+    assert large.nprobe == 128
+
+
+REFINED = "IVF16,PQ16x4fs,Refine(SQ8)"
+
+
+def test_refined_ivf_applies_filters_and_tombstones_through_the_refine_layer() -> None:
+    """The refine layer passes on only its own parameters; the filter must still apply."""
+    vectors, queries = _unit(3000, 32, 10), _unit(30, 32, 11)
+    ids = np.arange(3000) * 3 + 5  # FAISS's internal ids differ from ours
+    dense = DenseIndex(32, REFINED)
+    dense.add(ids, vectors)
+    assert dense.nprobe == 16  # min(64, nlist): every list, so only quantization is approximate
+    dense.delete(ids[::2])
+    allowed = np.zeros(ids.max() + 1, dtype=bool)
+    allowed[ids[::3]] = True
+    found, _ = dense.search(queries, 10, allowed)
+    survivors = ids[1::2][(np.arange(1, 3000, 2) % 3) == 0]
+    assert np.isin(found, survivors).all()
+    truth = _exact(vectors[(survivors - 5) // 3], survivors, queries, 10)
+    recall = np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth, strict=True)])
+    assert recall >= 0.9
+    few = np.zeros_like(allowed)
+    few[survivors[:3]] = True
+    found, _ = dense.search(queries[:2], 10, few)
+    assert (np.sort(found[:, :3], axis=1) == np.sort(survivors[:3])).all()
+    assert (found[:, 3:] == -1).all()
+
+
+def test_refined_search_rescores_as_many_candidates_for_a_short_list_as_for_a_long_one() -> None:
+    vectors, queries = _unit(3000, 32, 12), _unit(30, 32, 13)
+    dense = DenseIndex(32, REFINED)
+    dense.add(np.arange(3000), vectors)
+    assert refine_k_factor(10) == refine_k_factor(100) * 10 == 20
+    short, _ = dense.search(queries, 10)
+    long, _ = dense.search(queries, 100)
+    assert (short == long[:, :10]).all()
+    loaded = DenseIndex.from_bytes(dense.to_bytes(), 32, REFINED)
+    assert (loaded.search(queries, 10)[0] == short).all()

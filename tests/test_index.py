@@ -209,3 +209,37 @@ def test_auto_factory_moves_to_ivf_when_the_index_grows(
     assert reopened.dense.factory == "IVF16,SQ8"
     _consistent(reopened)
     reopened.close()
+
+
+def test_an_index_stored_in_an_older_tier_format_moves_to_the_current_one(
+    tmp_path: Path, fake_embedder: HashingEmbedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Indexes saved with an earlier version's "auto" tier (plain IVF-SQ8) switch to the
+    current tier's format (here refined fast-scan PQ) at their next write, from SQLite."""
+    monkeypatch.setattr(
+        "indexer.dense.AUTO_TIERS", (Tier(700, "IVF16,SQ8", nprobe=16), Tier(0, "Flat"))
+    )
+    articles = [
+        Article(id=f"a{i}", title=f"title {i}", text=f"word{i % 13} story {i}.") for i in range(801)
+    ]
+    index = LedeIndex.create(tmp_path / "index", embedder=fake_embedder)
+    index.add(articles[:800])
+    assert index.dense.factory == "IVF16,SQ8"
+    index.close()
+    refined = "IVF16,PQ16x4fs,Refine(SQ8)"
+    monkeypatch.setattr(
+        "indexer.dense.AUTO_TIERS", (Tier(700, refined, nprobe=16), Tier(0, "Flat"))
+    )
+    reopened = LedeIndex.open(tmp_path / "index", embedder=fake_embedder)
+    assert (reopened.dense.factory, reopened.dense.factory_due()) == ("IVF16,SQ8", refined)
+    before = _ids(reopened, "word5 story 5", mode="dense", k=1)
+    reopened.add(articles[800:])
+    assert (reopened.dense.factory, reopened.dense.factory_due()) == (refined, None)
+    live = _consistent(reopened)
+    assert len(live) == 801
+    assert before[0] in _ids(reopened, "word5 story 5", mode="dense", k=5)
+    reopened.close()
+    again = LedeIndex.open(tmp_path / "index", embedder=fake_embedder)
+    assert (again.dense.factory, again.dense.factory_due()) == (refined, None)
+    _consistent(again)
+    again.close()
