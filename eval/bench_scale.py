@@ -12,9 +12,11 @@ thread while BM25 runs, when BM25 has at least 50k postings to walk, as the engi
 and BM25 scores 4-8 frequent corpus words (long posting lists), then FAISS; each returns its
 top 100; convex fusion, top 10. Each query is also run with the stages one after
 another ("total_serial", with its own stage times "serial_*"), in the same run, to show what
-the overlap saves. Reading the 10 hits from SQLite and highlighting them cost the same at any
-size and are left out. Reports p50/p90 per stage and in total, the ratio of each size's p50
-to the smallest size's (same run), and dense recall@10 against exact search.
+the overlap saves. All sizes are built first and measured interleaved: every query runs at
+every size, in a shuffled order, so the machine's drift over the run falls on all sizes
+alike. Reading the 10 hits from SQLite and highlighting them cost the same at any size and
+are left out. Reports p50/p95/p99 per stage and in total, the ratio of each size's p50 to the
+smallest size's (same run), and dense recall@10 against exact search.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from eval.bench_ann import gaussian_like, real_query_texts, real_vectors
 from eval.bench_indexer import reuters_vocabulary
 from eval.relevance import DEFAULT_CACHE
 from eval.report import percentiles, write_result
+from indexer import bm25_kernels
 from indexer.dense import DenseIndex
 from indexer.embedder import SentenceTransformerEmbedder
 from indexer.lexical import LexicalIndex
@@ -85,45 +88,48 @@ def _recall(dense: DenseIndex, vectors: np.ndarray, queries: np.ndarray) -> floa
     return float(np.mean([len(set(f) & set(t)) / 10 for f, t in zip(found, truth, strict=True)]))
 
 
-def run_size(
-    size: int,
-    lexical: LexicalIndex,
-    dense: DenseIndex,
-    embedder: SentenceTransformerEmbedder,
-    texts: list[str],
-    word_queries: list[str],
-) -> dict[str, Any]:
-    stages: dict[str, list[float]] = {
-        "encode": [],
-        "bm25": [],
-        "encode_wait": [],
-        "dense": [],
-        "fusion": [],
-        "total": [],
-        "serial_encode": [],
-        "serial_bm25": [],
-        "serial_dense": [],
-        "total_serial": [],
+STAGES = (
+    "encode",
+    "bm25",
+    "encode_wait",
+    "dense",
+    "fusion",
+    "total",
+    "serial_encode",
+    "serial_bm25",
+    "serial_dense",
+    "total_serial",
+)
+
+
+def _fuse(
+    ids: np.ndarray, scores: np.ndarray, dense_ids: np.ndarray, dense_scores: np.ndarray
+) -> None:
+    lists = {
+        "bm25": bm25_list(ids, scores, DEPTH),
+        "dense": dense_list(dense_ids[0], dense_scores[0]),
     }
+    fused = convex_combination(lists, alpha=DEFAULTS.alpha, normalization=DEFAULTS.normalization)
+    sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:10]
 
-    def encode(text: str) -> tuple[np.ndarray, float]:
-        began = time.perf_counter()
-        return embedder.embed([text]), (time.perf_counter() - began) * 1000
 
-    def fuse(
-        ids: np.ndarray, scores: np.ndarray, dense_ids: np.ndarray, dense_scores: np.ndarray
-    ) -> None:
-        lists = {
-            "bm25": bm25_list(ids, scores, DEPTH),
-            "dense": dense_list(dense_ids[0], dense_scores[0]),
-        }
-        fused = convex_combination(
-            lists, alpha=DEFAULTS.alpha, normalization=DEFAULTS.normalization
-        )
-        sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:10]
+class SizeRun:
+    """One corpus size's two views and the stage times of the queries run on them."""
 
-    overlaps = 0
-    for text, words in zip(texts, word_queries, strict=True):
+    def __init__(self, size: int, lexical: LexicalIndex, dense: DenseIndex) -> None:
+        self.size, self.lexical, self.dense = size, lexical, dense
+        self.stages: dict[str, list[float]] = {stage: [] for stage in STAGES}
+        self.overlaps = 0
+        self.queries = 0
+
+    def query(self, embedder: SentenceTransformerEmbedder, text: str, words: str) -> None:
+        """Run one query the engine's way, then with the stages one after another."""
+
+        def encode(text: str) -> tuple[np.ndarray, float]:
+            began = time.perf_counter()
+            return embedder.embed([text]), (time.perf_counter() - began) * 1000
+
+        stages, lexical, dense = self.stages, self.lexical, self.dense
         # As the engine runs a hybrid query: the encoding overlaps BM25 when BM25 has much
         # work, and comes first otherwise ("encode_wait" is then 0).
         started = time.perf_counter()
@@ -141,9 +147,10 @@ def run_size(
         encoded = time.perf_counter()
         dense_ids, dense_scores = dense.search(vector, DEPTH)
         dense_done = time.perf_counter()
-        fuse(ids, scores, dense_ids, dense_scores)
+        _fuse(ids, scores, dense_ids, dense_scores)
         finished = time.perf_counter()
-        overlaps += overlapped
+        self.overlaps += overlapped
+        self.queries += 1
         stages["encode"].append(encode_ms)
         for stage, begin, end in (
             ("bm25", lexical_start, lexical_done),
@@ -161,19 +168,21 @@ def run_size(
         marks.append(time.perf_counter())
         dense_ids, dense_scores = dense.search(vector, DEPTH)
         marks.append(time.perf_counter())
-        fuse(ids, scores, dense_ids, dense_scores)
+        _fuse(ids, scores, dense_ids, dense_scores)
         marks.append(time.perf_counter())
         for stage, begin, end in zip(
             ("serial_encode", "serial_bm25", "serial_dense"), marks, marks[1:], strict=False
         ):
             stages[stage].append((end - begin) * 1000)
         stages["total_serial"].append((marks[-1] - marks[0]) * 1000)
-    return {
-        "size": size,
-        "factory": dense.factory,
-        "nprobe": dense.nprobe,
-        "overlapped_share": round(overlaps / len(texts), 3),
-    } | {stage: percentiles(values) for stage, values in stages.items()}
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "size": self.size,
+            "factory": self.dense.factory,
+            "nprobe": self.dense.nprobe,
+            "overlapped_share": round(self.overlaps / max(self.queries, 1), 3),
+        } | {stage: percentiles(values) for stage, values in self.stages.items()}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -198,19 +207,33 @@ def main(argv: list[str] | None = None) -> None:
     pool = real_vectors(args.cache, max(sizes))
     print(f"{len(pool)} real vectors available; the rest are fitted-Gaussian", flush=True)
     embedder.embed(texts[:20])  # warm up
+    bm25_kernels.warm_up()
 
-    rows = []
+    runs, extras = [], []
     for size in sizes:
         started = time.perf_counter()
         lexical = build_lexical(size, vocabulary, weights)
         dense, vectors = build_dense(size, pool)
-        row = run_size(size, lexical, dense, embedder, texts, word_queries)
-        row["build_s"] = round(time.perf_counter() - started, 1)
-        row["dense_recall@10"] = round(_recall(dense, vectors, query_vectors), 4)
-        row["synthetic_vectors"] = max(0, size - len(pool))
-        rows.append(row)
+        runs.append(SizeRun(size, lexical, dense))
+        extras.append(
+            {
+                "build_s": round(time.perf_counter() - started, 1),
+                "dense_recall@10": round(_recall(dense, vectors, query_vectors), 4),
+                "synthetic_vectors": max(0, size - len(pool)),
+            }
+        )
+        print(f"built {size}: {dense.factory}, {extras[-1]}", flush=True)
+        del vectors
+    # Every query runs at every size, in a shuffled order, so that the machine's drift over
+    # the run (this VM's encoding time moves by 1-2 ms from minute to minute) falls on every
+    # size alike instead of on whichever size ran last.
+    order = random.Random(7)
+    for text, words in zip(texts, word_queries, strict=True):
+        for run in order.sample(runs, len(runs)):
+            run.query(embedder, text, words)
+    rows = [run.row() | extra for run, extra in zip(runs, extras, strict=True)]
+    for row in rows:
         print({k: row[k] for k in ("size", "factory", "total", "dense_recall@10")}, flush=True)
-        del lexical, dense, vectors
     base = rows[0]["total"]["p50_ms"]
     for row in rows:
         row["total_p50_ratio_to_smallest"] = round(row["total"]["p50_ms"] / base, 3)

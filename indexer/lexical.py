@@ -165,25 +165,30 @@ class LexicalIndex:
         live = self._live if allowed is None else self._live & _fit(allowed, len(self._live))
         k1, b = self.settings.k1, self.settings.b
         base, slope = k1 * (1 - b), k1 * b / self.average_length
-        totals = bm25_kernels.scratch(len(live))
         k = min(k, self.doc_count)
         found_docs = np.empty(k, dtype=np.int64)
         found_scores = np.empty(k, dtype=np.float64)
-        try:
-            term_docs = []
-            for term_id, repeats in query_terms.items():
-                postings = self._postings[term_id]
-                docs = postings.docs[: postings.size]
-                weight = self.idf(term_id) * repeats * (k1 + 1)
-                tfs = postings.tfs[: postings.size]
-                bm25_kernels.accumulate(totals, docs, tfs, self._doc_len, live, weight, base, slope)
-                term_docs.append(docs)
-            found = bm25_kernels.top_k(
-                totals, np.concatenate(term_docs), k, found_docs, found_scores
-            )
-        except BaseException:
-            bm25_kernels.discard_scratch()  # it may hold partial sums
-            raise
+        postings = [self._postings[term_id] for term_id in query_terms]
+        starts = np.zeros(len(postings) + 1, dtype=np.int64)
+        np.cumsum([p.size for p in postings], out=starts[1:])
+        weights = np.array(
+            [self.idf(t) * repeats * (k1 + 1) for t, repeats in query_terms.items()],
+            dtype=np.float64,
+        )
+        found = bm25_kernels.top_k(
+            np.concatenate([p.docs[: p.size] for p in postings]),
+            np.concatenate([p.tfs[: p.size] for p in postings]),
+            starts,
+            weights,
+            self._doc_len,
+            live,
+            base,
+            slope,
+            k,
+            bm25_kernels.WINDOW,
+            found_docs,
+            found_scores,
+        )
         candidates, scores = found_docs[:found], found_scores[:found]
         order = np.lexsort((candidates, -scores))
         return candidates[order], scores[order].astype(np.float32)
