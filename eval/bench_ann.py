@@ -3,7 +3,7 @@
     python -m eval.bench_ann --sizes 100000,1000000 --json eval/results/bench_ann.json
 
 Vectors: real all-MiniLM-L6-v2 chunk embeddings read from the indexes that `lede eval` built
-under `.lede/eval-cache/` (SciFact, SQuAD, Cranfield, ... ; about 125k distinct vectors after
+under `.lede/eval-cache/` (SciFact, SQuAD, Cranfield, ... ; 189,313 distinct vectors after
 the evaluation runs), and real query embeddings of those datasets' queries. Where a size asks
 for more vectors than exist, the rest are synthetic: drawn from a Gaussian with the mean and
 covariance of the real vectors, then L2-normalized (documented in the JSON as
