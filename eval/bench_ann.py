@@ -25,12 +25,12 @@ import faiss
 import numpy as np
 
 from eval.report import write_result
-from indexer.dense import refine_k_factor
+from indexer.dense import pq_subvectors, search_parameters
 
 DIMENSION = 384
 # 4-bit fast-scan PQ finds candidates in IVF lists; SQ8 codes re-score them (the service's
 # `refine_k_factor`: 200 candidates for a top-10).
-REFINED = "IVF{nlist},PQ96x4fs,Refine(SQ8)"
+REFINED = "IVF{nlist},PQ{pq}x4fs,Refine(SQ8)"
 
 
 def real_vectors(cache: Path, limit: int) -> np.ndarray:
@@ -114,32 +114,15 @@ def _recall(found: np.ndarray, truth: np.ndarray) -> float:
 def configurations(size: int) -> list[tuple[str, str, list[dict[str, int]]]]:
     nlist = 1024 if size <= 200_000 else 4096
     probes = [{"nprobe": p} for p in (1, 4, 8, 16, 32, 64, 128)]
+    refined = REFINED.format(nlist=nlist, pq=pq_subvectors(DIMENSION))
     return [
         ("Flat", "Flat", [{}]),
         ("HNSW32", "HNSW32", [{"efSearch": e} for e in (16, 32, 64, 128, 256)]),
         (f"IVF{nlist},Flat", f"IVF{nlist},Flat", probes),
         (f"IVF{nlist},SQ8", f"IVF{nlist},SQ8", probes),
         (f"IVF{nlist},PQ48", f"IVF{nlist},PQ48", probes),
-        (REFINED.format(nlist=nlist), REFINED.format(nlist=nlist), probes),
+        (refined, refined, probes),
     ]
-
-
-def _params(index: faiss.Index, setting: dict[str, int], k: int) -> Any:
-    if isinstance(index, faiss.IndexRefine):
-        refined: Any = faiss.IndexRefineSearchParameters()  # type: ignore[attr-defined]
-        refined.k_factor = refine_k_factor(k)
-        refined.base_index_params = _params(faiss.downcast_index(index.base_index), setting, k)
-        refined.referenced_objects = [refined.base_index_params]
-        return refined
-    if "efSearch" in setting:
-        hnsw: Any = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]
-        hnsw.efSearch = setting["efSearch"]
-        return hnsw
-    if "nprobe" in setting:
-        ivf: Any = faiss.SearchParametersIVF()
-        ivf.nprobe = setting["nprobe"]
-        return ivf
-    return None
 
 
 def bench_size(
@@ -164,7 +147,9 @@ def bench_size(
         build_s = time.perf_counter() - started
         memory = len(faiss.serialize_index(index))
         for setting in settings:
-            params = _params(index, setting, k)
+            params = search_parameters(
+                index, k, None, setting.get("efSearch"), setting.get("nprobe")
+            )
             started = time.perf_counter()
             _, found = index.search(query_vectors, k, params=params)
             batch_qps = len(query_vectors) / (time.perf_counter() - started)

@@ -120,7 +120,6 @@ class SizeRun:
         self.size, self.lexical, self.dense = size, lexical, dense
         self.stages: dict[str, list[float]] = {stage: [] for stage in STAGES}
         self.overlaps = 0
-        self.queries = 0
 
     def query(self, embedder: SentenceTransformerEmbedder, text: str, words: str) -> None:
         """Run one query the engine's way, then with the stages one after another."""
@@ -150,7 +149,6 @@ class SizeRun:
         _fuse(ids, scores, dense_ids, dense_scores)
         finished = time.perf_counter()
         self.overlaps += overlapped
-        self.queries += 1
         stages["encode"].append(encode_ms)
         for stage, begin, end in (
             ("bm25", lexical_start, lexical_done),
@@ -181,7 +179,7 @@ class SizeRun:
             "size": self.size,
             "factory": self.dense.factory,
             "nprobe": self.dense.nprobe,
-            "overlapped_share": round(self.overlaps / max(self.queries, 1), 3),
+            "overlapped_share": round(self.overlaps / max(len(self.stages["total"]), 1), 3),
         } | {stage: percentiles(values) for stage, values in self.stages.items()}
 
 

@@ -87,14 +87,15 @@ def _new_faiss_index(dimension: int, factory: str, nprobe: int) -> faiss.Index:
     return index
 
 
-def _search_parameters(
+def search_parameters(
     index: faiss.Index,
     k: int,
     selector: faiss.IDSelector | None,
     ef_search: int | None,
     nprobe: int | None,
 ) -> faiss.SearchParameters | None:
-    """Per-query parameters; unset knobs keep the values stored in the index.
+    """Per-query parameters for `index` (under an IDMap2 or bare, as `bench ann` builds them);
+    unset knobs keep the values stored in the index.
 
     A refine layer passes only its own parameters on to the index it refines, and the
     IDMap2 translates the selector only at the top, so under a refine layer the selector
@@ -247,7 +248,7 @@ class DenseIndex:
         if bitmap is not None:
             selector = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
         k = min(k, self.ntotal)
-        params = _search_parameters(self._index, k, selector, ef_search, nprobe)
+        params = search_parameters(self._index, k, selector, ef_search, nprobe)
         scores, ids = self._index.search(queries, k, params=params)
         return ids, scores
 
