@@ -8,9 +8,10 @@ are warm or cold (the query encoder, running beside BM25, evicts them): at 1M ch
 2 ms against 3 ms for one accumulator as long as the corpus (decision 29), which also saved
 8 MB per thread. Lucene's BooleanScorer scores disjunctions in windows the same way.
 
-A document's contributions are added in query-term order, each computed in float32 like the
-tf arrays and added in float64, exactly as the numpy expression these loops replaced, so
-scores are bit-identical to it (decision 23).
+A document's contributions are added in query-term order, each computed in float32 (the
+stored uint16 term counts convert exactly) and added in float64, exactly as the numpy
+expression these loops replaced, so scores are bit-identical to it (decision 23). The inner
+loop has no data-dependent branch but the live mask's (decision 30).
 """
 
 from __future__ import annotations
@@ -43,18 +44,21 @@ def top_k(
     Term t's postings are `docs[starts[t]:starts[t + 1]]` (ascending ids) with their `tfs`;
     a posting scores weights[t] * tf / (tf + base + slope * doc_len[doc]). Without length
     normalization (slope 0, BM25's b = 0, the default) the loop skips the document lengths,
-    with the same bits ((tf + b) + 0 * len is tf + b exactly). Fills `out_*` unordered;
-    returns the count.
+    with the same bits ((tf + b) + 0 * len is tf + b exactly). Only documents marked in
+    `live` score; an empty `live` means every posting's document is live (no mask to read).
+    Fills `out_*` unordered; returns the count.
     """
     b = np.float32(base)
     s = np.float32(slope)
     position = starts[:-1].copy()
     ends = starts[1:]
     sums = np.zeros(window, dtype=np.float64)
-    touched = np.empty(window, dtype=np.int64)
+    check_live = live.shape[0] > 0
+    touched = np.empty(window + 1, dtype=np.int64)  # one spare entry, see below
     heap = [(0.0, np.int64(0))]
     heap.pop()
     none_left = np.iinfo(np.int64).max
+    floor = -1.0  # the heap's lowest score once it holds k; below it nothing gets in
     while True:
         first = none_left
         for t in range(weights.shape[0]):
@@ -70,12 +74,13 @@ def top_k(
             i = position[t]
             while i < ends[t] and docs[i] < high:
                 doc = docs[i]
-                if live[doc]:
-                    tf = tfs[i]
+                if not check_live or live[doc]:
+                    tf = np.float32(tfs[i])
                     slot = doc - low
-                    if sums[slot] == 0.0:
-                        touched[count] = slot
-                        count += 1
+                    # Branch-free: a slot's first posting keeps its entry, later ones overwrite
+                    # the spare one past the end (a branch here mispredicts half the time).
+                    touched[count] = slot
+                    count += sums[slot] == 0.0
                     if s == 0:
                         sums[slot] += (w * tf) / (tf + b)
                     else:
@@ -84,12 +89,19 @@ def top_k(
             position[t] = i
         for j in range(count):
             slot = touched[j]
-            entry = (sums[slot], -(low + slot))
+            score = sums[slot]
             sums[slot] = 0.0
-            if len(heap) < k:
-                heapq.heappush(heap, entry)
-            elif entry > heap[0]:
-                heapq.heapreplace(heap, entry)
+            # A later window's document ties lose to the heap's (lower ids), so only a higher
+            # score than the floor can enter a full heap.
+            if score > floor:
+                entry = (score, -(low + slot))
+                if len(heap) < k:
+                    heapq.heappush(heap, entry)
+                    if len(heap) == k:
+                        floor = heap[0][0]
+                else:
+                    heapq.heapreplace(heap, entry)
+                    floor = heap[0][0]
     for j in range(len(heap)):
         score, negative_doc = heap[j]
         out_docs[j] = -negative_doc
@@ -99,8 +111,8 @@ def top_k(
 
 def warm_up() -> None:
     """Compile the loops (or load them from numba's cache) before the first query needs them."""
-    docs, starts = np.array([1], dtype=np.int64), np.array([0, 1], dtype=np.int64)
-    tfs, doc_len, live = np.ones(1, np.float32), np.ones(2, np.float32), np.ones(2, bool)
+    docs, starts = np.array([1], dtype=np.int32), np.array([0, 1], dtype=np.int64)
+    tfs, doc_len, live = np.ones(1, np.uint16), np.ones(2, np.float32), np.ones(2, bool)
     weights = np.ones(1, dtype=np.float64)
     top_k(  # the types queries pass
         docs,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import math
 import random
 from collections import Counter
@@ -10,7 +11,7 @@ import numpy as np
 import pytest
 from rank_bm25 import BM25Okapi
 
-from indexer.lexical import BM25Settings, LexicalIndex, _fit
+from indexer.lexical import MAX_DOC_ID, MAX_TF, BM25Settings, LexicalIndex, _fit
 from indexer.text_analysis import Analyzer, AnalyzerSettings
 
 WORDS = "apple banana cherry date elder fig grape honeydew kiwi lemon mango nectarine".split()
@@ -118,6 +119,42 @@ def test_persistence_round_trip_keeps_scores_and_updates() -> None:
     assert _lede_scores(loaded, "apple fig") == pytest.approx(_lede_scores(index, "apple fig"))
 
 
+def test_files_with_the_former_wide_postings_load_with_the_same_scores() -> None:
+    """Files written before postings were stored as int32 ids and uint16 counts still load."""
+    analyzer = Analyzer()
+    index = LexicalIndex(analyzer)
+    for doc_id, text in enumerate(_corpus(7, 200)):
+        index.add(doc_id, text)
+    with np.load(io.BytesIO(index.to_bytes()), allow_pickle=False) as arrays:
+        wide = {name: arrays[name] for name in arrays.files}
+    assert wide["docs"].dtype == np.int32 and wide["tfs"].dtype == np.uint16
+    wide["docs"], wide["tfs"] = wide["docs"].astype(np.int64), wide["tfs"].astype(np.float32)
+    buffer = io.BytesIO()
+    np.savez(buffer, **wide)
+    loaded = LexicalIndex.from_bytes(buffer.getvalue(), analyzer)
+    for query in ("apple fig", "kiwi kiwi lemon", "banana"):
+        assert _lede_scores(loaded, query) == _lede_scores(index, query)
+
+
+def test_term_counts_saturate_and_out_of_range_or_reused_ids_are_refused() -> None:
+    index = LexicalIndex(Analyzer(AnalyzerSettings(stemmer="none", stopwords="none")))
+    index.add(0, "kiwi " * (MAX_TF + 10))
+    index.add(1, "kiwi " * MAX_TF)
+    index.add(2, "lemon")
+    ids, scores = index.search("kiwi", 10)
+    assert ids.tolist() == [0, 1] and scores[0] == scores[1]
+    with pytest.raises(ValueError, match="document ids must be within"):
+        index.add(MAX_DOC_ID + 1, "kiwi")
+    # A deleted id's postings stay until compaction, so the id cannot come back with new text.
+    index.delete(2)
+    with pytest.raises(ValueError, match="document id 2 was deleted"):
+        index.add(2, "kiwi")
+    assert index.doc_ids == [0, 1]
+    compacted = LexicalIndex.from_bytes(index.to_bytes(), index.analyzer)
+    compacted.add(2, "kiwi")
+    assert compacted.search("kiwi", 10)[0].tolist() == [0, 1, 2]
+
+
 def test_analyzer_stems_and_drops_stopwords() -> None:
     assert Analyzer()("The runners were Running to the markets") == [
         "runner",
@@ -140,7 +177,7 @@ def _numpy_reference(
     totals = np.zeros(len(live))
     for term_id, repeats in terms.items():
         postings = index._postings[term_id]
-        docs, tfs = postings.docs[: postings.size], postings.tfs[: postings.size]
+        docs, tfs = postings.docs[: postings.size], postings.tfs[: postings.size].astype(np.float32)
         keep = live[docs]
         docs, tfs = docs[keep], tfs[keep]
         weight = index.idf(term_id) * repeats * (k1 + 1)
@@ -168,17 +205,19 @@ def test_compiled_scoring_equals_numpy_exactly(
     docs += docs[:50]  # exact duplicates: equal scores, ordered by id
     for doc_id, text in enumerate(docs):
         index.add(doc_id, text)
-    for doc_id in rng.sample(range(len(docs)), 40):
-        index.delete(doc_id)
     allowed = np.array([rng.random() < 0.5 for _ in range(len(docs))])
-    for _ in range(20):
-        query = " ".join(rng.choices([*WORDS, "zzz"], k=rng.randint(1, 5)))
-        for k in (1, 10, 1000):
-            for mask in (None, allowed):
-                ids, scores = index.search(query, k, allowed=mask)
-                expected_ids, expected_scores = _numpy_reference(index, query, k, mask)
-                assert ids.tolist() == expected_ids
-                assert scores.tolist() == expected_scores
+    queries = [" ".join(rng.choices([*WORDS, "zzz"], k=rng.randint(1, 5))) for _ in range(20)]
+    # First with every posting live (the loop then reads no mask), then with tombstones.
+    for deleted in (0, 40):
+        for doc_id in rng.sample(index.doc_ids, deleted):
+            index.delete(doc_id)
+        for query in queries:
+            for k in (1, 10, 1000):
+                for mask in (None, allowed):
+                    ids, scores = index.search(query, k, allowed=mask)
+                    expected_ids, expected_scores = _numpy_reference(index, query, k, mask)
+                    assert ids.tolist() == expected_ids
+                    assert scores.tolist() == expected_scores
 
 
 def test_concurrent_queries_give_the_results_of_serial_ones() -> None:
