@@ -13,7 +13,6 @@ Python, so it runs on a subset of the queries.
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from eval.bench_indexer import _synthetic
+from eval.lucene_bm25 import LuceneBM25
 from eval.report import write_result
 from indexer.lexical import LexicalIndex
 from indexer.text_analysis import Analyzer
@@ -36,7 +36,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     import bm25s
-    from rank_bm25 import BM25Okapi
 
     articles, queries = _synthetic(args.documents, 120, seed=7)
     queries = queries[: args.queries]
@@ -85,12 +84,6 @@ def main(argv: list[str] | None = None) -> None:
         "top10_agreement_with_lede": round(float(np.mean(agreement)), 4),
         "incremental": False,
     }
-
-    class LuceneBM25(BM25Okapi):
-        def _calc_idf(self, nd: dict[str, int]) -> None:
-            self.idf = {
-                w: math.log(1 + (self.corpus_size - f + 0.5) / (f + 0.5)) for w, f in nd.items()
-            }
 
     started = time.perf_counter()
     reference = LuceneBM25(tokens, k1=k1, b=b)

@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from eval.lucene_bm25 import LuceneBM25
 from eval.report import write_result
 from indexer.embedder import SentenceTransformerEmbedder
 from indexer.hashing_embedder import HashingEmbedder
@@ -79,14 +80,6 @@ def _synthetic(documents: int, words: int, seed: int) -> tuple[list[Article], li
 def bench_bm25(
     index: LedeIndex, articles: list[Article], queries: list[str], reference_queries: int
 ) -> dict[str, Any]:
-    from rank_bm25 import BM25Okapi
-
-    class LuceneBM25(BM25Okapi):  # rank-bm25's loop with the idf Lede uses
-        def _calc_idf(self, nd: dict[str, int]) -> None:
-            self.idf = {
-                w: math.log(1 + (self.corpus_size - f + 0.5) / (f + 0.5)) for w, f in nd.items()
-            }
-
     lexical = index.lexical
     for query in queries[:10]:
         lexical.search(query, 10)

@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 import io
-import math
 import random
 from collections import Counter
 
 import numpy as np
 import pytest
-from rank_bm25 import BM25Okapi
 
+from eval.lucene_bm25 import LuceneBM25
 from indexer.lexical import MAX_DOC_ID, MAX_TF, BM25Settings, LexicalIndex, _fit
 from indexer.text_analysis import Analyzer, AnalyzerSettings
 
 WORDS = "apple banana cherry date elder fig grape honeydew kiwi lemon mango nectarine".split()
-
-
-class LuceneBM25(BM25Okapi):
-    """rank-bm25's scoring loop with Lucene's non-negative idf (the variant Lede uses)."""
-
-    def _calc_idf(self, nd: dict[str, int]) -> None:
-        self.idf = {
-            word: math.log(1 + (self.corpus_size - freq + 0.5) / (freq + 0.5))
-            for word, freq in nd.items()
-        }
 
 
 def _corpus(seed: int, size: int) -> list[str]:
