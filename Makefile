@@ -4,6 +4,8 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+# No wheel cache: CI installs once into a fresh venv, and the cache would double the disk it needs.
+export PIP_NO_CACHE_DIR := 1
 DEMO_INDEX ?= .lede/demo
 HOST ?= 127.0.0.1
 PORT ?= 8000

@@ -13,8 +13,10 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # The exported ONNX model goes to a cache of this test session (shared with the `lede`
-# processes the tests start), not to the user's.
-os.environ.setdefault("LEDE_CACHE_DIR", tempfile.mkdtemp(prefix="lede-test-cache-"))
+# processes the tests start), not to the user's. It is removed when the session exits.
+if "LEDE_CACHE_DIR" not in os.environ:
+    _session_cache = tempfile.TemporaryDirectory(prefix="lede-test-cache-")
+    os.environ["LEDE_CACHE_DIR"] = _session_cache.name
 
 from indexer.embedder import SentenceTransformerEmbedder
 from indexer.hashing_embedder import HashingEmbedder
