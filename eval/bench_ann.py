@@ -205,12 +205,19 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--sizes", default="100000,1000000")
     parser.add_argument("--queries", type=int, default=1000)
-    parser.add_argument("--skip", default="", help="Comma-separated factory prefixes to skip.")
+    parser.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="Skip factories whose string starts with PREFIX (repeatable; factory strings "
+        'hold commas, e.g. --skip "IVF4096,PQ48").',
+    )
     parser.add_argument("--cache", type=Path, default=Path(".lede/eval-cache"))
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--plot", type=Path, default=Path("eval/results/bench_ann.png"))
     args = parser.parse_args(argv)
-    skip = {s for s in args.skip.split(",") if s}
+    skip = {s for s in args.skip if s}
     sizes = [int(s) for s in args.sizes.split(",")]
     pool = real_vectors(args.cache, max(sizes))
     queries = real_queries(args.queries)
