@@ -129,30 +129,55 @@ def qa_command(
     wikiqa: Annotated[Path, typer.Option(help="WikiQA folder with qa/test.jsonl.")] = (
         SHARED_DATASETS / "wikiqa"
     ),
+    trecqa: Annotated[Path, typer.Option(help="TrecQA folder with qa/test.jsonl (clean).")] = (
+        SHARED_DATASETS / "trecqa"
+    ),
     limit: Annotated[int, typer.Option(min=1, help="SQuAD questions sampled (seeded).")] = 1000,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 13,
     cache: Annotated[Path, typer.Option(help="Where built indexes are kept.")] = Path(
         ".lede/eval-cache"
     ),
     json_out: Annotated[Path | None, typer.Option("--json", help="Write results here.")] = None,
+    plot: Annotated[
+        Path | None, typer.Option(help="Write the reliability diagrams (PNG) here.")
+    ] = None,
 ) -> None:
-    """Answer-sentence accuracy, end-to-end answers with citations, calibration, WikiQA."""
+    """Answer sentence and short-answer span on SQuAD dev (gold paragraph, end to end, article
+    not indexed), calibration (ECE), and the scorer's MAP / MRR on WikiQA and TrecQA test."""
     from eval.qa import evaluate_qa
     from eval.report import write_result
 
     if not (squad / "qa" / "dev.jsonl").exists():
         typer.echo(f"error: {squad}/qa/dev.jsonl not found", err=True)
         raise typer.Exit(2)
-    results = evaluate_qa(squad, wikiqa, limit=limit, seed=seed, cache=cache)
-    config = {"squad": str(squad), "wikiqa": str(wikiqa), "limit": limit, "seed": seed}
+    results = evaluate_qa(squad, wikiqa, trecqa, limit=limit, seed=seed, cache=cache, plot=plot)
+    config = {
+        "squad": str(squad),
+        "wikiqa": str(wikiqa),
+        "trecqa": str(trecqa),
+        "limit": limit,
+        "seed": seed,
+    }
     write_result(json_out, "qa", config, results)
+
+
+_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
+train_app = typer.Typer(help="Build Lede's learned models from public data.", no_args_is_help=True)
+app.add_typer(train_app, name="train")
+
+
+@train_app.command("answers", context_settings=_PASS_THROUGH)
+def train_answers_command(ctx: typer.Context) -> None:
+    """Fine-tune the answer scorer on WikiQA + TrecQA train, calibrate on dev (--help)."""
+    from eval.train_answers import main as train_main
+
+    train_main(list(ctx.args))
 
 
 bench_app = typer.Typer(
     help="Speed benchmarks (write JSON under eval/results/).", no_args_is_help=True
 )
 app.add_typer(bench_app, name="bench")
-_PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
 
 
 BENCHMARKS = {  # name: summary; `lede bench NAME` runs eval/bench_NAME.py (or eval/NAME.py)

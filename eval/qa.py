@@ -1,5 +1,6 @@
-"""Answer quality: SQuAD v1.1 (answer-sentence accuracy, end-to-end with citations,
-abstention, calibration) and WikiQA (MAP / MRR of the sentence scorer)."""
+"""Answer quality on held-out data: SQuAD v1.1 dev (answer sentence, short-answer span,
+end to end with citations, calibration, questions whose article is not indexed), and the
+answer scorer's ranking on WikiQA test and TrecQA test (MAP / MRR)."""
 
 from __future__ import annotations
 
@@ -9,17 +10,25 @@ import re
 import string
 import time
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from eval.answer_selection import best_candidates, load_selection, ranking_metrics
 from eval.datasets import load_beir
 from eval.relevance import DEFAULT_CACHE, RelevanceConfig, open_dataset_index
+from indexer.filters import Filters
 from indexer.index import LedeIndex
-from indexer.sentences import sentence_spans
+from service.answer_candidates import answer_sentences
+from service.answer_scoring import PassageText, score_candidates
+from service.answer_types import question_type
 from service.answers import Answerer
 from service.engine import SearchEngine
+from service.short_answers import short_answer
+
+CONFIDENT = 0.8
 
 
 def _load_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -58,24 +67,30 @@ def f1_score(prediction: str, answers: list[str]) -> float:
 
 
 def calibration(
-    confidences: list[float], correct: list[bool], buckets: int = 10
-) -> list[dict[str, Any]]:
-    """Accuracy of answers per confidence bucket ([0, 0.1), ..., [0.9, 1])."""
+    confidences: Sequence[float], correct: Sequence[bool], buckets: int = 10
+) -> dict[str, Any]:
+    """Reliability table ([0, 0.1), ..., [0.9, 1]) and the expected calibration error: the
+    bucket-size-weighted mean of |accuracy - mean confidence|."""
     rows = []
-    values = np.asarray(confidences)
+    values = np.asarray(confidences, dtype=np.float64)
     hits = np.asarray(correct, dtype=bool)
+    error = 0.0
     for bucket in range(buckets):
         low, high = bucket / buckets, (bucket + 1) / buckets
         inside = (values >= low) & ((values < high) if bucket < buckets - 1 else (values <= high))
         count = int(inside.sum())
+        if count:
+            accuracy, mean = float(hits[inside].mean()), float(values[inside].mean())
+            error += count / len(values) * abs(accuracy - mean)
         rows.append(
             {
                 "bucket": f"[{low:.1f}, {high:.1f}{']' if bucket == buckets - 1 else ')'}",
                 "count": count,
                 "accuracy": round(float(hits[inside].mean()), 4) if count else None,
+                "mean_confidence": round(float(values[inside].mean()), 4) if count else None,
             }
         )
-    return rows
+    return {"ece": round(error, 4), "buckets": rows}
 
 
 def threshold_table(confidences: list[float], correct: list[bool]) -> list[dict[str, float]]:
@@ -98,140 +113,247 @@ def threshold_table(confidences: list[float], correct: list[bool]) -> list[dict[
     return rows
 
 
-def squad_sentence_accuracy(answerer: Answerer, questions: list[dict[str, Any]]) -> dict[str, Any]:
-    """(a) Given the gold paragraph, does the top-scored sentence contain a gold answer?"""
-    vectors_by_context: dict[str, tuple[list[str], np.ndarray]] = {}
+def _confident(confidences: list[float], correct: list[bool]) -> dict[str, Any]:
+    chosen = [ok for c, ok in zip(confidences, correct, strict=True) if c >= CONFIDENT]
+    return {
+        "answered": len(chosen),
+        "accuracy": round(float(np.mean(chosen)), 4) if chosen else None,
+    }
+
+
+class _Spans:
+    """SQuAD EM / F1 of the short answer, over the questions that ask for a typed answer
+    (who / when / where / how many ...); a missing span scores 0."""
+
+    def __init__(self) -> None:
+        self.exact: list[float] = []
+        self.f1: list[float] = []
+        self.given = 0
+
+    def add(self, question: str, span: str | None, answers: list[str]) -> None:
+        if question_type(question) is None:
+            return
+        self.given += span is not None
+        self.exact.append(exact_match(span or "", answers))
+        self.f1.append(f1_score(span or "", answers) if span else 0.0)
+
+    def to_json(self) -> dict[str, Any]:
+        count = len(self.f1)
+        return {
+            "typed_questions": count,
+            "span_given": round(self.given / count, 4) if count else 0.0,
+            "exact_match": round(float(np.mean(self.exact)), 4) if count else 0.0,
+            "f1": round(float(np.mean(self.f1)), 4) if count else 0.0,
+        }
+
+
+def squad_gold_paragraph(answerer: Answerer, questions: list[dict[str, Any]]) -> dict[str, Any]:
+    """Given the gold paragraph alone, does the chosen answer hold a gold answer?"""
     correct: list[bool] = []
     confidences: list[float] = []
+    spans = _Spans()
     for item in questions:
         context = item["context"]
-        key = item.get("context_id") or context[:200]
-        if key not in vectors_by_context:
-            sentences = [context[s:e] for s, e in sentence_spans(context)]
-            vectors_by_context[key] = (
-                sentences,
-                answerer.sentence_vectors(sentences, [item.get("title", "")] * len(sentences)),
-            )
-        sentences, vectors = vectors_by_context[key]
-        query_vector = answerer.engine.embed_query(item["question"])
-        raw = answerer.raw_scores(
-            item["question"], sentences, vectors, query_vector, [1.0] * len(sentences)
+        passage = PassageText(item.get("title", ""), context, answer_sentences(context))
+        ranked = score_candidates(
+            answerer.model, item["question"], [passage], shortlist=answerer.settings.shortlist
         )
-        best = int(np.argmax(raw))
         answers = [a["text"] for a in item["answers"]]
-        correct.append(_contains_answer(sentences[best], answers))
-        confidences.append(answerer.calibrate(raw[best]))
+        if not ranked:
+            correct.append(False)
+            confidences.append(0.0)
+            spans.add(item["question"], None, answers)
+            continue
+        quote = context[ranked[0].start : ranked[0].end]
+        correct.append(_contains_answer(quote, answers))
+        confidences.append(answerer.model.confidence(ranked[0].logit))
+        span = short_answer(item["question"], quote)
+        spans.add(item["question"], quote[span[0] : span[1]] if span else None, answers)
     return {
         "questions": len(questions),
         "answer_sentence_accuracy": round(float(np.mean(correct)), 4),
+        "short_answer": spans.to_json(),
         "calibration": calibration(confidences, correct),
     }
 
 
-def squad_end_to_end(answerer: Answerer, questions: list[dict[str, Any]]) -> dict[str, Any]:
-    """(b) Over all paragraphs indexed: answer contains a gold answer and cites the gold one."""
+def squad_end_to_end(
+    answerer: Answerer, questions: list[dict[str, Any]]
+) -> tuple[dict[str, Any], list[float], list[bool]]:
+    """Over all paragraphs indexed: the answer holds a gold answer and cites the gold one."""
     correct: list[bool] = []
     confidences: list[float] = []
-    abstained = 0
     cited_gold = 0
     latencies = []
+    spans = _Spans()
     for item in questions:
         started = time.perf_counter()
         answer = answerer.ask(item["question"], threshold=0.0)
         latencies.append((time.perf_counter() - started) * 1000)
         answers = [a["text"] for a in item["answers"]]
-        gold = item["context_id"]
         top = answer.citations[0] if answer.citations else None
-        is_gold = top is not None and top.hit.record.article_id == gold
+        is_gold = top is not None and top.hit.record.article_id == item["context_id"]
         cited_gold += int(is_gold)
         ok = top is not None and is_gold and _contains_answer(top.quote, answers)
         correct.append(ok)
         confidences.append(answer.confidence)
-        if answer.confidence < answerer.settings.threshold:
-            abstained += 1
-    threshold = answerer.settings.threshold
+        span = answer.answer_span.text if answer.answer_span and is_gold else None
+        spans.add(item["question"], span, answers)
+    threshold = answerer.threshold
     answered = [c >= threshold for c in confidences]
     answered_correct = [ok for ok, a in zip(correct, answered, strict=True) if a]
-    return {
+    result = {
         "questions": len(questions),
         "accuracy_if_always_answering": round(float(np.mean(correct)), 4),
         "gold_paragraph_cited": round(cited_gold / len(questions), 4),
+        "short_answer": spans.to_json(),
         "threshold": threshold,
-        "abstention_rate": round(abstained / len(questions), 4),
+        "abstention_rate": round(1 - float(np.mean(answered)), 4),
         "accuracy_when_answered": round(float(np.mean(answered_correct)), 4)
         if answered_correct
         else 0.0,
+        "confident": {"threshold": CONFIDENT, **_confident(confidences, correct)},
         "calibration": calibration(confidences, correct),
         "thresholds": threshold_table(confidences, correct),
         "ask_p50_ms": round(float(np.percentile(latencies, 50)), 2),
     }
+    return result, confidences, correct
 
 
-def wikiqa_ranking(answerer: Answerer, path: Path) -> dict[str, Any]:
-    """MAP and MRR of the sentence scorer over each question's candidates (questions with at
-    least one correct candidate, the standard WikiQA protocol)."""
-    average_precisions = []
-    reciprocal_ranks = []
-    for item in _load_jsonl(path):
-        labels = [int(c["label"]) for c in item["candidates"]]
-        if not any(labels):
-            continue
-        sentences = [c["sentence"] for c in item["candidates"]]
-        vectors = answerer.sentence_vectors(
-            sentences, [item.get("document_title", "")] * len(sentences)
-        )
-        query_vector = answerer.engine.embed_query(item["question"])
-        raw = answerer.raw_scores(
-            item["question"], sentences, vectors, query_vector, [1.0] * len(sentences)
-        )
-        order = sorted(range(len(sentences)), key=lambda i: -raw[i])
-        hits, precisions = 0, []
-        first = 0.0
-        for rank, index in enumerate(order, start=1):
-            if labels[index]:
-                hits += 1
-                precisions.append(hits / rank)
-                if not first:
-                    first = 1.0 / rank
-        average_precisions.append(float(np.mean(precisions)))
-        reciprocal_ranks.append(first)
+def squad_not_indexed(
+    answerer: Answerer, questions: list[dict[str, Any]], titles: dict[str, str]
+) -> dict[str, Any]:
+    """Each question asked of the index without any paragraph of its Wikipedia article (an
+    article-id filter, applied inside both retrievers): any answer given is wrong."""
+    by_title: dict[str, list[str]] = {}
+    for paragraph, title in titles.items():
+        by_title.setdefault(title, []).append(paragraph)
+    answered = 0
+    confidences = []
+    for item in questions:
+        title = titles.get(item["context_id"], "")
+        others = tuple(p for t, ids in by_title.items() if t != title for p in ids)
+        answer = answerer.ask(item["question"], filters=Filters(article_ids=others))
+        answered += answer.answer is not None
+        confidences.append(answer.confidence)
     return {
-        "questions": len(average_precisions),
-        "map": round(float(np.mean(average_precisions)), 4),
-        "mrr": round(float(np.mean(reciprocal_ranks)), 4),
-        "published_baseline": {"CNN-Cnt": {"map": 0.652, "mrr": 0.6652}},
+        "questions": len(questions),
+        "threshold": answerer.threshold,
+        "answered_anyway": round(answered / len(questions), 4),
+        "mean_confidence": round(float(np.mean(confidences)), 4),
     }
+
+
+def selection_ranking(
+    answerer: Answerer, path: Path
+) -> tuple[dict[str, Any], list[float], list[bool]]:
+    """MAP / MRR of the answer scorer over each question's candidates (all of them: the
+    standard protocol), and the calibration of the service's pick on every question."""
+    questions = load_selection(path)
+    model = answerer.model
+    ranking = ranking_metrics(
+        questions,
+        lambda q: model.logits(q.question, [(q.title, s) for s in q.sentences]).tolist(),
+    )
+    logits, correct = best_candidates(model, questions)
+    confidences = [model.confidence(x) for x in logits]
+    return (
+        {
+            **ranking,
+            "all_questions": len(questions),
+            "pick_accuracy": round(float(np.mean(correct)), 4),
+            "calibration": calibration(confidences, correct),
+        },
+        confidences,
+        correct,
+    )
+
+
+def reliability_plot(path: Path, curves: dict[str, tuple[list[float], list[bool], float]]) -> None:
+    """One reliability diagram per evaluation set: accuracy against mean confidence."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 4.6), squeeze=False)
+    for axis, (name, (confidences, correct, ece)) in zip(axes[0], curves.items(), strict=True):
+        table = calibration(confidences, correct)["buckets"]
+        points = [(r["mean_confidence"], r["accuracy"], r["count"]) for r in table if r["count"]]
+        axis.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
+        axis.plot(
+            [p[0] for p in points], [p[1] for p in points], marker="o", label="Lede", color="C0"
+        )
+        for x, y, count in points:
+            axis.annotate(str(count), (x, y), textcoords="offset points", xytext=(4, -10))
+        axis.set_title(f"{name}\nECE {ece:.3f}, {len(confidences)} questions")
+        axis.set_xlabel("confidence (bucket mean)")
+        axis.set_ylabel("share right")
+        axis.set_xlim(0, 1)
+        axis.set_ylim(0, 1)
+        axis.legend(loc="upper left")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
 
 
 def evaluate_qa(
     squad_dir: Path,
     wikiqa_dir: Path | None,
+    trecqa_dir: Path | None = None,
     *,
     limit: int,
     seed: int = 13,
     cache: Path = DEFAULT_CACHE,
+    plot: Path | None = None,
 ) -> dict[str, Any]:
     """Run all QA evaluations; SQuAD questions are a seeded sample of `limit`."""
     questions = _load_jsonl(squad_dir / "qa" / "dev.jsonl")
     sample = random.Random(seed).sample(questions, min(limit, len(questions)))
     dataset = load_beir(squad_dir)
+    titles = {item["context_id"]: item.get("title", "") for item in questions}
     config = RelevanceConfig()
     index: LedeIndex
     index, build_s = open_dataset_index(dataset, config, cache)
+    curves: dict[str, tuple[list[float], list[bool], float]] = {}
     try:
         answerer = Answerer(SearchEngine(index))
         answerer.warm_up()
+        end_to_end, confidences, correct = squad_end_to_end(answerer, sample)
+        curves["SQuAD dev, end to end"] = (
+            confidences,
+            correct,
+            end_to_end["calibration"]["ece"],
+        )
         results: dict[str, Any] = {
             "squad_sample": {
                 "seed": seed,
                 "questions": len(sample),
                 "index_build_s": round(build_s, 1),
             },
-            "squad_gold_paragraph": squad_sentence_accuracy(answerer, sample),
-            "squad_end_to_end": squad_end_to_end(answerer, sample),
+            "answer_model": {
+                "threshold": answerer.threshold,
+                "calibration": answerer.model.config.to_json()["calibration"],
+            },
+            "squad_gold_paragraph": squad_gold_paragraph(answerer, sample),
+            "squad_end_to_end": end_to_end,
+            "squad_not_indexed": squad_not_indexed(answerer, sample, titles),
         }
-        if wikiqa_dir is not None and (wikiqa_dir / "qa" / "test.jsonl").exists():
-            results["wikiqa_test"] = wikiqa_ranking(answerer, wikiqa_dir / "qa" / "test.jsonl")
+        for name, folder, label in (
+            ("wikiqa_test", wikiqa_dir, "WikiQA test"),
+            ("trecqa_test", trecqa_dir, "TrecQA test (clean)"),
+        ):
+            if folder is not None and (folder / "qa" / "test.jsonl").exists():
+                ranking, picked, right = selection_ranking(answerer, folder / "qa" / "test.jsonl")
+                results[name] = ranking
+                curves[f"{label}, best candidate"] = (
+                    picked,
+                    right,
+                    ranking["calibration"]["ece"],
+                )
     finally:
         index.close()
+    if plot is not None:
+        reliability_plot(plot, curves)
     return results

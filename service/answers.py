@@ -1,51 +1,49 @@
-"""Extractive answers with numbered citations, or an honest "not found"."""
+"""Extractive answers with numbered citations and a short answer, or an honest "not found"."""
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from indexer.filters import Filters
-from indexer.sentences import sentence_spans
-from service.answer_types import question_type, type_match
+from indexer.text_analysis import Analyzer
+from service.answer_candidates import answer_sentences
+from service.answer_model import AnswerModel
+from service.answer_scoring import SHORTLIST, PassageText, Scored, score_candidates
 from service.engine import Hit, Mode, SearchEngine
 from service.models_optional import SpanReader
+from service.short_answers import short_answer
+
+_ANALYZE = Analyzer()
 
 
 @dataclass(frozen=True, slots=True)
 class AnswerSettings:
     """How answers are chosen.
 
-    The sentence score is `similarity_weight * cosine(question, sentence)
-    + overlap_weight * idf-weighted share of question terms in the sentence
-    + passage_weight * passage score relative to the best passage
-    + type_weight * (1 if the sentence holds the kind of answer asked for)`, squashed to [0, 1]
-    by a logistic curve (`calibration_center`, `calibration_scale`). Below `threshold` the
-    engine abstains and returns the best passages instead of a wrong answer.
+    Candidates (sentences, and pairs whose second sentence refers back) come from the top
+    `passages` passages; the learned scorer (`service.answer_model`) reads the `shortlist` of
+    them that share the most of the question's words, and its calibrated confidence of the best
+    decides: below `threshold` (None: the threshold chosen on dev splits, in the model's
+    `scorer.json`) the answerer abstains and returns the best passages instead of a wrong answer.
+    A citation from another article is added (up to `supporting`) only when that article's best
+    candidate is itself confident and holds the same short answer, or most of the answer's words.
     """
 
     passages: int = 5
-    threshold: float = 0.5
-    similarity_weight: float = 0.5
-    overlap_weight: float = 0.25
-    passage_weight: float = 0.1
-    type_weight: float = 0.15
-    calibration_center: float = 0.45
-    calibration_scale: float = 0.08
+    threshold: float | None = None
+    shortlist: int = SHORTLIST
     supporting: int = 2
-    supporting_ratio: float = 0.9
+    support_overlap: float = 0.6
 
     def __post_init__(self) -> None:
-        if not 0 <= self.threshold <= 1:
+        if self.threshold is not None and not 0 <= self.threshold <= 1:
             raise ValueError(f"answer threshold must be within [0, 1], got {self.threshold}")
         if self.passages < 1:
             raise ValueError(f"passages must be >= 1, got {self.passages}")
-        if self.calibration_scale <= 0:
-            raise ValueError("calibration_scale must be > 0")
+        if self.shortlist < 1:
+            raise ValueError(f"shortlist must be >= 1, got {self.shortlist}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +69,25 @@ class Citation:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class AnswerSpan:
+    """The short answer (a name, date, place or number) inside the cited sentence."""
+
+    text: str
+    start: int  # into the article text, like citations
+    end: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"text": self.text, "start": self.start, "end": self.end}
+
+
 @dataclass(slots=True)
 class Answer:
     answer: str | None
     confidence: float
     citations: list[Citation]
     passages: list[Hit]
+    answer_span: AnswerSpan | None = None
     took_ms: float = 0.0
 
     @property
@@ -86,6 +97,7 @@ class Answer:
     def to_json(self) -> dict[str, Any]:
         return {
             "answer": self.answer,
+            "answer_span": self.answer_span.to_json() if self.answer_span else None,
             "confidence": round(self.confidence, 4),
             "citations": [c.to_json() for c in self.citations],
             "passages": [h.to_json() for h in self.passages],
@@ -94,32 +106,34 @@ class Answer:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class _Sentence:
-    hit: Hit
-    rank: int
-    start: int  # into the article
-    end: int
-    text: str
-
-
 class Answerer:
-    """Retrieve, score the sentences of the top passages, answer or abstain."""
+    """Retrieve, score the candidate answers of the top passages, answer or abstain."""
 
     def __init__(
         self,
         engine: SearchEngine,
         settings: AnswerSettings | None = None,
         reader: SpanReader | None = None,
+        model: AnswerModel | None = None,
     ):
         self.engine = engine
         self.settings = settings or AnswerSettings()
         self.reader = reader
+        self.model = model or AnswerModel()
+
+    @property
+    def threshold(self) -> float:
+        """The abstention threshold in use (the model's, chosen on dev data, unless set)."""
+        if self.settings.threshold is not None:
+            return self.settings.threshold
+        return self.model.config.threshold
 
     def warm_up(self) -> None:
         self.engine.warm_up()
         if self.reader is not None:
             self.reader.warm_up()
+        else:
+            self.model.warm_up()
 
     def ask(
         self,
@@ -135,173 +149,137 @@ class Answerer:
             ValueError: an empty question or a bad mode.
         """
         started = time.perf_counter()
-        threshold = self.settings.threshold if threshold is None else threshold
+        threshold = self.threshold if threshold is None else threshold
         if not 0 <= threshold <= 1:
             raise ValueError(f"threshold must be within [0, 1], got {threshold}")
-        query_vector = self.engine.embed_query(question) if question.strip() else None
         hits = self.engine.search(
-            question,
-            mode=mode,
-            k=self.settings.passages,
-            filters=filters,
-            query_vector=query_vector,
+            question, mode=mode, k=self.settings.passages, filters=filters
         ).hits
-        answer = self._answer(question, hits, query_vector, threshold)
+        answer = self.answer_from(question, hits, threshold)
         answer.took_ms = (time.perf_counter() - started) * 1000
         return answer
 
-    def _answer(
-        self, question: str, hits: list[Hit], query_vector: np.ndarray | None, threshold: float
-    ) -> Answer:
-        if not hits or query_vector is None:
+    def answer_from(self, question: str, hits: list[Hit], threshold: float) -> Answer:
+        """The answer to `question` from these passages (best first), or an abstention."""
+        if not hits or not question.strip():
             return Answer(None, 0.0, [], hits)
-        sentences = _sentences(hits)
         if self.reader is not None:  # the reader picks the span; no sentence scoring needed
-            return self._read(question, hits, sentences, threshold)
-        best_score = hits[0].score if hits[0].score > 0 else 1.0
-        priors = [max(0.0, s.hit.score / best_score) for s in sentences]
-        raw = self._raw_scores(
-            question,
-            [s.text for s in sentences],
-            query_vector,
-            priors,
-            contexts=[s.hit.record.title for s in sentences],
-        )
-        confidences = [self._calibrate(r) for r in raw]
-        order = sorted(range(len(sentences)), key=lambda i: (-confidences[i], i))
-        top = order[0]
-        confidence = confidences[top]
+            return self._read(question, hits, threshold)
+        ranked = self.rank(question, hits)
+        if not ranked:
+            return Answer(None, 0.0, [], hits)
+        best = ranked[0]
+        confidence = self.model.confidence(best.logit)
         if confidence < threshold:
             return Answer(None, confidence, [], hits)
-        best = sentences[top]
-        citations = [Citation(1, best.hit, best.start, best.end, best.text)]
-        cited_articles = {best.hit.record.article_id}
-        for index in order[1:]:
-            if len(citations) > self.settings.supporting:
-                break
-            candidate = sentences[index]
-            if candidate.hit.record.article_id in cited_articles:
-                continue
-            if confidences[index] < max(threshold, confidence * self.settings.supporting_ratio):
-                break
-            cited_articles.add(candidate.hit.record.article_id)
-            citations.append(
-                Citation(
-                    len(citations) + 1,
-                    candidate.hit,
-                    candidate.start,
-                    candidate.end,
-                    candidate.text,
-                )
+        hit = hits[best.passage]
+        quote = hit.record.text[best.start : best.end]
+        offset = hit.record.start
+        span = short_answer(question, quote)
+        answer_span = (
+            AnswerSpan(
+                quote[span[0] : span[1]],
+                offset + best.start + span[0],
+                offset + best.start + span[1],
             )
-        return Answer(best.text, confidence, citations, hits)
+            if span
+            else None
+        )
+        citations = [Citation(1, hit, offset + best.start, offset + best.end, quote)]
+        citations += self._supporting(question, hits, ranked, quote, answer_span, threshold)
+        return Answer(quote, confidence, citations, hits, answer_span)
 
-    def _read(
-        self, question: str, hits: list[Hit], sentences: list[_Sentence], threshold: float
-    ) -> Answer:
+    def rank(self, question: str, hits: list[Hit]) -> list[Scored]:
+        """The shortlisted candidate answers of the passages, best first."""
+        best_score = hits[0].score if hits[0].score > 0 else 1.0
+        passages = [
+            PassageText(
+                hit.record.title,
+                hit.record.text,
+                answer_sentences(hit.record.text),
+                max(0.0, hit.score / best_score),
+            )
+            for hit in hits
+        ]
+        ranked = score_candidates(self.model, question, passages, shortlist=self.settings.shortlist)
+        # Chunks overlap by a sentence: keep each article span once.
+        seen: set[tuple[str, int, int]] = set()
+        unique = []
+        for scored in ranked:
+            record = hits[scored.passage].record
+            key = (record.article_id, record.start + scored.start, record.start + scored.end)
+            if key not in seen:
+                seen.add(key)
+                unique.append(scored)
+        return unique
+
+    def _supporting(
+        self,
+        question: str,
+        hits: list[Hit],
+        ranked: list[Scored],
+        answer: str,
+        answer_span: AnswerSpan | None,
+        threshold: float,
+    ) -> list[Citation]:
+        """Citations from other articles whose best candidate says the same thing."""
+        cited = {hits[ranked[0].passage].record.article_id}
+        asked = set(_ANALYZE(question))
+        answer_terms = set(_ANALYZE(answer)) - asked
+        result: list[Citation] = []
+        for scored in ranked[1:]:
+            if len(result) >= self.settings.supporting:
+                break
+            hit = hits[scored.passage]
+            if hit.record.article_id in cited:
+                continue
+            cited.add(hit.record.article_id)  # only an article's best candidate may support
+            if self.model.confidence(scored.logit) < threshold:
+                continue
+            quote = hit.record.text[scored.start : scored.end]
+            if answer_span is not None:
+                span = short_answer(question, quote)
+                found = span is not None and _same(quote[span[0] : span[1]], answer_span.text)
+            else:
+                terms = set(_ANALYZE(quote)) - asked
+                shared = len(terms & answer_terms) / max(1, len(answer_terms))
+                found = bool(answer_terms) and shared >= self.settings.support_overlap
+            if found:
+                start = hit.record.start + scored.start
+                result.append(Citation(len(result) + 2, hit, start, start + len(quote), quote))
+        return result
+
+    def _read(self, question: str, hits: list[Hit], threshold: float) -> Answer:
         assert self.reader is not None
         span = self.reader.best_span(question, [h.record.text for h in hits])
         if span is None or span.score < threshold:
             return Answer(None, 0.0 if span is None else span.score, [], hits)
         hit = hits[span.passage]
         start, end = hit.record.start + span.start, hit.record.start + span.end
+        text = hit.record.text
         containing = next(
-            (s for s in sentences if s.hit is hit and s.start <= start and end <= s.end), None
+            ((s, e) for s, e in answer_sentences(text) if s <= span.start and span.end <= e),
+            (span.start, span.end),
         )
-        quote_start, quote_end = (containing.start, containing.end) if containing else (start, end)
-        quote = hit.record.text[quote_start - hit.record.start : quote_end - hit.record.start]
-        text = hit.record.text[span.start : span.end]
-        return Answer(text, span.score, [Citation(1, hit, quote_start, quote_end, quote)], hits)
-
-    def _raw_scores(
-        self,
-        question: str,
-        sentences: list[str],
-        query_vector: np.ndarray,
-        priors: list[float],
-        contexts: list[str] | None = None,
-    ) -> list[float]:
-        if not sentences:
-            return []
-        vectors = self.sentence_vectors(sentences, contexts)
-        return self.raw_scores(question, sentences, vectors, query_vector, priors)
-
-    def sentence_vectors(
-        self, sentences: list[str], contexts: list[str] | None = None
-    ) -> np.ndarray:
-        """Embeddings of candidate sentences, each with its title as context.
-
-        The title travels with each sentence, as it does with each chunk: "The film will open
-        in November" only answers a question about the film its article is about.
-        """
-        inputs = [
-            f"{context}\n{sentence}" if context else sentence
-            for context, sentence in zip(contexts or [""] * len(sentences), sentences, strict=True)
-        ]
-        vectors: np.ndarray = self.engine.index.embedder.embed(inputs)
-        return vectors
-
-    def raw_scores(
-        self,
-        question: str,
-        sentences: list[str],
-        vectors: np.ndarray,
-        query_vector: np.ndarray,
-        priors: list[float],
-    ) -> list[float]:
-        """Uncalibrated sentence scores from precomputed sentence embeddings."""
-        settings = self.settings
-        similarity = (vectors @ query_vector[0]).astype(np.float64)
-        overlap = self._overlap(question, sentences)
-        asked = question_type(question)
-        return [
-            settings.similarity_weight * float(similarity[i])
-            + settings.overlap_weight * overlap[i]
-            + settings.passage_weight * priors[i]
-            + settings.type_weight * type_match(asked, question, sentences[i])
-            for i in range(len(sentences))
-        ]
-
-    def _overlap(self, question: str, sentences: list[str]) -> list[float]:
-        index = self.engine.index
-        analyze, lexical = index.analyzer, index.lexical
-        weights = {}
-        for term in set(analyze(question)):
-            term_id = lexical.vocabulary.get(term)
-            weights[term] = lexical.idf(term_id) if term_id is not None else 1.0
-        total = sum(weights.values())
-        if not total:
-            return [0.0] * len(sentences)
-        result = []
-        for sentence in sentences:
-            present = set(analyze(sentence))
-            result.append(sum(w for t, w in weights.items() if t in present) / total)
-        return result
-
-    def calibrate(self, raw: float) -> float:
-        """Map a raw sentence score to a confidence in [0, 1]."""
-        return self._calibrate(raw)
-
-    def _calibrate(self, raw: float) -> float:
-        settings = self.settings
-        return 1.0 / (
-            1.0 + math.exp(-(raw - settings.calibration_center) / settings.calibration_scale)
+        quote = text[containing[0] : containing[1]]
+        offset = hit.record.start
+        return Answer(
+            text[span.start : span.end],
+            span.score,
+            [Citation(1, hit, offset + containing[0], offset + containing[1], quote)],
+            hits,
+            AnswerSpan(text[span.start : span.end], start, end),
         )
 
 
-def _sentences(hits: list[Hit]) -> list[_Sentence]:
-    """Sentences of the passages, each article span once (chunks overlap by a sentence)."""
-    seen: set[tuple[str, int, int]] = set()
-    result = []
-    for rank, hit in enumerate(hits):
-        record = hit.record
-        for start, end in sentence_spans(record.text):
-            key = (record.article_id, record.start + start, record.start + end)
-            if key in seen:
-                continue
-            seen.add(key)
-            result.append(_Sentence(hit, rank, key[1], key[2], record.text[start:end]))
-    return result
+def _same(first: str, second: str) -> bool:
+    """The same short answer, up to case, punctuation and articles."""
+    return _squash(first) == _squash(second)
+
+
+def _squash(text: str) -> str:
+    words = [w for w in _ANALYZE(text) if w not in {"a", "an", "the"}]
+    return " ".join(words)
 
 
 def render_markdown(answer: Answer) -> str:
@@ -316,7 +294,8 @@ def render_markdown(answer: Answer) -> str:
                 lines.append(f"{n}. {_link(hit)}: {snippet}")
         return "\n".join(lines)
     markers = "".join(f"[{c.n}]" for c in answer.citations)
-    lines = [f"{answer.answer} {markers}", "", "**Sources**"]
+    lead = f"**{answer.answer_span.text}**: " if answer.answer_span else ""
+    lines = [f"{lead}{answer.answer} {markers}", "", "**Sources**"]
     for citation in answer.citations:
         lines.append(f"[{citation.n}] {_link(citation.hit)}: “{citation.quote}”")
     return "\n".join(lines)

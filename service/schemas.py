@@ -153,9 +153,24 @@ class CitationOut(BaseModel):
     quote: str = Field(description="Exactly `article.text[start:end]`.")
 
 
+class AnswerSpanOut(BaseModel):
+    text: str = Field(description="The short answer: a name, date, place or number.")
+    start: int = Field(description="Offset in the article text: `article.text[start:end]`.")
+    end: int
+
+
 class AnswerResponse(BaseModel):
-    answer: str | None = Field(description="The answer, or null when Lede is not confident.")
-    confidence: float
+    answer: str | None = Field(
+        description="The answer sentence (or two adjacent ones), or null when Lede is not "
+        "confident."
+    )
+    answer_span: AnswerSpanOut | None = Field(
+        description="For who / when / where / how many / how much / how old questions, the "
+        "short answer inside the answer sentence; null when none is clear."
+    )
+    confidence: float = Field(
+        description="Calibrated probability that the answer is right (fitted on dev splits)."
+    )
     citations: list[CitationOut]
     passages: list[HitOut]
     markdown: str

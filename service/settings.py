@@ -51,7 +51,13 @@ class Settings(BaseSettings):
     candidates: int = Field(ENGINE.candidates, ge=1)
     ef_search: int | None = Field(None, ge=1, description="HNSW efSearch (HNSW indexes).")
     nprobe: int | None = Field(None, ge=1, description="IVF lists probed (IVF indexes).")
-    answer_threshold: float = Field(0.5, ge=0, le=1)
+    answer_threshold: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Answer only at this confidence or above; unset: the answer model's own "
+        "threshold, chosen on dev splits.",
+    )
     answer_passages: int = Field(5, ge=1, le=50)
     slack_signing_secret: str | None = Field(
         None,

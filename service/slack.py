@@ -71,10 +71,11 @@ def answer_message(question: str, answer: Answer) -> dict[str, Any]:
         fallback = "No answer found in the articles."
     else:
         markers = "".join(f"[{c.n}]" for c in answer.citations)
+        lead = f"*{_escape(answer.answer_span.text)}*: " if answer.answer_span else ""
         blocks.append(
             {
                 "type": "section",
-                "text": {"type": "mrkdwn", "text": f"{_escape(answer.answer)} {markers}"},
+                "text": {"type": "mrkdwn", "text": f"{lead}{_escape(answer.answer)} {markers}"},
             }
         )
         sources = [f"[{c.n}] {_link(c.hit)}" for c in answer.citations]

@@ -1,0 +1,124 @@
+"""Answer-sentence selection data (WikiQA, TrecQA) and its ranking metrics (MAP, MRR)."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from service.answer_scoring import Scorer, best_answer
+
+_NUM = re.compile(r"<num>")
+
+
+@dataclass(frozen=True, slots=True)
+class SelectionQuestion:
+    """A question with its candidate sentences in document order (WikiQA) or file order."""
+
+    question_id: str
+    question: str
+    title: str
+    sentences: tuple[str, ...]
+    labels: tuple[int, ...]
+
+    @property
+    def answerable(self) -> bool:
+        return any(self.labels)
+
+
+def _sentence_order(sentence_id: str) -> int:
+    tail = sentence_id.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+def load_selection(path: Path, *, seed: int = 0) -> list[SelectionQuestion]:
+    """Read a WikiQA-layout file. TrecQA's train split writes every number as `<num>`; each
+    one becomes a random number (seeded), so a model never learns that token."""
+    rng = random.Random(seed)
+    questions = []
+    with open(path) as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            item = json.loads(line)
+            candidates = sorted(item["candidates"], key=lambda c: _sentence_order(c["sentence_id"]))
+
+            def numbers(text: str) -> str:
+                return _NUM.sub(
+                    lambda _: str(rng.choice((rng.randint(2, 99), rng.randint(1900, 2010)))), text
+                )
+
+            questions.append(
+                SelectionQuestion(
+                    question_id=str(item["question_id"]),
+                    question=numbers(item["question"]),
+                    title=item.get("document_title") or "",
+                    sentences=tuple(numbers(c["sentence"]) for c in candidates),
+                    labels=tuple(int(c["label"]) for c in candidates),
+                )
+            )
+    return questions
+
+
+def ranking_metrics(
+    questions: Sequence[SelectionQuestion],
+    score: Callable[[SelectionQuestion], Sequence[float]],
+    *,
+    seed: int = 0,
+) -> dict[str, float | int]:
+    """MAP and MRR over the questions that have a correct candidate (the standard protocol).
+
+    Ties are broken at random (seeded): TrecQA lists each question's correct candidates first,
+    so a stable sort would reward a scorer that gives every candidate the same score.
+    """
+    rng = random.Random(seed)
+    average_precisions, reciprocal_ranks = [], []
+    for question in questions:
+        if not question.answerable:
+            continue
+        scores = np.asarray(score(question), dtype=np.float64)
+        shuffled = list(range(len(scores)))
+        rng.shuffle(shuffled)
+        order = sorted(shuffled, key=lambda i: -scores[i])
+        found, precisions, first = 0, [], 0.0
+        for rank, index in enumerate(order, start=1):
+            if question.labels[index]:
+                found += 1
+                precisions.append(found / rank)
+                if not first:
+                    first = 1.0 / rank
+        average_precisions.append(float(np.mean(precisions)))
+        reciprocal_ranks.append(first)
+    return {
+        "questions": len(average_precisions),
+        "map": round(float(np.mean(average_precisions)), 4),
+        "mrr": round(float(np.mean(reciprocal_ranks)), 4),
+    }
+
+
+def best_candidates(
+    scorer: Scorer, questions: Sequence[SelectionQuestion]
+) -> tuple[list[float], list[bool]]:
+    """The service's pick per question (`best_answer` over the candidates as one passage, a
+    line each): its logit, and whether it holds a correct sentence. A question with no
+    candidate the service would answer with counts as a wrong pick at a very low logit."""
+    logits, correct = [], []
+    for question in questions:
+        spans, cursor = [], 0
+        for sentence in question.sentences:
+            spans.append((cursor, cursor + len(sentence)))
+            cursor += len(sentence) + 1
+        text = "\n".join(question.sentences)
+        pick = best_answer(scorer, question.question, [(question.title, text, spans, 1.0)])
+        if pick is None:
+            logits.append(-20.0)
+            correct.append(False)
+            continue
+        logits.append(pick.logit)
+        correct.append(any(question.labels[i] for i in range(pick.first, pick.last + 1)))
+    return logits, correct

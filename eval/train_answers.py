@@ -1,0 +1,356 @@
+"""`lede train answers`: fine-tune the answer scorer and fit its calibration, from train and
+dev splits only.
+
+Data (train): WikiQA train (candidates in document order: single sentences and adjacent pairs,
+labelled by whether they hold a correct sentence) and TrecQA TRAIN-ALL (single sentences, its
+`<num>` tokens replaced by random numbers). Dev: WikiQA dev and TrecQA dev pick the epoch
+(mean MAP) and fit the Platt calibration and the abstention threshold on the scorer's best
+candidate per question (WikiQA dev's questions without a correct sentence teach it to abstain).
+SQuAD dev and every test split are never read here.
+
+The model is the bundled all-MiniLM-L6-v2 as a BERT classifier; only its top layers, pooler
+and head are trained (the rest stays the embedding model's weights), so the shipped file is
+the trained tensors alone, in float16.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from eval.answer_selection import (
+    SelectionQuestion,
+    best_candidates,
+    load_selection,
+    ranking_metrics,
+)
+from eval.datasets import SHARED_DATASETS
+from eval.report import git_sha, machine
+from service.answer_model import (
+    BUNDLED,
+    CONFIG,
+    WEIGHTS,
+    AnswerModel,
+    Calibration,
+    ScorerConfig,
+    candidate_text,
+    load_classifier,
+)
+
+logger = logging.getLogger(__name__)
+
+BASE_MODEL = "all-MiniLM-L6-v2"
+
+
+@dataclass(frozen=True, slots=True)
+class TrainSettings:
+    seed: int = 13
+    epochs: int = 2
+    batch_size: int = 32
+    learning_rate: float = 5e-5
+    warmup: float = 0.1
+    trained_layers: int = 2
+    max_length: int = 128
+    negatives_per_question: int = 6
+    pairs_per_question: int = 3
+    max_questions: int | None = None  # for a quick run (tests); None = all
+
+
+def _units(
+    question: SelectionQuestion, rng: random.Random, settings: TrainSettings, pairs: bool
+) -> list[tuple[str, str, float]]:
+    """(question, second segment, label) examples of one question."""
+    examples: list[tuple[str, str, float]] = []
+    singles = list(range(len(question.sentences)))
+    positives = [i for i in singles if question.labels[i]]
+    negatives = [i for i in singles if not question.labels[i]]
+    rng.shuffle(negatives)
+    keep = positives[:4] + negatives[: settings.negatives_per_question]
+    for i in keep:
+        text = candidate_text(question.title, question.sentences[i])
+        examples.append((question.question, text, float(question.labels[i])))
+    if pairs and len(singles) > 1:
+        starts = list(range(len(singles) - 1))
+        rng.shuffle(starts)
+        positive_starts = [i for i in starts if question.labels[i] or question.labels[i + 1]]
+        negative_starts = [i for i in starts if i not in positive_starts]
+        for i in positive_starts[:2] + negative_starts[: settings.pairs_per_question]:
+            text = candidate_text(
+                question.title, f"{question.sentences[i]} {question.sentences[i + 1]}"
+            )
+            label = float(question.labels[i] or question.labels[i + 1])
+            examples.append((question.question, text, label))
+    return examples
+
+
+def training_examples(
+    wikiqa: list[SelectionQuestion], trecqa: list[SelectionQuestion], settings: TrainSettings
+) -> list[tuple[str, str, float]]:
+    rng = random.Random(settings.seed)
+    examples = []
+    for question in wikiqa:
+        examples += _units(question, rng, settings, pairs=True)
+    for question in trecqa:
+        examples += _units(question, rng, settings, pairs=False)
+    rng.shuffle(examples)
+    return examples
+
+
+def _batches(
+    examples: list[tuple[str, str, float]], size: int, rng: random.Random
+) -> list[list[tuple[str, str, float]]]:
+    """Shuffled batches of similar length (less padding), in a shuffled order."""
+    shuffled = examples[:]
+    rng.shuffle(shuffled)
+    pool = size * 50
+    batches = []
+    for start in range(0, len(shuffled), pool):
+        block = sorted(shuffled[start : start + pool], key=lambda e: len(e[0]) + len(e[1]))
+        batches += [block[i : i + size] for i in range(0, len(block), size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def _trainable(model: Any, layers: int) -> list[str]:
+    """Names of the parameters that train: the top `layers` encoder layers, pooler, head."""
+    total = len(model.bert.encoder.layer)
+    prefixes = [f"bert.encoder.layer.{i}." for i in range(total - layers, total)]
+    prefixes += ["bert.pooler.", "classifier."]
+    for name, parameter in model.named_parameters():
+        parameter.requires_grad = any(name.startswith(p) for p in prefixes)
+    return prefixes
+
+
+class _TorchScorer:
+    """The model being trained, behind `AnswerModel.logits`'s signature."""
+
+    def __init__(self, model: Any, tokenizer: Any, max_length: int):
+        self.model, self.tokenizer, self.max_length = model, tokenizer, max_length
+
+    def logits(self, question: str, candidates: list[tuple[str, str]]) -> np.ndarray:
+        import torch
+
+        if not candidates:
+            return np.zeros(0)
+        self.model.eval()
+        with torch.inference_mode():
+            encoded = self.tokenizer(
+                [question] * len(candidates),
+                [candidate_text(t, s) for t, s in candidates],
+                truncation="only_second",
+                max_length=self.max_length,
+                padding=True,
+                return_tensors="pt",
+            )
+            return self.model(**encoded).logits[:, 0].double().numpy()
+
+
+def dev_map(scorer: Any, questions: list[SelectionQuestion]) -> dict[str, float | int]:
+    return ranking_metrics(
+        questions,
+        lambda q: scorer.logits(q.question, [(q.title, s) for s in q.sentences]).tolist(),
+    )
+
+
+def fit_platt(logits: list[float], correct: list[bool], seed: int) -> Calibration:
+    from sklearn.linear_model import LogisticRegression
+
+    features = np.asarray(logits, dtype=np.float64).reshape(-1, 1)
+    labels = np.asarray(correct, dtype=int)
+    fitted = LogisticRegression(C=1e4, random_state=seed).fit(features, labels)
+    return Calibration(float(fitted.coef_[0][0]), float(fitted.intercept_[0]))
+
+
+def choose_threshold(confidences: list[float], correct: list[bool]) -> float:
+    """The threshold with the most right minus wrong answers on dev (ties: the higher)."""
+    values = np.asarray(confidences)
+    hits = np.asarray(correct, dtype=bool)
+    best, best_gain = 0.5, -math.inf
+    for threshold in np.round(np.arange(0.05, 0.96, 0.05), 2):
+        answered = values >= threshold
+        gain = int((answered & hits).sum()) - int((answered & ~hits).sum())
+        if gain >= best_gain:
+            best, best_gain = float(threshold), gain
+    return best
+
+
+def train(out: Path, settings: TrainSettings, datasets: Path = SHARED_DATASETS) -> dict[str, Any]:
+    import torch
+    from safetensors.torch import save_file
+
+    random.seed(settings.seed)
+    np.random.seed(settings.seed)
+    torch.manual_seed(settings.seed)
+    wikiqa_train = load_selection(datasets / "wikiqa/qa/train.jsonl", seed=settings.seed)
+    trecqa_train = load_selection(datasets / "trecqa/qa/train.jsonl", seed=settings.seed)
+    wikiqa_dev = load_selection(datasets / "wikiqa/qa/dev.jsonl")
+    trecqa_dev = load_selection(datasets / "trecqa/qa/dev.jsonl")
+    if settings.max_questions is not None:
+        wikiqa_train = wikiqa_train[: settings.max_questions]
+        trecqa_train = trecqa_train[: settings.max_questions]
+        wikiqa_dev = wikiqa_dev[: settings.max_questions]
+        trecqa_dev = trecqa_dev[: settings.max_questions]
+    examples = training_examples(wikiqa_train, trecqa_train, settings)
+    logger.info("training on %d examples", len(examples))
+
+    model, tokenizer = load_classifier(BASE_MODEL, None)
+    prefixes = _trainable(model, settings.trained_layers)
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=settings.learning_rate, weight_decay=0.01)
+    rng = random.Random(settings.seed)
+    steps = settings.epochs * math.ceil(len(examples) / settings.batch_size)
+    warmup = max(1, int(steps * settings.warmup))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer,
+        lambda step: min((step + 1) / warmup, max(0.0, (steps - step) / max(1, steps - warmup))),
+    )
+    scorer = _TorchScorer(model, tokenizer, settings.max_length)
+    history: list[dict[str, Any]] = []
+    best_state: dict[str, Any] | None = None
+    best_dev = -1.0
+    started = time.perf_counter()
+    for epoch in range(1, settings.epochs + 1):
+        model.train()
+        losses = []
+        for batch in _batches(examples, settings.batch_size, rng):
+            encoded = tokenizer(
+                [e[0] for e in batch],
+                [e[1] for e in batch],
+                truncation="only_second",
+                max_length=settings.max_length,
+                padding=True,
+                return_tensors="pt",
+            )
+            labels = torch.tensor([e[2] for e in batch])
+            logits = model(**encoded).logits[:, 0]
+            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            losses.append(float(loss))
+            if len(losses) % 100 == 0:
+                logger.info(
+                    "epoch %d step %d loss %.4f (%.0f s)",
+                    epoch,
+                    len(losses),
+                    float(np.mean(losses[-100:])),
+                    time.perf_counter() - started,
+                )
+        wikiqa = dev_map(scorer, wikiqa_dev)
+        trecqa = dev_map(scorer, trecqa_dev)
+        mean = (float(wikiqa["map"]) + float(trecqa["map"])) / 2
+        history.append(
+            {
+                "epoch": epoch,
+                "loss": round(float(np.mean(losses)), 4),
+                "wikiqa_dev": wikiqa,
+                "trecqa_dev": trecqa,
+                "seconds": round(time.perf_counter() - started, 1),
+            }
+        )
+        logger.info("epoch %d: %s", epoch, history[-1])
+        if mean > best_dev:
+            best_dev = mean
+            best_state = {
+                name: tensor.detach().clone()
+                for name, tensor in model.state_dict().items()
+                if any(name.startswith(p) for p in prefixes)
+            }
+    assert best_state is not None
+    out.mkdir(parents=True, exist_ok=True)
+    save_file(
+        {name: tensor.half().contiguous() for name, tensor in best_state.items()},
+        str(out / WEIGHTS),
+    )
+    training = {
+        "command": "lede train answers",
+        "settings": {k: getattr(settings, k) for k in settings.__dataclass_fields__},
+        "examples": len(examples),
+        "epochs": history,
+        "chosen_epoch": max(
+            history,
+            key=lambda h: (float(h["wikiqa_dev"]["map"]) + float(h["trecqa_dev"]["map"])) / 2,
+        )["epoch"],
+        "git_sha": git_sha(),
+        "machine": machine(),
+    }
+    provisional = ScorerConfig(
+        BASE_MODEL, tuple(prefixes), settings.max_length, Calibration(), 0.5, training
+    )
+    (out / CONFIG).write_text(json.dumps(provisional.to_json(), indent=2) + "\n")
+    return calibrate(out, datasets, seed=settings.seed)
+
+
+def calibrate(out: Path, datasets: Path = SHARED_DATASETS, *, seed: int = 13) -> dict[str, Any]:
+    """Fit the Platt calibration and the threshold of the model in `out` on the dev splits.
+
+    It runs on the shipped (float16) weights, exactly as the service loads them, and on the
+    service's own pick per question (`best_candidates`).
+    """
+    model = AnswerModel(out)
+    dev = load_selection(datasets / "wikiqa/qa/dev.jsonl") + load_selection(
+        datasets / "trecqa/qa/dev.jsonl"
+    )
+    logits, correct = best_candidates(model, dev)
+    calibration = fit_platt(logits, correct, seed)
+    confidences = [calibration(x) for x in logits]
+    threshold = choose_threshold(confidences, correct)
+    training = dict(model.config.training)
+    training["calibration"] = {
+        "data": "WikiQA dev + TrecQA dev (every question; the service's best candidate)",
+        "questions": len(logits),
+        "best_candidate_correct": round(float(np.mean(correct)), 4),
+    }
+    config = ScorerConfig(
+        model.config.base_model,
+        model.config.trained_prefixes,
+        model.config.max_length,
+        calibration,
+        threshold,
+        training,
+    )
+    (out / CONFIG).write_text(json.dumps(config.to_json(), indent=2) + "\n")
+    return config.to_json()
+
+
+DEFAULTS = TrainSettings()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--out", type=Path, default=BUNDLED, help="where the model is written")
+    parser.add_argument("--datasets", type=Path, default=SHARED_DATASETS)
+    parser.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
+    parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    parser.add_argument("--max-questions", type=int, default=None, help="quick run on a slice")
+    parser.add_argument(
+        "--calibrate-only", action="store_true", help="refit calibration and threshold only"
+    )
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.calibrate_only:
+        result = calibrate(args.out, args.datasets, seed=args.seed)
+    else:
+        settings = TrainSettings(
+            epochs=args.epochs, seed=args.seed, max_questions=args.max_questions
+        )
+        result = train(args.out, settings, args.datasets)
+    print(json.dumps({k: v for k, v in result.items() if k != "training"}, indent=2))
+    print(json.dumps(result["training"].get("epochs"), indent=2))
+
+
+if __name__ == "__main__":
+    main()

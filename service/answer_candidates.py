@@ -1,0 +1,118 @@
+"""Candidate answers in a passage: sentences, line by line, and pairs that read as one.
+
+An answer is one sentence, or two adjacent sentences when the second refers back to the first
+("She plays Grace." after the sentence that names the actress). Line breaks always end a
+sentence, and lines that are not sentences (datelines, bylines, photo credits, the headline
+repeated in the body, other short fragments) are never answers, though they stay indexed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from indexer.sentences import Span, sentence_spans, strip_span
+
+_BYLINE = re.compile(
+    r"^\s*(by|written by|reporting by|editing by|additional reporting by)\s+\S", re.I
+)
+_CREDIT = re.compile(
+    r"^\s*(\(?(photo|image|picture|video|credit|source|file photo|getty|reuters|ap|afp)\b"
+    r"[^.]*[:)]|©|copyright\b|posted (on|by)\b|updated\b|published\b|share\b|advertisement\b)",
+    re.I,
+)
+_DATELINE = re.compile(
+    r"^\s*(date\s*[:\-]?\s*)?(\d{4}-\d{2}-\d{2}|\d{1,2}/\d{1,2}/\d{2,4}|"
+    r"(mon|tue|wed|thu|fri|sat|sun)[a-z]*,?\s|(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)"
+    r"[a-z]*\.?\s+\d{1,2},?\s+\d{4})",
+    re.I,
+)
+_WORD = re.compile(r"[A-Za-z0-9][\w'’-]*")
+_REFERS_BACK = re.compile(
+    r"^\s*[\"“']?(he|she|it|they|his|her|its|their|this|that|these|those|there|then|"
+    r"the (film|movie|show|series|book|company|studio|group|team|film's|movie's|actor|actress|"
+    r"director|star|project|move|decision|delay|change|production|sequel|album|song|game|"
+    r"report|study|city|country|government|festival|event|league|club|firm|bank|plant)|"
+    r"but|also|however|instead|later|meanwhile|still|yet|so|because|as a result)\b",
+    re.I,
+)
+MIN_WORDS = 6
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """An answer candidate: sentence positions `first..last` and its span in the passage."""
+
+    first: int
+    last: int
+    start: int
+    end: int
+
+    @property
+    def is_pair(self) -> bool:
+        return self.last > self.first
+
+
+def answer_sentences(text: str) -> list[Span]:
+    """Sentence spans of `text` where every line break also ends a sentence."""
+    spans: list[Span] = []
+    offset = 0
+    for line in text.splitlines(keepends=True):
+        for start, end in sentence_spans(line):
+            spans.append((offset + start, offset + end))
+        offset += len(line)
+    return [s for s in (strip_span(text, a, b) for a, b in spans) if s is not None]
+
+
+def is_answer_sentence(sentence: str, title: str = "") -> bool:
+    """False for lines that are not sentences: bylines, credits, datelines, the headline
+    repeated in the body, and fragments under `MIN_WORDS` words without a final stop."""
+    words = _WORD.findall(sentence)
+    if len(words) < 3:
+        return False
+    if _BYLINE.search(sentence) or _CREDIT.search(sentence) or _DATELINE.search(sentence):
+        return len(words) >= 25 and sentence.rstrip()[-1:] in '.!?"”'  # a real sentence after all
+    if title and _squash(sentence) == _squash(title):
+        return False
+    ends_like_sentence = sentence.rstrip()[-1:] in ".!?\"”'’)"
+    return ends_like_sentence or len(words) >= MIN_WORDS * 2
+
+
+def refers_back(sentence: str) -> bool:
+    """True when the sentence opens with a word that points at the one before it."""
+    return bool(_REFERS_BACK.search(sentence))
+
+
+def _squash(text: str) -> str:
+    return " ".join(w.lower() for w in _WORD.findall(text))
+
+
+def candidates(text: str, spans: Sequence[Span], title: str = "") -> list[Candidate]:
+    """Single answer sentences, plus each pair whose second sentence refers back."""
+    eligible = [is_answer_sentence(text[s:e], title) for s, e in spans]
+    result = [Candidate(i, i, start, end) for i, (start, end) in enumerate(spans) if eligible[i]]
+    for i in range(1, len(spans)):
+        if eligible[i] and eligible[i - 1] and refers_back(text[spans[i][0] : spans[i][1]]):
+            between = text[spans[i - 1][1] : spans[i][0]]
+            if between.count("\n") < 2:  # not across a paragraph break
+                result.append(Candidate(i - 1, i, spans[i - 1][0], spans[i][1]))
+    return result
+
+
+def lexical_scores(
+    question: str,
+    texts: Sequence[str],
+    analyze: Callable[[str], list[str]],
+    idf: Callable[[str], float],
+) -> list[float]:
+    """The idf-weighted share of the question's terms that each text contains."""
+    weights = {term: idf(term) for term in set(analyze(question))}
+    total = sum(weights.values())
+    if not total:
+        return [0.0] * len(texts)
+    scores = []
+    for text in texts:
+        present = set(analyze(text))
+        scores.append(sum(w for term, w in weights.items() if term in present) / total)
+    return scores

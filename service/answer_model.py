@@ -1,0 +1,174 @@
+"""The learned answer scorer: a cross-encoder over (question, title + candidate answer).
+
+It is the bundled all-MiniLM-L6-v2 read as a BERT sequence classifier whose top layers, pooler
+and one-logit head were fine-tuned by `lede train answers` (eval/train_answers.py) on the
+WikiQA and TrecQA train splits. Only the tensors that training changed ship with Lede
+(`service/answer_model/weights.safetensors`, float16, under 10 MB); the rest are the embedding
+model's own weights, so nothing is downloaded. `scorer.json` beside them holds the base model,
+the input length, and the Platt calibration and abstention threshold fitted on dev splits.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from indexer.embedder import resolve_model_path
+
+logger = logging.getLogger(__name__)
+
+BUNDLED = Path(__file__).parent / "answer_model"
+WEIGHTS = "weights.safetensors"
+CONFIG = "scorer.json"
+
+
+def candidate_text(title: str, text: str) -> str:
+    """The second segment the cross-encoder reads: the title as context, then the candidate."""
+    title = " ".join(title.replace("_", " ").split())
+    return f"{title} | {text}" if title else text
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """Platt scaling: P(correct) = 1 / (1 + exp(-(slope * logit + intercept)))."""
+
+    slope: float = 1.0
+    intercept: float = 0.0
+
+    def __call__(self, logit: float) -> float:
+        value = self.slope * logit + self.intercept
+        if value >= 0:
+            return 1.0 / (1.0 + math.exp(-value))
+        exp = math.exp(value)
+        return exp / (1.0 + exp)
+
+
+@dataclass(frozen=True, slots=True)
+class ScorerConfig:
+    base_model: str
+    trained_prefixes: tuple[str, ...]
+    max_length: int
+    calibration: Calibration
+    threshold: float
+    training: dict[str, Any]
+
+    @classmethod
+    def read(cls, directory: Path) -> ScorerConfig:
+        raw = json.loads((directory / CONFIG).read_text())
+        return cls(
+            base_model=raw["base_model"],
+            trained_prefixes=tuple(raw["trained_prefixes"]),
+            max_length=int(raw["max_length"]),
+            calibration=Calibration(**raw.get("calibration", {})),
+            threshold=float(raw.get("threshold", 0.5)),
+            training=dict(raw.get("training", {})),
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "base_model": self.base_model,
+            "trained_prefixes": list(self.trained_prefixes),
+            "max_length": self.max_length,
+            "calibration": {
+                "slope": self.calibration.slope,
+                "intercept": self.calibration.intercept,
+            },
+            "threshold": self.threshold,
+            "training": self.training,
+        }
+
+
+class AnswerModel:
+    """Scores candidate answers to a question; loads lazily (see `warm_up`).
+
+    Args:
+        directory: a folder with `scorer.json` and `weights.safetensors` (the bundled one by
+            default; `lede train answers --out DIR` writes another).
+        batch_size: candidates per forward pass.
+    """
+
+    def __init__(self, directory: Path | None = None, *, batch_size: int = 32):
+        self.directory = directory or BUNDLED
+        if not (self.directory / CONFIG).exists():
+            raise FileNotFoundError(
+                f"no answer model in {self.directory} (expected {CONFIG} and {WEIGHTS}); "
+                "run `lede train answers` to build one"
+            )
+        self.config = ScorerConfig.read(self.directory)
+        self._batch_size = batch_size
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._lock = threading.Lock()
+
+    def warm_up(self) -> None:
+        with self._lock:
+            if self._model is None:
+                self._model, self._tokenizer = load_classifier(
+                    self.config.base_model, self.directory / WEIGHTS
+                )
+
+    def logits(self, question: str, candidates: Sequence[tuple[str, str]]) -> np.ndarray:
+        """One raw score per `(title, text)` candidate; higher means more likely an answer."""
+        if not candidates:
+            return np.zeros(0, dtype=np.float64)
+        self.warm_up()
+        import torch
+
+        seconds = [candidate_text(title, text) for title, text in candidates]
+        order = np.argsort([-len(s) for s in seconds], kind="stable")
+        result = np.empty(len(seconds), dtype=np.float64)
+        with self._lock, torch.inference_mode():
+            for start in range(0, len(order), self._batch_size):
+                rows = order[start : start + self._batch_size]
+                encoded = self._tokenizer(
+                    [question] * len(rows),
+                    [seconds[row] for row in rows],
+                    truncation="only_second",
+                    max_length=self.config.max_length,
+                    padding=True,
+                    return_tensors="pt",
+                )
+                output = self._model(**encoded).logits[:, 0]
+                result[rows] = output.double().numpy()
+        return result
+
+    def confidence(self, logit: float) -> float:
+        return self.config.calibration(logit)
+
+
+def load_classifier(base_model: str, weights: Path | None) -> tuple[Any, Any]:
+    """The base model as a one-logit BERT classifier, with trained tensors laid over it."""
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+    transformers_logging.set_verbosity_error()  # the head is "newly initialized" until laid over
+    path = resolve_model_path(base_model)
+    torch.manual_seed(0)
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    if weights is not None:
+        from safetensors.torch import load_file
+
+        trained = load_file(str(weights))
+        state = model.state_dict()
+        unknown = sorted(set(trained) - set(state))
+        if unknown:
+            raise ValueError(f"{weights} holds tensors the base model lacks: {unknown[:3]}")
+        for name, tensor in trained.items():
+            state[name] = tensor.to(state[name].dtype)
+        model.load_state_dict(state)
+        logger.info("answer model: %s with %d trained tensors", base_model, len(trained))
+    model.eval()
+    return model, tokenizer
