@@ -22,7 +22,8 @@ from eval.relevance import DEFAULT_CACHE, RelevanceConfig, open_dataset_index
 from indexer.filters import Filters
 from indexer.index import LedeIndex
 from service.answer_candidates import answer_sentences
-from service.answer_scoring import PassageText, score_candidates
+from service.answer_model import AnswerModel
+from service.answer_scoring import SHORTLIST, PassageText, score_candidates
 from service.answer_types import question_type
 from service.answers import Answerer
 from service.engine import SearchEngine
@@ -147,7 +148,9 @@ class _Spans:
         }
 
 
-def squad_gold_paragraph(answerer: Answerer, questions: list[dict[str, Any]]) -> dict[str, Any]:
+def squad_gold_paragraph(
+    model: AnswerModel, questions: list[dict[str, Any]], shortlist: int = SHORTLIST
+) -> dict[str, Any]:
     """Given the gold paragraph alone, does the chosen answer hold a gold answer?"""
     correct: list[bool] = []
     confidences: list[float] = []
@@ -155,9 +158,7 @@ def squad_gold_paragraph(answerer: Answerer, questions: list[dict[str, Any]]) ->
     for item in questions:
         context = item["context"]
         passage = PassageText(item.get("title", ""), context, answer_sentences(context))
-        ranked = score_candidates(
-            answerer.model, item["question"], [passage], shortlist=answerer.settings.shortlist
-        )
+        ranked = score_candidates(model, item["question"], [passage], shortlist=shortlist)
         answers = [a["text"] for a in item["answers"]]
         if not ranked:
             correct.append(False)
@@ -166,7 +167,7 @@ def squad_gold_paragraph(answerer: Answerer, questions: list[dict[str, Any]]) ->
             continue
         quote = context[ranked[0].start : ranked[0].end]
         correct.append(_contains_answer(quote, answers))
-        confidences.append(answerer.model.confidence(ranked[0].logit))
+        confidences.append(model.confidence(ranked[0].logit))
         span = short_answer(item["question"], quote)
         spans.add(item["question"], quote[span[0] : span[1]] if span else None, answers)
     return {
@@ -298,6 +299,28 @@ def reliability_plot(path: Path, curves: dict[str, tuple[list[float], list[bool]
     plt.close(figure)
 
 
+def qa_slice(squad_dir: Path, wikiqa_dir: Path, trecqa_dir: Path, *, limit: int) -> dict[str, Any]:
+    """The figures CI guards (no index needed): the answer sentence and short answer with the
+    gold paragraph on a seeded SQuAD slice, and MAP / MRR on WikiQA and TrecQA test."""
+    questions = _load_jsonl(squad_dir / "qa" / "dev.jsonl")
+    sample = random.Random(13).sample(questions, min(limit, len(questions)))
+    model = AnswerModel()
+    gold = squad_gold_paragraph(model, sample)
+    result: dict[str, Any] = {
+        "squad_gold_paragraph": {
+            "answer_sentence_accuracy": gold["answer_sentence_accuracy"],
+            "span_f1": gold["short_answer"]["f1"],
+        }
+    }
+    for name, folder in (("wikiqa_test", wikiqa_dir), ("trecqa_test", trecqa_dir)):
+        ranking = ranking_metrics(
+            load_selection(folder / "qa" / "test.jsonl"),
+            lambda q: model.logits(q.question, [(q.title, s) for s in q.sentences]).tolist(),
+        )
+        result[name] = {"map": ranking["map"], "mrr": ranking["mrr"]}
+    return result
+
+
 def evaluate_qa(
     squad_dir: Path,
     wikiqa_dir: Path | None,
@@ -336,7 +359,9 @@ def evaluate_qa(
                 "threshold": answerer.threshold,
                 "calibration": answerer.model.config.to_json()["calibration"],
             },
-            "squad_gold_paragraph": squad_gold_paragraph(answerer, sample),
+            "squad_gold_paragraph": squad_gold_paragraph(
+                answerer.model, sample, answerer.settings.shortlist
+            ),
             "squad_end_to_end": end_to_end,
             "squad_not_indexed": squad_not_indexed(answerer, sample, titles),
         }

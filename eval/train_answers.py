@@ -59,9 +59,14 @@ class TrainSettings:
     learning_rate: float = 5e-5
     warmup: float = 0.1
     trained_layers: int = 2
+    lora_rank: int = 0  # > 0: low-rank adapters on every encoder layer instead of top layers
+    lora_alpha: float = 32.0
     max_length: int = 128
     negatives_per_question: int = 6
     pairs_per_question: int = 3
+    # Sentences of other questions' pages: in the service, candidates come from several
+    # articles, and a sentence that merely looks like an answer must lose to one on topic.
+    foreign_negatives: int = 3
     max_questions: int | None = None  # for a quick run (tests); None = all
 
 
@@ -97,10 +102,14 @@ def training_examples(
 ) -> list[tuple[str, str, float]]:
     rng = random.Random(settings.seed)
     examples = []
-    for question in wikiqa:
-        examples += _units(question, rng, settings, pairs=True)
-    for question in trecqa:
-        examples += _units(question, rng, settings, pairs=False)
+    for questions, pairs in ((wikiqa, True), (trecqa, False)):
+        for question in questions:
+            examples += _units(question, rng, settings, pairs=pairs)
+            for _ in range(settings.foreign_negatives if len(questions) > 1 else 0):
+                other = questions[rng.randrange(len(questions))]
+                if other.question_id != question.question_id and other.sentences:
+                    sentence = other.sentences[rng.randrange(len(other.sentences))]
+                    examples.append((question.question, candidate_text(other.title, sentence), 0.0))
     rng.shuffle(examples)
     return examples
 
@@ -120,13 +129,56 @@ def _batches(
     return batches
 
 
-def _trainable(model: Any, layers: int) -> list[str]:
-    """Names of the parameters that train: the top `layers` encoder layers, pooler, head."""
+class _LoRALinear:
+    """`linear(x) + scale * (x @ A.T) @ B.T`, with A, B trained and the linear frozen."""
+
+    @staticmethod
+    def wrap(linear: Any, rank: int, scale: float) -> Any:
+        import torch
+
+        class Adapted(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.base = linear
+                self.lora_a = torch.nn.Parameter(
+                    torch.randn(rank, linear.in_features) / math.sqrt(linear.in_features)
+                )
+                self.lora_b = torch.nn.Parameter(torch.zeros(linear.out_features, rank))
+
+            def forward(self, x: Any) -> Any:
+                return self.base(x) + scale * ((x @ self.lora_a.T) @ self.lora_b.T)
+
+        return Adapted()
+
+
+def _add_lora(model: Any, rank: int, scale: float) -> None:
+    import torch
+
+    for layer in model.bert.encoder.layer:
+        for parent in list(layer.modules()):
+            for name, child in list(parent.named_children()):
+                if isinstance(child, torch.nn.Linear):
+                    setattr(parent, name, _LoRALinear.wrap(child, rank, scale))
+
+
+def _lora_state(state: dict[str, Any]) -> dict[str, Any]:
+    """Adapter names as the base model spells the layer they adapt (`.base.` dropped)."""
+    return {name.replace(".base.", "."): tensor for name, tensor in state.items()}
+
+
+def _trainable(model: Any, layers: int, lora: bool = False) -> list[str]:
+    """Names of the parameters that train: the top `layers` encoder layers (or the low-rank
+    adapters of every layer), pooler, head."""
     total = len(model.bert.encoder.layer)
-    prefixes = [f"bert.encoder.layer.{i}." for i in range(total - layers, total)]
+    if lora:
+        prefixes = ["lora"]
+    else:
+        prefixes = [f"bert.encoder.layer.{i}." for i in range(total - layers, total)]
     prefixes += ["bert.pooler.", "classifier."]
     for name, parameter in model.named_parameters():
-        parameter.requires_grad = any(name.startswith(p) for p in prefixes)
+        parameter.requires_grad = any(
+            name.startswith(p) or (p == "lora" and ".lora_" in name) for p in prefixes
+        )
     return prefixes
 
 
@@ -203,7 +255,10 @@ def train(out: Path, settings: TrainSettings, datasets: Path = SHARED_DATASETS) 
     logger.info("training on %d examples", len(examples))
 
     model, tokenizer = load_classifier(BASE_MODEL, None)
-    prefixes = _trainable(model, settings.trained_layers)
+    lora_scale = settings.lora_alpha / settings.lora_rank if settings.lora_rank else 0.0
+    if settings.lora_rank:
+        _add_lora(model, settings.lora_rank, lora_scale)
+    prefixes = _trainable(model, settings.trained_layers, lora=bool(settings.lora_rank))
     parameters = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(parameters, lr=settings.learning_rate, weight_decay=0.01)
     rng = random.Random(settings.seed)
@@ -264,8 +319,8 @@ def train(out: Path, settings: TrainSettings, datasets: Path = SHARED_DATASETS) 
             best_dev = mean
             best_state = {
                 name: tensor.detach().clone()
-                for name, tensor in model.state_dict().items()
-                if any(name.startswith(p) for p in prefixes)
+                for name, tensor in _lora_state(model.state_dict()).items()
+                if any(name.startswith(p) or (p == "lora" and ".lora_" in name) for p in prefixes)
             }
     assert best_state is not None
     out.mkdir(parents=True, exist_ok=True)
@@ -286,7 +341,13 @@ def train(out: Path, settings: TrainSettings, datasets: Path = SHARED_DATASETS) 
         "machine": machine(),
     }
     provisional = ScorerConfig(
-        BASE_MODEL, tuple(prefixes), settings.max_length, Calibration(), 0.5, training
+        BASE_MODEL,
+        tuple(prefixes),
+        settings.max_length,
+        Calibration(),
+        0.5,
+        training,
+        lora_scale,
     )
     (out / CONFIG).write_text(json.dumps(provisional.to_json(), indent=2) + "\n")
     return calibrate(out, datasets, seed=settings.seed)
@@ -296,20 +357,34 @@ def calibrate(out: Path, datasets: Path = SHARED_DATASETS, *, seed: int = 13) ->
     """Fit the Platt calibration and the threshold of the model in `out` on the dev splits.
 
     It runs on the shipped (float16) weights, exactly as the service loads them, and on the
-    service's own pick per question (`best_candidates`).
+    service's own pick per question (`best_candidates`). The confidence is the probability
+    that a candidate the model scores so is a correct answer, fitted on every dev candidate
+    and its label; questions without a correct candidate (57% of WikiQA dev) are what the
+    threshold is for, so it is chosen on the best candidate of every dev question (most right
+    minus wrong answers, an answer to a question without one counting as wrong).
     """
     model = AnswerModel(out)
     dev = load_selection(datasets / "wikiqa/qa/dev.jsonl") + load_selection(
         datasets / "trecqa/qa/dev.jsonl"
     )
+    # Every candidate sentence of every dev question, with its label: the confidence is the
+    # probability that a sentence the model scores so is a correct answer.
+    candidate_logits: list[float] = []
+    labels: list[bool] = []
+    for question in dev:
+        scores = model.logits(question.question, [(question.title, s) for s in question.sentences])
+        candidate_logits += scores.tolist()
+        labels += [bool(label) for label in question.labels]
+    calibration = fit_platt(candidate_logits, labels, seed)
     logits, correct = best_candidates(model, dev)
-    calibration = fit_platt(logits, correct, seed)
     confidences = [calibration(x) for x in logits]
     threshold = choose_threshold(confidences, correct)
     training = dict(model.config.training)
     training["calibration"] = {
-        "data": "WikiQA dev + TrecQA dev (every question; the service's best candidate)",
-        "questions": len(logits),
+        "data": "Platt on every candidate sentence of WikiQA dev + TrecQA dev (its label); "
+        "threshold on the service's best candidate of every dev question",
+        "candidates": len(labels),
+        "threshold_questions": len(logits),
         "best_candidate_correct": round(float(np.mean(correct)), 4),
     }
     config = ScorerConfig(
@@ -319,6 +394,7 @@ def calibrate(out: Path, datasets: Path = SHARED_DATASETS, *, seed: int = 13) ->
         calibration,
         threshold,
         training,
+        model.config.lora_scale,
     )
     (out / CONFIG).write_text(json.dumps(config.to_json(), indent=2) + "\n")
     return config.to_json()
@@ -335,6 +411,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--datasets", type=Path, default=SHARED_DATASETS)
     parser.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    parser.add_argument("--lora-rank", type=int, default=DEFAULTS.lora_rank)
+    parser.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate)
     parser.add_argument("--max-questions", type=int, default=None, help="quick run on a slice")
     parser.add_argument(
         "--calibrate-only", action="store_true", help="refit calibration and threshold only"
@@ -345,7 +423,11 @@ def main(argv: list[str] | None = None) -> None:
         result = calibrate(args.out, args.datasets, seed=args.seed)
     else:
         settings = TrainSettings(
-            epochs=args.epochs, seed=args.seed, max_questions=args.max_questions
+            epochs=args.epochs,
+            seed=args.seed,
+            max_questions=args.max_questions,
+            lora_rank=args.lora_rank,
+            learning_rate=args.learning_rate,
         )
         result = train(args.out, settings, args.datasets)
     print(json.dumps({k: v for k, v in result.items() if k != "training"}, indent=2))

@@ -1,7 +1,8 @@
 """Candidate answers in a passage: sentences, line by line, and pairs that read as one.
 
 An answer is one sentence, or two adjacent sentences when the second refers back to the first
-("She plays Grace." after the sentence that names the actress). Line breaks always end a
+("She plays Grace." after the sentence that names the actress): such a sentence is judged
+only together with the one before it. Line breaks always end a
 sentence, and lines that are not sentences (datelines, bylines, photo credits, the headline
 repeated in the body, other short fragments) are never answers, though they stay indexed.
 """
@@ -89,14 +90,22 @@ def _squash(text: str) -> str:
 
 
 def candidates(text: str, spans: Sequence[Span], title: str = "") -> list[Candidate]:
-    """Single answer sentences, plus each pair whose second sentence refers back."""
+    """Answer sentences, where one that refers back comes only with the sentence before it."""
     eligible = [is_answer_sentence(text[s:e], title) for s, e in spans]
-    result = [Candidate(i, i, start, end) for i, (start, end) in enumerate(spans) if eligible[i]]
-    for i in range(1, len(spans)):
-        if eligible[i] and eligible[i - 1] and refers_back(text[spans[i][0] : spans[i][1]]):
-            between = text[spans[i - 1][1] : spans[i][0]]
-            if between.count("\n") < 2:  # not across a paragraph break
-                result.append(Candidate(i - 1, i, spans[i - 1][0], spans[i][1]))
+    result = []
+    for i, (start, end) in enumerate(spans):
+        if not eligible[i]:
+            continue
+        paired = (
+            i > 0
+            and eligible[i - 1]
+            and refers_back(text[start:end])
+            and text[spans[i - 1][1] : start].count("\n") < 2  # not across a paragraph break
+        )
+        if paired:
+            result.append(Candidate(i - 1, i, spans[i - 1][0], end))
+        else:
+            result.append(Candidate(i, i, start, end))
     return result
 
 

@@ -60,6 +60,7 @@ class ScorerConfig:
     calibration: Calibration
     threshold: float
     training: dict[str, Any]
+    lora_scale: float = 0.0  # weights holding `<layer>.lora_a/lora_b` adapters merge at this scale
 
     @classmethod
     def read(cls, directory: Path) -> ScorerConfig:
@@ -71,6 +72,7 @@ class ScorerConfig:
             calibration=Calibration(**raw.get("calibration", {})),
             threshold=float(raw.get("threshold", 0.5)),
             training=dict(raw.get("training", {})),
+            lora_scale=float(raw.get("lora_scale", 0.0)),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -83,6 +85,7 @@ class ScorerConfig:
                 "intercept": self.calibration.intercept,
             },
             "threshold": self.threshold,
+            "lora_scale": self.lora_scale,
             "training": self.training,
         }
 
@@ -113,7 +116,7 @@ class AnswerModel:
         with self._lock:
             if self._model is None:
                 self._model, self._tokenizer = load_classifier(
-                    self.config.base_model, self.directory / WEIGHTS
+                    self.config.base_model, self.directory / WEIGHTS, self.config.lora_scale
                 )
 
     def logits(self, question: str, candidates: Sequence[tuple[str, str]]) -> np.ndarray:
@@ -145,8 +148,14 @@ class AnswerModel:
         return self.config.calibration(logit)
 
 
-def load_classifier(base_model: str, weights: Path | None) -> tuple[Any, Any]:
-    """The base model as a one-logit BERT classifier, with trained tensors laid over it."""
+def load_classifier(
+    base_model: str, weights: Path | None, lora_scale: float = 0.0
+) -> tuple[Any, Any]:
+    """The base model as a one-logit BERT classifier, with trained tensors laid over it.
+
+    A pair of low-rank adapters `<layer>.lora_a` (r x in) and `<layer>.lora_b` (out x r) is
+    merged into `<layer>.weight` as `weight + lora_scale * lora_b @ lora_a`.
+    """
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -163,6 +172,10 @@ def load_classifier(base_model: str, weights: Path | None) -> tuple[Any, Any]:
 
         trained = load_file(str(weights))
         state = model.state_dict()
+        for name in [n for n in trained if n.endswith(".lora_a")]:
+            layer = name.removesuffix(".lora_a")
+            down, up = trained.pop(name).float(), trained.pop(f"{layer}.lora_b").float()
+            state[f"{layer}.weight"] = state[f"{layer}.weight"] + lora_scale * (up @ down)
         unknown = sorted(set(trained) - set(state))
         if unknown:
             raise ValueError(f"{weights} holds tensors the base model lacks: {unknown[:3]}")

@@ -21,9 +21,6 @@ from indexer.text_analysis import Analyzer
 from service.answer_candidates import Candidate, candidates
 
 SHORTLIST = 12
-# A two-sentence candidate reads more text than either sentence alone, so it must beat the
-# singles by this much of a logit to be the answer.
-PAIR_PENALTY = 0.5
 _ANALYZE = Analyzer()
 
 
@@ -79,7 +76,7 @@ def score_candidates(
     *,
     shortlist: int = SHORTLIST,
 ) -> list[Scored]:
-    """The shortlisted candidates of all passages, best first (pairs pay `PAIR_PENALTY`)."""
+    """The shortlisted candidates of all passages, best first."""
     found: list[tuple[int, Candidate]] = []
     for number, passage in enumerate(passages):
         for candidate in candidates(passage.text, passage.spans, passage.title):
@@ -96,7 +93,7 @@ def score_candidates(
             found[i][1].last,
             found[i][1].start,
             found[i][1].end,
-            float(logit) - (PAIR_PENALTY if found[i][1].is_pair else 0.0),
+            float(logit),
         )
         for i, logit in zip(chosen, logits, strict=True)
     ]
@@ -104,7 +101,9 @@ def score_candidates(
 
 
 def best_answer(
-    scorer: Scorer, question: str, passages: Sequence[tuple[str, str, Sequence[Span], float]]
+    scorer: Scorer,
+    question: str,
+    passages: Sequence[tuple[str, str, Sequence[Span], float]],
 ) -> Scored | None:
     """The best candidate of `(title, text, spans, prior)` passages, or None without any."""
     ranked = score_candidates(scorer, question, [PassageText(*p) for p in passages])

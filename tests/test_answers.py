@@ -11,7 +11,6 @@ import pytest
 from eval.local_server import LEDE
 from indexer.embedder import SentenceTransformerEmbedder, resolve_model_path
 from indexer.index import LedeIndex
-from service.answer_types import question_type, type_match
 from service.answers import Answerer, AnswerSettings
 from service.engine import SearchEngine
 from service.models_optional import CrossEncoderReranker, SpanReader
@@ -79,16 +78,6 @@ def test_markdown_numbers_citations_and_lists_sources(answerer: Answerer) -> Non
     assert markdown.splitlines()[0].endswith("[1]" if len(answer.citations) == 1 else "]")
     assert "**Sources**" in markdown
     assert "(https://news.example.org/rome-daily-wire/mi7-rome-cruise-atwell)" in markdown
-
-
-def test_answer_types() -> None:
-    assert question_type("How many homes can it power?") == "number"
-    assert question_type("When will it open?") == "date"
-    assert question_type("Who plays Ethan Hunt?") == "person"
-    assert question_type("Why did it stop?") is None
-    assert type_match("person", "Who plays Ethan Hunt?", "Tom Cruise plays Ethan Hunt.") == 1.0
-    assert type_match("person", "Who plays Ethan Hunt?", "Ethan Hunt returns.") == 0.0
-    assert type_match("number", "How many?", "About 3,000 jobs.") == 1.0
 
 
 def test_lede_ask_command(real_index: LedeIndex) -> None:

@@ -121,8 +121,19 @@ def test_answer_citations_quote_the_stored_text_exactly(base_url: str) -> None:
         base_url, "/answer", {"question": "Who plays Ethan Hunt in Mission: Impossible 7?"}
     )
     answer = response.json()
-    assert set(answer) == {"answer", "confidence", "citations", "passages", "markdown", "took_ms"}
+    assert set(answer) == {
+        "answer",
+        "answer_span",
+        "confidence",
+        "citations",
+        "passages",
+        "markdown",
+        "took_ms",
+    }
     assert "Tom Cruise" in answer["answer"] and 0 <= answer["confidence"] <= 1
+    span = answer["answer_span"]
+    article = get(base_url, f"/articles/{answer['citations'][0]['article_id']}").json()
+    assert span["text"] == "Tom Cruise" == article["text"][span["start"] : span["end"]]
     for citation in answer["citations"]:
         article = get(base_url, f"/articles/{citation['article_id']}").json()
         assert article["text"][citation["start"] : citation["end"]] == citation["quote"]
@@ -132,6 +143,7 @@ def test_answer_citations_quote_the_stored_text_exactly(base_url: str) -> None:
         base_url, "/answer", {"question": "What is the boiling point of mercury?"}
     ).json()
     assert nothing["answer"] is None and nothing["citations"] == [] and nothing["passages"]
+    assert nothing["answer_span"] is None
 
 
 def test_writes_need_a_valid_key_and_are_visible_to_the_next_search(base_url: str) -> None:

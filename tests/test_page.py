@@ -105,6 +105,8 @@ def test_ask_with_keyboard_only_and_follow_a_citation(page: object) -> None:
     p.keyboard.press("Enter")  # type: ignore[attr-defined]
     p.wait_for_selector("#answer-panel:not([hidden]) #citations li")  # type: ignore[attr-defined]
     assert "Tom Cruise" in p.inner_text("#answer-text")  # type: ignore[attr-defined]
+    short = p.inner_text("#answer-text strong.short-answer")  # type: ignore[attr-defined]
+    assert short == "Tom Cruise"
     marker = p.locator("#answer-text a.cite-marker").first  # type: ignore[attr-defined]
     assert marker.inner_text() == "[1]"
     marker.focus()

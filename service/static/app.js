@@ -119,7 +119,11 @@ function renderAnswer(body) {
     answerText.textContent = "No confident answer found in the articles. The closest passages are below.";
     return;
   }
-  answerText.replaceChildren(document.createTextNode(body.answer));
+  answerText.replaceChildren();
+  if (body.answer_span) {
+    answerText.append(el("strong", { class: "short-answer" }, body.answer_span.text), document.createTextNode(": "));
+  }
+  answerText.append(document.createTextNode(body.answer));
   for (const citation of body.citations) {
     const marker = el("a", { href: `#cite-${citation.n}`, class: "cite-marker" }, `[${citation.n}]`);
     answerText.append(marker);
