@@ -127,11 +127,15 @@ def short_answer(question: str, sentence: str) -> Span | None:
         ]
     if not found:
         return None
-    anchors = [
-        match.start()
+    matches = [
+        match
         for match in re.finditer(r"\w+", sentence)
         if set(_ANALYZE(match.group(0))) & question_terms
     ]
+    # The answer sits next to the question's predicate ("directed by X"), more than next to
+    # the names it repeats ("Ada Marsh in Fog Line"): lowercase matches anchor first.
+    lowercase = [m.start() for m in matches if not m.group(0)[0].isupper()]
+    anchors = lowercase or [m.start() for m in matches]
 
     def distance(span: Span) -> tuple[int, int]:
         if not anchors:

@@ -32,11 +32,13 @@ def answerer(real_index: LedeIndex) -> Answerer:
 def test_every_sample_question_cites_its_article(
     answerer: Answerer, real_index: LedeIndex, sample_questions: list[dict[str, str]]
 ) -> None:
+    """The best candidate of every sample question comes from its article (threshold 0: what
+    the scorer ranks first, whatever its confidence)."""
     for item in sample_questions:
-        answer = answerer.ask(item["question"])
+        answer = answerer.ask(item["question"], threshold=0.0)
         assert answer.answer is not None, item["question"]
         cited = [c.hit.record.article_id for c in answer.citations]
-        assert item["article_id"] in cited, (item["question"], cited)
+        assert item["article_id"] == cited[0], (item["question"], cited)
         for citation in answer.citations:
             article = real_index.store.get_article(citation.hit.record.article_id)
             assert article is not None
@@ -44,14 +46,22 @@ def test_every_sample_question_cites_its_article(
         assert 0 <= answer.confidence <= 1
 
 
-def test_answer_sentences_contain_the_expected_answer_mostly(
+def test_sample_answers_are_right_when_given(
     answerer: Answerer, sample_questions: list[dict[str, str]]
 ) -> None:
-    correct = sum(
-        item["answer"].lower() in (answerer.ask(item["question"]).answer or "").lower()
+    """At the default (dev-chosen) threshold every answer given holds the expected answer,
+    and most questions are answered; at threshold 0 the expected answer is first for most."""
+    answers = [answerer.ask(item["question"]) for item in sample_questions]
+    given = [(item, a) for item, a in zip(sample_questions, answers, strict=True) if a.answer]
+    assert len(given) >= 0.5 * len(sample_questions)
+    for item, answer in given:
+        assert item["answer"].lower() in (answer.answer or "").lower(), item["question"]
+    forced = sum(
+        item["answer"].lower()
+        in (answerer.ask(item["question"], threshold=0.0).answer or "").lower()
         for item in sample_questions
     )
-    assert correct >= 0.75 * len(sample_questions)
+    assert forced >= 0.8 * len(sample_questions)
 
 
 @pytest.mark.parametrize("question", UNANSWERABLE)
