@@ -203,7 +203,8 @@ class _TorchScorer:
                 padding=True,
                 return_tensors="pt",
             )
-            return self.model(**encoded).logits[:, 0].double().numpy()
+            scores: np.ndarray = self.model(**encoded).logits[:, 0].double().numpy()
+            return scores
 
 
 def dev_map(scorer: Any, questions: list[SelectionQuestion]) -> dict[str, float | int]:

@@ -3,6 +3,8 @@ calibration and the ranking metrics (ties broken at random)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pytest
 
@@ -58,7 +60,10 @@ def test_header_lines_are_never_candidates() -> None:
 
 
 def test_a_sentence_that_refers_back_comes_with_the_one_before() -> None:
-    text = "Veteran actor Colm Reddy joins the cast. He plays her estranged father. Filming ends in Porto next spring."
+    text = (
+        "Veteran actor Colm Reddy joins the cast. He plays her estranged father. "
+        "Filming ends in Porto next spring."
+    )
     spans = answer_sentences(text)
     found = [(c.first, c.last) for c in candidates(text, spans)]
     assert found == [(0, 0), (0, 1), (2, 2)]  # "He plays ..." only with the sentence before
@@ -69,7 +74,7 @@ def test_a_sentence_that_refers_back_comes_with_the_one_before() -> None:
 class _OverlapScorer:
     """A stand-in scorer: the logit is the number of words shared with the question."""
 
-    def logits(self, question: str, found: list[tuple[str, str]]) -> np.ndarray:
+    def logits(self, question: str, found: Sequence[tuple[str, str]]) -> np.ndarray:
         asked = set(question.lower().split())
         return np.array([len(asked & set(text.lower().split())) for _, text in found], float)
 
@@ -80,7 +85,7 @@ def test_shortlist_limits_what_the_scorer_reads() -> None:
     read: list[int] = []
 
     class Counting(_OverlapScorer):
-        def logits(self, question: str, found: list[tuple[str, str]]) -> np.ndarray:
+        def logits(self, question: str, found: Sequence[tuple[str, str]]) -> np.ndarray:
             read.append(len(found))
             return super().logits(question, found)
 
