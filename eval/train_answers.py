@@ -56,10 +56,10 @@ class TrainSettings:
     seed: int = 13
     epochs: int = 2
     batch_size: int = 32
-    learning_rate: float = 5e-5
+    learning_rate: float = 3e-4
     warmup: float = 0.1
     trained_layers: int = 2
-    lora_rank: int = 0  # > 0: low-rank adapters on every encoder layer instead of top layers
+    lora_rank: int = 16  # 0: train the top `trained_layers` layers instead of adapters
     lora_alpha: float = 32.0
     max_length: int = 128
     negatives_per_question: int = 6
@@ -351,10 +351,16 @@ def train(out: Path, settings: TrainSettings, datasets: Path = SHARED_DATASETS) 
         lora_scale,
     )
     (out / CONFIG).write_text(json.dumps(provisional.to_json(), indent=2) + "\n")
-    return calibrate(out, datasets, seed=settings.seed)
+    return calibrate(out, datasets, seed=settings.seed, max_questions=settings.max_questions)
 
 
-def calibrate(out: Path, datasets: Path = SHARED_DATASETS, *, seed: int = 13) -> dict[str, Any]:
+def calibrate(
+    out: Path,
+    datasets: Path = SHARED_DATASETS,
+    *,
+    seed: int = 13,
+    max_questions: int | None = None,
+) -> dict[str, Any]:
     """Fit the Platt calibration and the threshold of the model in `out` on the dev splits.
 
     It runs on the shipped (float16) weights, exactly as the service loads them, and on the
@@ -365,8 +371,9 @@ def calibrate(out: Path, datasets: Path = SHARED_DATASETS, *, seed: int = 13) ->
     minus wrong answers, an answer to a question without one counting as wrong).
     """
     model = AnswerModel(out)
-    dev = load_selection(datasets / "wikiqa/qa/dev.jsonl") + load_selection(
-        datasets / "trecqa/qa/dev.jsonl"
+    dev = (
+        load_selection(datasets / "wikiqa/qa/dev.jsonl")[:max_questions]
+        + load_selection(datasets / "trecqa/qa/dev.jsonl")[:max_questions]
     )
     # Every candidate sentence of every dev question, with its label: the confidence is the
     # probability that a sentence the model scores so is a correct answer.
