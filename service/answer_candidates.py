@@ -10,7 +10,7 @@ repeated in the body, other short fragments) are never answers, though they stay
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from indexer.sentences import Span, sentence_spans, strip_span
@@ -107,21 +107,3 @@ def candidates(text: str, spans: Sequence[Span], title: str = "") -> list[Candid
         else:
             result.append(Candidate(i, i, start, end))
     return result
-
-
-def lexical_scores(
-    question: str,
-    texts: Sequence[str],
-    analyze: Callable[[str], list[str]],
-    idf: Callable[[str], float],
-) -> list[float]:
-    """The idf-weighted share of the question's terms that each text contains."""
-    weights = {term: idf(term) for term in set(analyze(question))}
-    total = sum(weights.values())
-    if not total:
-        return [0.0] * len(texts)
-    scores = []
-    for text in texts:
-        present = set(analyze(text))
-        scores.append(sum(w for term, w in weights.items() if term in present) / total)
-    return scores
