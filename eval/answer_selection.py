@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from service.answer_scoring import Scorer, best_answer
+from service.answer_scoring import PassageText, Scorer, margin, score_candidates
 
 _NUM = re.compile(r"<num>")
 
@@ -103,22 +103,25 @@ def ranking_metrics(
 
 def best_candidates(
     scorer: Scorer, questions: Sequence[SelectionQuestion]
-) -> tuple[list[float], list[bool]]:
-    """The service's pick per question (`best_answer` over the candidates as one passage, a
-    line each): its logit, and whether it holds a correct sentence. A question with no
-    candidate the service would answer with counts as a wrong pick at a very low logit."""
-    logits, correct = [], []
+) -> tuple[list[tuple[float, float]], list[bool]]:
+    """The service's pick per question (its ranking over the candidates as one passage, a line
+    each): its (logit, margin over the runner-up), and whether it holds a correct sentence. A
+    question with no candidate the service would answer with counts as a wrong pick at a very
+    low logit."""
+    features, correct = [], []
     for question in questions:
         spans, cursor = [], 0
         for sentence in question.sentences:
             spans.append((cursor, cursor + len(sentence)))
             cursor += len(sentence) + 1
         text = "\n".join(question.sentences)
-        pick = best_answer(scorer, question.question, [(question.title, text, spans, 1.0)])
-        if pick is None:
-            logits.append(-20.0)
+        passage = PassageText(question.title, text, spans)
+        ranked = score_candidates(scorer, question.question, [passage])
+        if not ranked:
+            features.append((-20.0, 0.0))
             correct.append(False)
             continue
-        logits.append(pick.logit)
+        pick = ranked[0]
+        features.append((pick.logit, margin(pick, ranked[1:])))
         correct.append(any(question.labels[i] for i in range(pick.first, pick.last + 1)))
-    return logits, correct
+    return features, correct

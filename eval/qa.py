@@ -23,7 +23,7 @@ from indexer.filters import Filters
 from indexer.index import LedeIndex
 from service.answer_candidates import answer_sentences
 from service.answer_model import AnswerModel
-from service.answer_scoring import SHORTLIST, PassageText, score_candidates
+from service.answer_scoring import SHORTLIST, PassageText, margin, score_candidates
 from service.answer_types import question_type
 from service.answers import Answerer
 from service.engine import SearchEngine
@@ -167,7 +167,7 @@ def squad_gold_paragraph(
             continue
         quote = context[ranked[0].start : ranked[0].end]
         correct.append(_contains_answer(quote, answers))
-        confidences.append(model.confidence(ranked[0].logit))
+        confidences.append(model.confidence(ranked[0].logit, margin(ranked[0], ranked[1:])))
         span = short_answer(item["question"], quote)
         spans.add(item["question"], quote[span[0] : span[1]] if span else None, answers)
     return {
@@ -256,8 +256,8 @@ def selection_ranking(
         questions,
         lambda q: model.logits(q.question, [(q.title, s) for s in q.sentences]).tolist(),
     )
-    logits, correct = best_candidates(model, questions)
-    confidences = [model.confidence(x) for x in logits]
+    features, correct = best_candidates(model, questions)
+    confidences = [model.confidence(*x) for x in features]
     return (
         {
             **ranking,

@@ -214,13 +214,15 @@ def dev_map(scorer: Any, questions: list[SelectionQuestion]) -> dict[str, float 
     )
 
 
-def fit_platt(logits: list[float], correct: list[bool], seed: int) -> Calibration:
+def fit_platt(features: list[tuple[float, float]], correct: list[bool], seed: int) -> Calibration:
+    """Logistic regression of "the pick is right" on the pick's (logit, margin)."""
     from sklearn.linear_model import LogisticRegression
 
-    features = np.asarray(logits, dtype=np.float64).reshape(-1, 1)
+    values = np.asarray(features, dtype=np.float64).reshape(-1, 2)
     labels = np.asarray(correct, dtype=int)
-    fitted = LogisticRegression(C=1e4, random_state=seed).fit(features, labels)
-    return Calibration(float(fitted.coef_[0][0]), float(fitted.intercept_[0]))
+    fitted = LogisticRegression(C=1e4, random_state=seed).fit(values, labels)
+    slope, margin_slope = (float(c) for c in fitted.coef_[0])
+    return Calibration(slope, float(fitted.intercept_[0]), margin_slope)
 
 
 def choose_threshold(confidences: list[float], correct: list[bool]) -> float:
@@ -364,35 +366,26 @@ def calibrate(
     """Fit the Platt calibration and the threshold of the model in `out` on the dev splits.
 
     It runs on the shipped (float16) weights, exactly as the service loads them, and on the
-    service's own pick per question (`best_candidates`). The confidence is the probability
-    that a candidate the model scores so is a correct answer, fitted on every dev candidate
-    and its label; questions without a correct candidate (57% of WikiQA dev) are what the
-    threshold is for, so it is chosen on the best candidate of every dev question (most right
-    minus wrong answers, an answer to a question without one counting as wrong).
+    service's own pick per question (`best_candidates`): the confidence is the probability that
+    the pick is right, fitted on its logit and its margin over the runner-up (decision 32).
+    Questions without a correct candidate (57% of WikiQA dev) count as a wrong pick, so the
+    threshold (most right minus wrong answers) is also what makes Lede abstain on them.
     """
     model = AnswerModel(out)
     dev = (
         load_selection(datasets / "wikiqa/qa/dev.jsonl")[:max_questions]
         + load_selection(datasets / "trecqa/qa/dev.jsonl")[:max_questions]
     )
-    # Every candidate sentence of every dev question, with its label: the confidence is the
-    # probability that a sentence the model scores so is a correct answer.
-    candidate_logits: list[float] = []
-    labels: list[bool] = []
-    for question in dev:
-        scores = model.logits(question.question, [(question.title, s) for s in question.sentences])
-        candidate_logits += scores.tolist()
-        labels += [bool(label) for label in question.labels]
-    calibration = fit_platt(candidate_logits, labels, seed)
-    logits, correct = best_candidates(model, dev)
-    confidences = [calibration(x) for x in logits]
+    features, correct = best_candidates(model, dev)
+    calibration = fit_platt(features, correct, seed)
+    confidences = [calibration(*x) for x in features]
     threshold = choose_threshold(confidences, correct)
     training = dict(model.config.training)
     training["calibration"] = {
-        "data": "Platt on every candidate sentence of WikiQA dev + TrecQA dev (its label); "
-        "threshold on the service's best candidate of every dev question",
-        "candidates": len(labels),
-        "threshold_questions": len(logits),
+        "data": "logistic regression of the service's pick being right on its logit and its "
+        "margin over the runner-up, every WikiQA dev + TrecQA dev question; threshold on the "
+        "same picks",
+        "questions": len(features),
         "best_candidate_correct": round(float(np.mean(correct)), 4),
     }
     config = ScorerConfig(

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from indexer.chunker import Chunker
 from indexer.dense import DenseIndex
@@ -36,6 +34,7 @@ from indexer.manifest import (
     write_manifest,
 )
 from indexer.models import Article
+from indexer.progress import IndexProgress
 from indexer.rwlock import ReadWriteLock
 from indexer.store import ArticleWrite, ChunkRecord, Store, is_storage_failure
 from indexer.text_analysis import Analyzer
@@ -43,6 +42,7 @@ from indexer.text_analysis import Analyzer
 logger = logging.getLogger(__name__)
 
 DATABASE_NAME = "lede.sqlite"
+EMBED_SLICE = 256  # texts per embedder call while indexing: how often the progress bar moves
 _CHECKPOINT = re.compile(r"^(bm25|dense)-(\d+)\.(npz|faiss)$")
 
 
@@ -359,15 +359,18 @@ class LedeIndex:
         on_batch: Callable[[WriteReport], None] | None = None,
         checkpoint: bool = True,
         lock_timeout: float = 60.0,
+        total: int | None = None,
     ) -> WriteReport:
         """Add new articles, update changed ones, skip unchanged ones (by content hash).
 
         Takes the write lock. Each batch is one SQLite transaction; a batch is either
-        entirely stored or not at all.
+        entirely stored or not at all. `progress` (None: on a terminal) draws a bar, against
+        `total` articles when the caller knows about how many there are.
         """
         report = WriteReport()
+        bar = IndexProgress(total, show=progress)
         try:
-            self._add(articles, report, batch_size, progress, on_batch, checkpoint, lock_timeout)
+            self._add(articles, report, batch_size, bar, on_batch, checkpoint, lock_timeout)
         except StorageError as error:
             committed = report.added + report.updated
             raise StorageError(
@@ -375,6 +378,8 @@ class LedeIndex:
                 "before it; run the same command again once there is space: unchanged "
                 "articles are skipped)"
             ) from error
+        finally:
+            bar.close()
         return report
 
     def _add(
@@ -382,31 +387,30 @@ class LedeIndex:
         articles: Iterable[Article],
         report: WriteReport,
         batch_size: int,
-        progress: bool | None,
+        bar: IndexProgress,
         on_batch: Callable[[WriteReport], None] | None,
         checkpoint: bool,
         lock_timeout: float,
     ) -> None:
-        show = sys.stderr.isatty() if progress is None else progress
         with self.writing(lock_timeout):
-            bar = tqdm(unit="article", disable=not show, desc="indexing")
             batch: list[Article] = []
             for article in articles:
                 batch.append(article)
                 if len(batch) >= batch_size:
-                    self._write_batch(batch, report)
-                    bar.update(len(batch))
+                    self._write_batch(batch, report, bar)
+                    bar.articles(len(batch))
                     batch = []
                     if on_batch:
                         on_batch(report)
             if batch:
-                self._write_batch(batch, report)
-                bar.update(len(batch))
-            bar.close()
+                self._write_batch(batch, report, bar)
+                bar.articles(len(batch))
             if checkpoint and self.checkpoint_due():
                 self.checkpoint()
 
-    def _write_batch(self, articles: list[Article], report: WriteReport) -> None:
+    def _write_batch(
+        self, articles: list[Article], report: WriteReport, bar: IndexProgress | None = None
+    ) -> None:
         ids = [a.id for a in articles]
         if len(set(ids)) != len(ids):
             duplicate = next(i for i in ids if ids.count(i) > 1)
@@ -437,7 +441,13 @@ class LedeIndex:
                 if input_hash not in known:
                     todo.setdefault(input_hash, text)
         if todo:
-            vectors = self.embedder.embed(list(todo.values()))
+            texts = list(todo.values())
+            parts = []
+            for start in range(0, len(texts), EMBED_SLICE):
+                parts.append(self.embedder.embed(texts[start : start + EMBED_SLICE]))
+                if bar is not None:
+                    bar.chunks(len(parts[-1]), len(articles), len(texts))
+            vectors = np.concatenate(parts)
             known.update(zip(todo, vectors, strict=True))
             report.embedded += len(todo)
         upserts = []

@@ -2,6 +2,11 @@
 
 Readers yield either an `Article` or a `Skipped` item naming the source, the line (for
 line-based formats) and the reason, so one bad record never stops the rest.
+
+A document file takes what it says about itself (`indexer.documents`), then any fields of a
+sidecar beside it (`article.txt` + `article.json`). A JSONL or CSV row with a `path` and no
+`text` is a manifest row: the document at that path (relative to the manifest), with the
+row's fields over its own.
 """
 
 from __future__ import annotations
@@ -15,10 +20,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from indexer.documents import html_fields, text_fields, title_from_name
 from indexer.errors import InvalidArticleError, SourceError
 from indexer.models import Article, parse_article
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
+SIDECAR_SUFFIX = ".json"
 HTML_SUFFIXES = {".html", ".htm"}
 RECORD_SUFFIXES = {".jsonl", ".ndjson", ".csv"}
 MAX_FILE_BYTES = 50_000_000
@@ -56,12 +63,37 @@ def read_source(path: Path) -> Iterator[Item]:
     elif suffix == ".csv":
         yield from read_csv(path)
     elif suffix in TEXT_SUFFIXES | HTML_SUFFIXES:
-        yield _read_document(path, path.parent)
+        yield _read_document(path, path.name)
     else:
         raise SourceError(
             f"source {path}: unsupported file type {suffix or '(none)'}; use .jsonl, .csv, "
             ".txt, .md, .html or a directory of them"
         )
+
+
+def count_records(path: Path) -> int:
+    """About how many articles `read_source(path)` yields (for a progress bar's total): the
+    non-blank lines of JSONL, the rows of CSV, one per document file."""
+    if path.is_dir():
+        return sum(
+            count_records(p)
+            for p in path.rglob("*")
+            if p.is_file()
+            and p.suffix.lower() in RECORD_SUFFIXES | TEXT_SUFFIXES | HTML_SUFFIXES
+            and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        )
+    suffix = path.suffix.lower()
+    try:
+        if suffix in {".jsonl", ".ndjson"}:
+            with open(path, "rb") as handle:
+                return sum(1 for line in handle if line.strip())
+        if suffix == ".csv":
+            csv.field_size_limit(sys.maxsize)
+            with open(path, newline="", encoding="utf-8", errors="replace") as handle:
+                return max(0, sum(1 for _ in csv.reader(handle)) - 1)
+    except (OSError, csv.Error):
+        return 0
+    return 1 if suffix in TEXT_SUFFIXES | HTML_SUFFIXES else 0
 
 
 def _decode(path: Path) -> str | Skipped:
@@ -80,8 +112,9 @@ def _decode(path: Path) -> str | Skipped:
         return Skipped(str(path), None, f"not valid UTF-8 at byte {error.start}")
 
 
-def read_jsonl(path: Path) -> Iterator[Item]:
-    """One JSON object per line; `id` or BEIR's `_id`. Blank lines are ignored."""
+def read_jsonl(path: Path, listed: set[Path] | None = None) -> Iterator[Item]:
+    """One JSON object per line; `id` or BEIR's `_id`. Blank lines are ignored. Documents a
+    manifest row names are added to `listed`."""
     with open(path, "rb") as handle:
         for number, raw in enumerate(handle, start=1):
             try:
@@ -98,11 +131,12 @@ def read_jsonl(path: Path) -> Iterator[Item]:
                     str(path), number, f"invalid JSON: {error.msg} (column {error.colno})"
                 )
                 continue
-            yield _parse(data, str(path), number)
+            yield _row(data, path, number, listed)
 
 
-def read_csv(path: Path) -> Iterator[Item]:
-    """A header row naming the fields (`id`, `title`, `text`, ...); tags split on `;`."""
+def read_csv(path: Path, listed: set[Path] | None = None) -> Iterator[Item]:
+    """A header row naming the fields (`id`, `title`, `text`, ...); tags split on `;`. A
+    manifest names `path` instead of `text`."""
     text = _decode(path)
     if isinstance(text, Skipped):
         yield text
@@ -110,8 +144,13 @@ def read_csv(path: Path) -> Iterator[Item]:
     csv.field_size_limit(sys.maxsize)
     reader = csv.DictReader(io.StringIO(text, newline=""), strict=True)
     header = set(reader.fieldnames or ())
-    if "text" not in header or not header & {"id", "_id"}:
-        yield Skipped(str(path), 1, "CSV header must name at least the columns 'id' and 'text'")
+    if "path" not in header and ("text" not in header or not header & {"id", "_id"}):
+        yield Skipped(
+            str(path),
+            1,
+            "CSV header must name at least the columns 'id' and 'text' (articles) or 'path' "
+            "(a manifest of document files)",
+        )
         return
     line = reader.line_num
     try:
@@ -123,7 +162,7 @@ def read_csv(path: Path) -> Iterator[Item]:
             if any(value is None for value in row.values()):
                 yield Skipped(str(path), start, "row has fewer fields than the header")
                 continue
-            yield _parse(dict(row), str(path), start)
+            yield _row(dict(row), path, start, listed)
     except csv.Error as error:
         yield Skipped(
             str(path), line + 1, f"malformed CSV ({error}); the rest of the file was not read"
@@ -137,56 +176,80 @@ def _parse(data: Any, source: str, line: int | None) -> Item:
         return Skipped(source, line, str(error))
 
 
+def _row(data: Any, manifest: Path, line: int, listed: set[Path] | None) -> Item:
+    """A record, or a manifest row: the document at its `path` with the row's fields over."""
+    if not isinstance(data, dict) or "path" not in data or data.get("text"):
+        return _parse(data, str(manifest), line)
+    fields = {k: v for k, v in data.items() if v not in (None, "")}
+    relative = str(fields.pop("path"))
+    document = (manifest.parent / relative).resolve()
+    if not document.is_file():
+        return Skipped(str(manifest), line, f"field 'path': no file {relative} beside the manifest")
+    if document.suffix.lower() not in TEXT_SUFFIXES | HTML_SUFFIXES:
+        return Skipped(
+            str(manifest), line, f"field 'path': {relative} is not a .txt, .md or .html file"
+        )
+    if listed is not None:
+        listed.add(document)
+    found = _document_fields(document, Path(relative).as_posix())
+    if isinstance(found, Skipped):
+        return Skipped(str(manifest), line, f"{relative}: {found.reason}")
+    return _parse({**found, **fields}, str(manifest), line)
+
+
 def _read_directory(root: Path) -> Iterator[Item]:
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        relative = path.relative_to(root)
-        if any(part.startswith(".") for part in relative.parts):
-            continue
+    files = sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
+    documents = {p for p in files if p.suffix.lower() in TEXT_SUFFIXES | HTML_SUFFIXES}
+    sidecars = {d.with_suffix(SIDECAR_SUFFIX) for d in documents}
+    listed: set[Path] = set()  # documents a manifest names are read from it, once
+    for path in files:
         suffix = path.suffix.lower()
-        if suffix in RECORD_SUFFIXES:
-            yield from read_source(path)
-        elif suffix in TEXT_SUFFIXES | HTML_SUFFIXES:
-            yield _read_document(path, root)
-        else:
-            yield Skipped(str(path), None, f"unsupported file type {suffix or '(none)'}")
+        if suffix in {".jsonl", ".ndjson"}:
+            yield from read_jsonl(path, listed)
+        elif suffix == ".csv":
+            yield from read_csv(path, listed)
+    for path in files:
+        if path in documents and path.resolve() not in listed:
+            yield _read_document(path, path.relative_to(root).as_posix())
+        elif path not in documents and path.suffix.lower() not in RECORD_SUFFIXES:
+            if path in sidecars:
+                continue
+            reason = f"unsupported file type {path.suffix.lower() or '(none)'}"
+            if path.suffix.lower() == SIDECAR_SUFFIX:
+                reason = "a .json file is read only as the sidecar of a document of the same name"
+            yield Skipped(str(path), None, reason)
 
 
-def _read_document(path: Path, root: Path) -> Item:
+def _read_document(path: Path, article_id: str) -> Item:
+    found = _document_fields(path, article_id)
+    if isinstance(found, Skipped):
+        return found
+    sidecar = path.with_suffix(SIDECAR_SUFFIX)
+    if sidecar.is_file():
+        try:
+            extra = json.loads(sidecar.read_text(encoding="utf-8-sig"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            return Skipped(str(sidecar), None, f"sidecar is not valid JSON: {error}")
+        if not isinstance(extra, dict):
+            return Skipped(str(sidecar), None, "sidecar must be a JSON object of article fields")
+        found = {**found, **extra}
+    return _parse(found, str(path), None)
+
+
+def _document_fields(path: Path, article_id: str) -> dict[str, Any] | Skipped:
+    """The fields a document file gives about itself, with `article_id` unless it names one."""
     text = _decode(path)
     if isinstance(text, Skipped):
         return text
-    article_id = path.relative_to(root).as_posix()
-    if path.suffix.lower() in HTML_SUFFIXES:
-        return _html_article(article_id, text, str(path))
-    title = ""
-    for line in text.splitlines():
-        if line.strip():
-            candidate = line.strip().lstrip("#").strip()
-            title = candidate if len(candidate) <= 200 else ""
-            break
-    return _parse({"id": article_id, "title": title, "text": text}, str(path), None)
-
-
-def _html_article(article_id: str, html: str, source: str) -> Item:
-    """Main text and metadata of an HTML page, extracted by trafilatura."""
-    import trafilatura
-
     try:
-        document = trafilatura.bare_extraction(html, with_metadata=True, favor_precision=True)
-    except Exception as error:  # trafilatura raises many kinds on broken markup
-        return Skipped(source, None, f"HTML could not be parsed: {error}")
-    if document is None:
-        return Skipped(source, None, "no article text found in the HTML")
-    fields = document.as_dict() if hasattr(document, "as_dict") else dict(document)
-    text = fields.get("text") or ""
-    if not text.strip():
-        return Skipped(source, None, "no article text found in the HTML")
-    data: dict[str, Any] = {"id": article_id, "title": fields.get("title") or "", "text": text}
-    for key, target in (("url", "url"), ("date", "published_at"), ("author", "author")):
-        if fields.get(key):
-            data[target] = fields[key]
-    if fields.get("sitename"):
-        data["source"] = fields["sitename"]
-    if fields.get("tags"):
-        data["tags"] = [t for t in fields["tags"] if t] if isinstance(fields["tags"], list) else []
-    return _parse(data, source, None)
+        is_html = path.suffix.lower() in HTML_SUFFIXES
+        fields = html_fields(text) if is_html else text_fields(text)
+    except InvalidArticleError as error:
+        return Skipped(str(path), None, str(error))
+    if not fields.get("title"):
+        fields["title"] = title_from_name(path.name)
+    return {"id": article_id, **fields}

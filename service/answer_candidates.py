@@ -13,22 +13,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from indexer.header_lines import is_header_line
 from indexer.sentences import Span, sentence_spans, strip_span
 
-_BYLINE = re.compile(
-    r"^\s*(by|written by|reporting by|editing by|additional reporting by)\s+\S", re.I
-)
-_CREDIT = re.compile(
-    r"^\s*(\(?(photo|image|picture|video|credit|source|file photo|getty|reuters|ap|afp)\b"
-    r"[^.]*[:)]|©|copyright\b|posted (on|by)\b|updated\b|published\b|share\b|advertisement\b)",
-    re.I,
-)
-_DATELINE = re.compile(
-    r"^\s*(date\s*[:\-]?\s*)?(\d{4}-\d{2}-\d{2}|\d{1,2}/\d{1,2}/\d{2,4}|"
-    r"(mon|tue|wed|thu|fri|sat|sun)[a-z]*,?\s|(jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)"
-    r"[a-z]*\.?\s+\d{1,2},?\s+\d{4})",
-    re.I,
-)
 _WORD = re.compile(r"[A-Za-z0-9][\w'’-]*")
 _REFERS_BACK = re.compile(
     r"^\s*[\"“']?(he|she|it|they|his|her|its|their|this|that|these|those|there|then|"
@@ -72,7 +59,7 @@ def is_answer_sentence(sentence: str, title: str = "") -> bool:
     words = _WORD.findall(sentence)
     if len(words) < 3:
         return False
-    if _BYLINE.search(sentence) or _CREDIT.search(sentence) or _DATELINE.search(sentence):
+    if is_header_line(sentence):
         return len(words) >= 25 and sentence.rstrip()[-1:] in '.!?"”'  # a real sentence after all
     if title and _squash(sentence) == _squash(title):
         return False

@@ -39,13 +39,15 @@ def candidate_text(title: str, text: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Calibration:
-    """Platt scaling: P(correct) = 1 / (1 + exp(-(slope * logit + intercept)))."""
+    """Platt scaling over the best candidate's logit and its margin over the runner-up:
+    P(answer right) = 1 / (1 + exp(-(slope * logit + margin_slope * margin + intercept)))."""
 
     slope: float = 1.0
     intercept: float = 0.0
+    margin_slope: float = 0.0
 
-    def __call__(self, logit: float) -> float:
-        value = self.slope * logit + self.intercept
+    def __call__(self, logit: float, margin: float = 0.0) -> float:
+        value = self.slope * logit + self.margin_slope * margin + self.intercept
         if value >= 0:
             return 1.0 / (1.0 + math.exp(-value))
         exp = math.exp(value)
@@ -82,6 +84,7 @@ class ScorerConfig:
             "max_length": self.max_length,
             "calibration": {
                 "slope": self.calibration.slope,
+                "margin_slope": self.calibration.margin_slope,
                 "intercept": self.calibration.intercept,
             },
             "threshold": self.threshold,
@@ -144,8 +147,9 @@ class AnswerModel:
                 result[rows] = output.double().numpy()
         return result
 
-    def confidence(self, logit: float) -> float:
-        return self.config.calibration(logit)
+    def confidence(self, logit: float, margin: float = 0.0) -> float:
+        """P(right) of a best candidate with this logit, `margin` above the runner-up."""
+        return self.config.calibration(logit, margin)
 
 
 def load_classifier(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -26,6 +26,9 @@ SHORTLIST = 12
 # WikiQA train + dev pages indexed as articles): 0.619 at 0, 0.675 at 4, 0.706 at 15-20, 0.698
 # at 50 (decision 31). The confidence stays the calibrated logit.
 PRIOR_WEIGHT = 15.0
+# The calibration reads how far the best candidate's logit stands above the best other answer
+# (one that does not overlap it), clipped to this; a lone candidate gets the cap.
+MARGIN_CAP = 5.0
 _ANALYZE = Analyzer()
 
 
@@ -56,6 +59,23 @@ class Scored:
     @property
     def is_pair(self) -> bool:
         return self.last > self.first
+
+
+def overlaps(a: Scored, b: Scored) -> bool:
+    """Whether two candidates share a sentence of the same passage."""
+    return a.passage == b.passage and a.first <= b.last and b.first <= a.last
+
+
+def margin(
+    best: Scored,
+    rest: Iterable[Scored],
+    same: Callable[[Scored, Scored], bool] = overlaps,
+) -> float:
+    """The best candidate's logit minus the best other answer's, within +-`MARGIN_CAP`."""
+    others = [s.logit for s in rest if not same(best, s)]
+    if not others:
+        return MARGIN_CAP
+    return max(-MARGIN_CAP, min(MARGIN_CAP, best.logit - max(others)))
 
 
 def _shortlist(question: str, texts: list[str], priors: list[float], limit: int) -> list[int]:
@@ -105,13 +125,3 @@ def score_candidates(
         for i, logit in zip(chosen, logits, strict=True)
     ]
     return sorted(scored, key=lambda s: (-s.rank_score, s.passage, s.start))
-
-
-def best_answer(
-    scorer: Scorer,
-    question: str,
-    passages: Sequence[tuple[str, str, Sequence[Span], float]],
-) -> Scored | None:
-    """The best candidate of `(title, text, spans, prior)` passages, or None without any."""
-    ranked = score_candidates(scorer, question, [PassageText(*p) for p in passages])
-    return ranked[0] if ranked else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +11,7 @@ from indexer.filters import Filters
 from indexer.text_analysis import Analyzer
 from service.answer_candidates import answer_sentences
 from service.answer_model import AnswerModel
-from service.answer_scoring import SHORTLIST, PassageText, Scored, score_candidates
+from service.answer_scoring import SHORTLIST, PassageText, Scored, margin, score_candidates
 from service.engine import Hit, Mode, SearchEngine
 from service.models_optional import SpanReader
 from service.short_answers import short_answer
@@ -106,6 +107,20 @@ class Answer:
         }
 
 
+def _same_span(hits: list[Hit]) -> Callable[[Scored, Scored], bool]:
+    """Whether two candidates share article text (chunks overlap, so passages may repeat it)."""
+
+    def same(a: Scored, b: Scored) -> bool:
+        first, second = hits[a.passage].record, hits[b.passage].record
+        return (
+            first.article_id == second.article_id
+            and first.start + a.start < second.start + b.end
+            and second.start + b.start < first.start + a.end
+        )
+
+    return same
+
+
 class Answerer:
     """Retrieve, score the candidate answers of the top passages, answer or abstain."""
 
@@ -169,7 +184,7 @@ class Answerer:
         if not ranked:
             return Answer(None, 0.0, [], hits)
         best = ranked[0]
-        confidence = self.model.confidence(best.logit)
+        confidence = self.model.confidence(best.logit, margin(best, ranked[1:], _same_span(hits)))
         if confidence < threshold:
             return Answer(None, confidence, [], hits)
         hit = hits[best.passage]
@@ -234,6 +249,7 @@ class Answerer:
             if hit.record.article_id in cited:
                 continue
             cited.add(hit.record.article_id)  # only an article's best candidate may support
+            # Judged as if a rival answer scored as high (margin 0): support must stand alone.
             if self.model.confidence(scored.logit) < threshold:
                 continue
             quote = hit.record.text[scored.start : scored.end]

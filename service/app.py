@@ -16,6 +16,7 @@ from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from starlette.routing import Route
 
+from indexer.documents import html_fields, looks_like_html
 from indexer.errors import ArticleNotFoundError, LedeError
 from indexer.index import WriteReport
 from indexer.models import Article, parse_article
@@ -122,9 +123,12 @@ def _json(data: dict[str, Any]) -> Response:
 
 
 def _to_article(item: ArticleBody, article_id: str | None = None) -> Article:
-    data = item.model_dump(exclude_none=True)
+    data = item.model_dump(exclude_none=True, exclude={"format"})
     if article_id is not None:
         data["id"] = article_id
+    if item.format == "html" or (item.format == "auto" and looks_like_html(item.text)):
+        given = {k: v for k, v in data.items() if k != "text" and v not in ("", [], {})}
+        data = {**html_fields(item.text), **given}
     return parse_article(data)
 
 

@@ -19,7 +19,7 @@ from indexer.filters import Filters, parse_date
 from indexer.index import LedeIndex, WriteReport
 from indexer.manifest import IndexSettings
 from indexer.models import Article
-from indexer.sources import Skipped, read_source
+from indexer.sources import Skipped, count_records, read_source
 from service.engine import MODES, Mode, SearchEngine, SearchResult
 
 app = typer.Typer(
@@ -80,9 +80,16 @@ def index_command(
         ),
     ] = "auto",
     batch_size: Annotated[int, typer.Option(min=1, help="Articles per transaction.")] = 512,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bar (none is drawn off a terminal).")
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Add new articles, update changed ones and skip unchanged ones."""
+    """Add new articles, update changed ones and skip unchanged ones.
+
+    On a terminal a progress bar shows articles (with their rate and ETA) and chunks per
+    second.
+    """
     skipped: list[Skipped] = []
     seen: dict[str, str] = {}
 
@@ -108,9 +115,11 @@ def index_command(
         for source in sources:
             if not source.exists():
                 raise _fail(f"source {source} does not exist")
+        show = sys.stderr.isatty() and not quiet
+        total = sum(count_records(source) for source in sources) if show else None
         lede = LedeIndex.create(index, model=model, settings=IndexSettings(faiss_factory=factory))
         with lede:
-            report = lede.add(articles(), batch_size=batch_size)
+            report = lede.add(articles(), batch_size=batch_size, progress=show, total=total)
     except LedeError as error:
         raise _fail(str(error)) from None
     except ValueError as error:
@@ -149,17 +158,23 @@ def delete_command(
     index: IndexOption,
     as_json: JsonOption = False,
 ) -> None:
-    """Delete articles from the index (database and every view)."""
+    """Delete articles from the index (database and every view).
+
+    Exits 1 when an id is not in the index (as HTTP answers 404), after deleting the others.
+    """
     try:
         with LedeIndex.open(index) as lede:
+            missing = sorted(set(article_ids) - set(lede.store.content_hashes(article_ids)))
             deleted = lede.delete(article_ids)
     except LedeError as error:
         raise _fail(str(error)) from None
-    missing = len(set(article_ids)) - deleted
     if as_json:
         _dump({"deleted": deleted, "missing": missing})
     else:
-        typer.echo(f"deleted {deleted}" + (f", {missing} not found" if missing else ""))
+        typer.echo(f"deleted {deleted}")
+    if missing:
+        typer.echo(f"not found: {', '.join(missing)}", err=True)
+        raise typer.Exit(EXIT_SKIPPED)
 
 
 def _parse_date(value: str | None, name: str) -> datetime | None:

@@ -190,6 +190,12 @@ class ArticleBody(BaseModel):
     author: str | None = Field(None, max_length=1000)
     tags: list[str] = Field(default_factory=list, max_length=200)
     metadata: dict[str, Any] = Field(default_factory=dict)
+    format: Literal["auto", "text", "html"] = Field(
+        "auto",
+        description="How to read `text`: `html` extracts the article (text, title, date, "
+        "author) from the markup as HTML files are; `auto` does so when the text is HTML; "
+        "`text` stores it as it is. Fields given here win over the extracted ones.",
+    )
 
 
 class ArticleIn(ArticleBody):

@@ -106,10 +106,11 @@ def test_bad_lines_are_reported_and_the_rest_indexed(tmp_path: Path) -> None:
 def test_delete_and_info(tmp_path: Path) -> None:
     path = tmp_path / "index"
     lede_json("index", str(EXAMPLES / "articles.jsonl"), "--index", str(path))
-    assert lede_json("delete", "mi7-rome-cruise-atwell", "nope", "--index", str(path)) == {
-        "deleted": 1,
-        "missing": 1,
-    }
+    deleted = lede("delete", "mi7-rome-cruise-atwell", "nope", "--index", str(path), "--json")
+    # Like HTTP's 404: an id that is not there is an error (exit 1), the others are deleted.
+    assert deleted.returncode == 1 and "not found: nope" in deleted.stderr
+    assert json.loads(deleted.stdout) == {"deleted": 1, "missing": ["nope"]}
+    assert lede("delete", "nope", "--index", str(path)).returncode == 1
     hits = lede_json("search", "Tom Cruise", "--index", str(path), "-k", "50")["hits"]
     assert "mi7-rome-cruise-atwell" not in {h["article_id"] for h in hits}
     info = lede_json("info", "--index", str(path))
@@ -133,3 +134,47 @@ def test_errors_exit_nonzero_with_a_message(tmp_path: Path, cli_index: Path) -> 
         "some/other-model",
     )
     assert other_model.returncode == 2 and "was built with model" in other_model.stderr
+
+
+def _on_a_terminal(*args: str) -> tuple[int, str]:
+    """Run `lede ARGS...` with stderr on a pseudo-terminal; its exit code and what it drew."""
+    import os
+    import pty
+    import subprocess
+    import threading
+
+    from eval.local_server import LEDE
+
+    master, slave = pty.openpty()
+    drawn = bytearray()
+
+    def read() -> None:
+        while True:
+            try:
+                data = os.read(master, 4096)
+            except OSError:
+                return
+            if not data:
+                return
+            drawn.extend(data)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    completed = subprocess.run(
+        [LEDE, *args], stdout=subprocess.DEVNULL, stderr=slave, timeout=600, check=False
+    )
+    os.close(slave)
+    reader.join(timeout=10)
+    os.close(master)
+    return completed.returncode, drawn.decode(errors="replace")
+
+
+def test_index_draws_a_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:
+    source = str(EXAMPLES / "articles.jsonl")
+    code, drawn = _on_a_terminal("index", source, "--index", str(tmp_path / "a"))
+    assert code == 0
+    assert "indexing" in drawn and "43/43" in drawn and "chunks_per_s=" in drawn
+    code, drawn = _on_a_terminal("index", source, "--index", str(tmp_path / "b"), "--quiet")
+    assert code == 0 and "indexing" not in drawn and "added 43" not in drawn
+    piped = lede("index", source, "--index", str(tmp_path / "c"))
+    assert piped.returncode == 0 and "indexing" not in piped.stderr

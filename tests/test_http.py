@@ -186,6 +186,41 @@ def test_writes_need_a_valid_key_and_are_visible_to_the_next_search(base_url: st
     assert {h["article_id"] for h in hits} == {"b1", "b2"}
 
 
+PAGE = (
+    "<!DOCTYPE html><html><head><title>Otter Count Rises | Harbor Daily</title>"
+    "<meta name='author' content='Jane Doe'><meta name='date' content='2021-04-01'></head>"
+    "<body><nav><a href='/'>Home</a> <a href='/news'>News</a></nav><article><h1>Otter Count</h1>"
+    + "<p>Volunteers counted forty-two otters along the estuary this spring. </p>" * 4
+    + "</article><footer>Subscribe to our newsletter</footer></body></html>"
+)
+
+
+def test_html_bodies_are_extracted_like_html_files(base_url: str) -> None:
+    for article_id, body in (
+        ("otters-auto", {"text": PAGE}),
+        ("otters-html", {"text": PAGE, "format": "html", "title": "Given title"}),
+        ("otters-raw", {"text": PAGE, "format": "text"}),
+    ):
+        response = httpx.put(f"{base_url}/articles/{article_id}", json=body, headers=AUTH)
+        assert response.status_code == 200, response.text
+    auto = get(base_url, "/articles/otters-auto").json()
+    assert "<" not in auto["text"] and "forty-two otters" in auto["text"]
+    assert "Subscribe" not in auto["text"] and "Home" not in auto["text"]
+    assert auto["author"] == "Jane Doe" and auto["published_at"] == "2021-04-01T00:00:00Z"
+    assert auto["title"].startswith("Otter Count")
+    assert get(base_url, "/articles/otters-html").json()["title"] == "Given title"
+    assert get(base_url, "/articles/otters-raw").json()["text"] == PAGE
+    empty = httpx.put(
+        f"{base_url}/articles/otters-empty",
+        json={"text": "<html><body><nav>Home</nav></body></html>", "format": "html"},
+        headers=AUTH,
+    )
+    assert_error(empty, 422)
+    assert "no article text" in empty.json()["error"]["message"]
+    for article_id in ("otters-auto", "otters-html", "otters-raw"):
+        httpx.delete(f"{base_url}/articles/{article_id}", headers=AUTH)
+
+
 def test_every_error_status_has_the_one_shape(base_url: str, index_dir: Path) -> None:
     invalid_json = httpx.post(
         f"{base_url}/search",
