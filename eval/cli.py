@@ -15,6 +15,7 @@ from indexer.chunker import ChunkerSettings
 from indexer.lexical import BM25Settings
 from indexer.manifest import IndexSettings
 from service.cli import app
+from service.cli_help import PlainHelpCommand
 from service.engine import MODES, EngineSettings, Mode
 
 eval_app = typer.Typer(help="Measure retrieval and answer quality.", no_args_is_help=True)
@@ -48,7 +49,7 @@ def _variants(values: list[str]) -> dict[str, dict[str, object]]:
     return variants
 
 
-@eval_app.command("relevance")
+@eval_app.command("relevance", cls=PlainHelpCommand)
 def relevance_command(
     datasets: Annotated[
         list[str],
@@ -121,7 +122,7 @@ def main() -> None:
     app()
 
 
-@eval_app.command("qa")
+@eval_app.command("qa", cls=PlainHelpCommand)
 def qa_command(
     squad: Annotated[Path, typer.Option(help="SQuAD v1.1 dev folder (BEIR view + qa/).")] = (
         SHARED_DATASETS / "squad-v1.1-dev"

@@ -20,7 +20,9 @@ from indexer.index import LedeIndex, WriteReport
 from indexer.manifest import IndexSettings
 from indexer.models import Article
 from indexer.sources import Skipped, count_records, read_source
-from service.engine import MODES, Mode, SearchEngine, SearchResult
+from service import remote
+from service.cli_help import PlainHelpCommand
+from service.engine import MODES, Mode, SearchEngine
 
 app = typer.Typer(
     name="lede",
@@ -28,12 +30,26 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # Click's plain help: `--quiet`, not `--quiet <bool>`
 )
 
 EXIT_SKIPPED = 1
 EXIT_ERROR = 2
 
 IndexOption = Annotated[Path, typer.Option("--index", help="Index directory.")]
+QueryIndexOption = Annotated[
+    Path | None, typer.Option("--index", help="Index directory (or use --server).")
+]
+ServerOption = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        envvar="LEDE_SERVER",
+        metavar="URL",
+        help="Ask a running `lede serve` (e.g. http://127.0.0.1:8000) instead of opening the "
+        "index here: no model load per command. Also read from LEDE_SERVER.",
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 SourceOption = Annotated[list[str] | None, typer.Option(help="Only this source (repeatable).")]
 AuthorOption = Annotated[list[str] | None, typer.Option(help="Only this author (repeatable).")]
@@ -65,9 +81,15 @@ def _setup(
     )
 
 
-@app.command("index")
+@app.command("index", cls=PlainHelpCommand)
 def index_command(
-    sources: Annotated[list[Path], typer.Argument(help="JSONL/CSV files or directories.")],
+    sources: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="SOURCE...",
+            help="JSONL/CSV files, .txt/.md/.html files, or directories of them.",
+        ),
+    ],
     index: IndexOption,
     model: Annotated[
         str | None, typer.Option(help="sentence-transformers model name or path.")
@@ -152,7 +174,7 @@ def _print_report(report: WriteReport, as_json: bool) -> None:
         typer.echo(f"skipped {where}: {item['reason']}", err=True)
 
 
-@app.command("delete")
+@app.command("delete", cls=PlainHelpCommand)
 def delete_command(
     article_ids: Annotated[list[str], typer.Argument(help="Article ids to delete.")],
     index: IndexOption,
@@ -207,10 +229,10 @@ def _filters(
         raise _fail(str(error)) from None
 
 
-@app.command("search")
+@app.command("search", cls=PlainHelpCommand)
 def search_command(
     query: Annotated[str, typer.Argument(help="What to search for.")],
-    index: IndexOption,
+    index: QueryIndexOption = None,
     mode: Annotated[str, typer.Option(help="hybrid, dense or bm25.")] = "hybrid",
     k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="Hits to return.")] = 10,
     source: SourceOption = None,
@@ -219,20 +241,31 @@ def search_command(
     article: ArticleOption = None,
     since: SinceOption = None,
     until: UntilOption = None,
+    server: ServerOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Search the index and print ranked passages."""
     checked_mode = _mode(mode)
     filters = _filters(source, author, tag, article, since, until)
     try:
-        with LedeIndex.open(index) as lede:
-            result = SearchEngine(lede).search(query, mode=checked_mode, k=k, filters=filters)
+        if server is not None:
+            result = remote.search(server, query, checked_mode, k, filters)
+        else:
+            with LedeIndex.open(_local(index)) as lede:
+                engine = SearchEngine(lede)
+                result = engine.search(query, mode=checked_mode, k=k, filters=filters).to_json()
     except (LedeError, ValueError) as error:
         raise _fail(str(error)) from None
     if as_json:
-        _dump(result.to_json())
+        _dump(result)
     else:
         _print_hits(result)
+
+
+def _local(index: Path | None) -> Path:
+    if index is None:
+        raise _fail("give --index DIR, or --server URL (or LEDE_SERVER) for a running lede serve")
+    return index
 
 
 def _mode(value: str) -> Mode:
@@ -242,22 +275,21 @@ def _mode(value: str) -> Mode:
     raise _fail(f"--mode must be one of {', '.join(MODES)}; got {value!r}")
 
 
-def _print_hits(result: SearchResult) -> None:
-    if not result.hits:
+def _print_hits(result: dict[str, Any]) -> None:
+    if not result["hits"]:
         typer.echo("no results")
-    for rank, hit in enumerate(result.hits, start=1):
-        record = hit.record
-        date = (record.published_at or "")[:10]
-        typer.echo(f"{rank}. {record.title} [{record.article_id}] {date} score={hit.score:.4f}")
-        snippet = " ".join(record.text.split())
+    for rank, hit in enumerate(result["hits"], start=1):
+        date = (hit["published_at"] or "")[:10]
+        typer.echo(f"{rank}. {hit['title']} [{hit['article_id']}] {date} score={hit['score']:.4f}")
+        snippet = " ".join(hit["text"].split())
         typer.echo(f"   {snippet[:240]}{'…' if len(snippet) > 240 else ''}")
-    typer.echo(f"({result.took_ms:.1f} ms)")
+    typer.echo(f"({result['took_ms']:.1f} ms)")
 
 
-@app.command("ask")
+@app.command("ask", cls=PlainHelpCommand)
 def ask_command(
     question: Annotated[str, typer.Argument(help="The question.")],
-    index: IndexOption,
+    index: QueryIndexOption = None,
     mode: Annotated[str, typer.Option(help="hybrid, dense or bm25 retrieval.")] = "hybrid",
     source: SourceOption = None,
     author: AuthorOption = None,
@@ -271,6 +303,7 @@ def ask_command(
     reader: Annotated[
         str | None, typer.Option(help="Span-extraction (SQuAD-style) model name or path.")
     ] = None,
+    server: ServerOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Answer a question with citations, or say that no confident answer was found."""
@@ -278,20 +311,30 @@ def ask_command(
     from service.models_optional import SpanReader
 
     filters = _filters(source, author, tag, article, since, until)
+    checked_mode = _mode(mode)
+    if server is not None and reader is not None:
+        raise _fail("--reader works on a local --index only (the server has its own settings)")
     try:
-        with LedeIndex.open(index) as lede:
-            answerer = Answerer(SearchEngine(lede), reader=SpanReader(reader) if reader else None)
-            answer = answerer.ask(question, mode=_mode(mode), filters=filters, threshold=threshold)
+        if server is not None:
+            answer = remote.ask(server, question, checked_mode, filters, threshold)
+        else:
+            with LedeIndex.open(_local(index)) as lede:
+                answerer = Answerer(
+                    SearchEngine(lede), reader=SpanReader(reader) if reader else None
+                )
+                answer = answerer.ask(
+                    question, mode=checked_mode, filters=filters, threshold=threshold
+                ).to_json()
     except (LedeError, ValueError) as error:
         raise _fail(str(error)) from None
     if as_json:
-        _dump(answer.to_json())
+        _dump(answer)
     else:
-        typer.echo(answer.markdown)
-        typer.echo(f"\n(confidence {answer.confidence:.2f}, {answer.took_ms:.0f} ms)")
+        typer.echo(answer["markdown"])
+        typer.echo(f"\n(confidence {answer['confidence']:.2f}, {answer['took_ms']:.0f} ms)")
 
 
-@app.command("mcp")
+@app.command("mcp", cls=PlainHelpCommand)
 def mcp_command(index: IndexOption) -> None:
     """Serve the MCP tools (search, answer, get_article) over stdio for an LLM agent."""
     from service.answers import Answerer
@@ -307,7 +350,7 @@ def mcp_command(index: IndexOption) -> None:
         build_mcp_server(answerer).run("stdio")
 
 
-@app.command("serve")
+@app.command("serve", cls=PlainHelpCommand)
 def serve_command(
     index: IndexOption,
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
@@ -334,7 +377,13 @@ def serve_command(
             for item in error.errors()
         )
         raise _fail(f"invalid setting: {problems}") from None
-    typer.echo(f"serving {index} on http://{host}:{port} (docs at /docs)", err=True)
+    _check_port(host, port)
+    url = f"http://{host}:{port}"
+    typer.echo(
+        f"serving {index} on {url}\n  search page  {url}/\n  API docs     {url}/docs\n"
+        f"  try          curl '{url}/search?query=rome&k=3'",
+        err=True,
+    )
     uvicorn.run(
         "service.app:app_from_env",
         factory=True,
@@ -345,7 +394,24 @@ def serve_command(
     )
 
 
-@app.command("info")
+def _check_port(host: str, port: int) -> None:
+    """Fail before loading anything when the address is taken (uvicorn would say Errno 98)."""
+    import errno
+    import socket
+
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+            probe.bind((host, port))
+    except OSError as error:
+        if error.errno == errno.EADDRINUSE:
+            raise _fail(
+                f"port {port} on {host} is already in use (another `lede serve`?); stop it or "
+                "choose another with --port"
+            ) from None
+        raise _fail(f"cannot listen on {host}:{port}: {error.strerror}") from None
+
+
+@app.command("info", cls=PlainHelpCommand)
 def info_command(index: IndexOption, as_json: JsonOption = False) -> None:
     """Show the manifest, counts and file sizes of an index."""
     try:
@@ -369,7 +435,7 @@ def info_command(index: IndexOption, as_json: JsonOption = False) -> None:
     typer.echo(f"size      {info['total_bytes'] / 1e6:.1f} MB")
 
 
-@app.command("repair")
+@app.command("repair", cls=PlainHelpCommand)
 def repair_command(index: IndexOption) -> None:
     """Rebuild the BM25 and FAISS views from the SQLite source of truth."""
     from indexer.index import DATABASE_NAME

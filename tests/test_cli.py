@@ -138,14 +138,19 @@ def test_errors_exit_nonzero_with_a_message(tmp_path: Path, cli_index: Path) -> 
 
 def _on_a_terminal(*args: str) -> tuple[int, str]:
     """Run `lede ARGS...` with stderr on a pseudo-terminal; its exit code and what it drew."""
+    import fcntl
     import os
     import pty
+    import struct
     import subprocess
+    import termios
     import threading
 
     from eval.local_server import LEDE
 
     master, slave = pty.openpty()
+    # A terminal 30 x 120 (a bare pty is 0 x 0, where tqdm draws nothing).
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 120, 0, 0))
     drawn = bytearray()
 
     def read() -> None:
@@ -178,3 +183,64 @@ def test_index_draws_a_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:
     assert code == 0 and "indexing" not in drawn and "added 43" not in drawn
     piped = lede("index", source, "--index", str(tmp_path / "c"))
     assert piped.returncode == 0 and "indexing" not in piped.stderr
+
+
+def test_search_and_ask_can_use_a_running_server(cli_index: Path) -> None:
+    import os
+    import subprocess
+
+    from eval.local_server import LEDE
+    from service.settings import Settings
+    from tests.server import running_server
+
+    local_search = lede_json(
+        "search", "Who plays Ethan Hunt?", "--index", str(cli_index), "-k", "3"
+    )
+    local_answer = lede_json("ask", "Who plays Ethan Hunt?", "--index", str(cli_index))
+    with running_server(Settings(index=cli_index)) as url:
+        remote_search = lede_json("search", "Who plays Ethan Hunt?", "--server", url, "-k", "3")
+        env = {**os.environ, "LEDE_SERVER": url}
+        completed = subprocess.run(
+            [LEDE, "ask", "Who plays Ethan Hunt?", "--json"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=False,
+        )
+        assert completed.returncode == 0, completed.stderr
+        remote_answer = json.loads(completed.stdout)
+        bad = lede("search", "   ", "--server", url)
+        assert bad.returncode == 2 and "the server answered 422" in bad.stderr
+    for local, remote in ((local_search, remote_search), (local_answer, remote_answer)):
+        local.pop("took_ms")
+        remote.pop("took_ms")
+    assert remote_search == local_search
+    assert remote_answer["answer"] == local_answer["answer"]
+    assert remote_answer["citations"] == local_answer["citations"]
+    down = lede("search", "x", "--server", "http://127.0.0.1:9")
+    assert down.returncode == 2 and "cannot reach the Lede server" in down.stderr
+    neither = lede("search", "x")
+    assert neither.returncode == 2 and "give --index DIR, or --server URL" in neither.stderr
+
+
+def test_serve_says_when_the_port_is_taken(cli_index: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        completed = lede("serve", "--index", str(cli_index), "--port", str(port), timeout=60)
+    assert completed.returncode == 2
+    assert f"port {port} on 127.0.0.1 is already in use" in completed.stderr
+    assert "serving" not in completed.stderr
+
+
+def test_help_uses_plain_click_conventions() -> None:
+    index_help = lede("index", "--help").stdout
+    assert "Usage: lede index [OPTIONS] SOURCE..." in index_help
+    assert "<bool>" not in index_help and "{" not in index_help
+    assert "--index PATH" in index_help and "-q, --quiet " in index_help
+    ask_help = lede("ask", "--help").stdout
+    assert "--server URL" in ask_help and "LEDE_SERVER" in ask_help

@@ -212,7 +212,7 @@ def test_html_bodies_are_extracted_like_html_files(base_url: str) -> None:
     assert get(base_url, "/articles/otters-raw").json()["text"] == PAGE
     empty = httpx.put(
         f"{base_url}/articles/otters-empty",
-        json={"text": "<html><body><nav>Home</nav></body></html>", "format": "html"},
+        json={"text": "<html><head><title>Only</title></head><body> </body></html>"},
         headers=AUTH,
     )
     assert_error(empty, 422)
