@@ -44,10 +44,9 @@ def _call(server: str, method: str, path: str, body: dict[str, Any]) -> dict[str
             f"{url} answered HTTP {response.status_code} without JSON; is it a Lede server?"
         ) from None
     if response.status_code >= 400:
-        error = data.get("error", {}) if isinstance(data, dict) else {}
-        raise RemoteError(
-            f"the server answered {response.status_code}: {error.get('message', response.text)}"
-        )
+        problem = data.get("error", {}) if isinstance(data, dict) else {}
+        message = problem.get("message", response.text)
+        raise RemoteError(f"the server answered {response.status_code}: {message}")
     return data
 
 
