@@ -13,6 +13,7 @@ import orjson
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
+from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from starlette.routing import Route
 
@@ -50,9 +51,24 @@ _STATIC = {
     name: (files("service") / "static" / name).read_bytes()
     for name in ("index.html", "app.js", "style.css")
 }
-ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorOut} for status in (400, 401, 403, 404, 405, 409, 413, 422, 503, 507)
+# What each status means on Lede's routes; every route lists exactly the ones it can return.
+ERROR_MEANINGS = {
+    400: "The body is not valid JSON.",
+    401: "The API key is missing or wrong (`Authorization: Bearer <key>`).",
+    403: "Writes are disabled: the server has no LEDE_API_KEYS.",
+    404: "No article with this id.",
+    409: "The same id appears twice in one batch (`duplicate_id`).",
+    413: "The body is larger than LEDE_MAX_BODY_BYTES.",
+    422: "A field or parameter is invalid; the message names it and its limit.",
+    503: "The index is opening, the models are warming up (see Retry-After), or another "
+    "writer holds the index.",
+    507: "The disk is full; nothing of this request was stored.",
 }
+SECURITY_SCHEME = "apiKey"
+
+
+def _errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    return {s: {"model": ErrorOut, "description": ERROR_MEANINGS[s]} for s in statuses}
 
 
 def _state(request: Request) -> ServiceState:
@@ -177,13 +193,17 @@ def create_app(settings: Settings) -> FastAPI:
             app.state.lede = None
             state.close()
 
-    app = FastAPI(
+    # Swagger UI and ReDoc from files in the package (fastapi-offline): /docs works offline.
+    app = FastAPIOffline(
         title="Lede",
         summary="Hybrid semantic search and extractive answers with citations over articles.",
         version="0.1.0",
         lifespan=lifespan,
-        responses=ERRORS,
     )
+    auth = (401,) if settings.read_requires_key else ()
+    reads = _errors(*auth, 503)
+    body_reads = _errors(400, *auth, 413, 422, 503)
+    writes = (400, 401, 403, 413, 422, 503, 507)
     install_error_handlers(app)
     _document_limits(app, settings)
     registry = CollectorRegistry()
@@ -203,7 +223,14 @@ def create_app(settings: Settings) -> FastAPI:
             Route("/mcp", endpoint=mcp_endpoint, methods=["GET", "POST", "DELETE"])
         )
 
-    @app.post("/integrations/slack/command", tags=["integrations"])
+    @app.post(
+        "/integrations/slack/command",
+        tags=["integrations"],
+        responses={
+            401: {"model": ErrorOut, "description": "The Slack signature is missing or wrong."},
+            **_errors(413),
+        },
+    )
     async def slack_command(request: Request) -> Response:
         """A Slack slash command (form-encoded, signed by Slack); replies with Block Kit JSON."""
         return await handle_slack(request, settings)
@@ -220,7 +247,7 @@ def create_app(settings: Settings) -> FastAPI:
         media = "text/css" if name.endswith(".css") else "text/javascript"
         return Response(_STATIC[name], media_type=f"{media}; charset=utf-8")
 
-    @app.get("/facets", response_model=FacetsOut, tags=["search"])
+    @app.get("/facets", response_model=FacetsOut, tags=["search"], responses=reads)
     def facets(state: ReadState) -> dict[str, Any]:
         """Values to filter by: the sources and tags present in the index."""
         return state.index.store.facets()
@@ -230,7 +257,7 @@ def create_app(settings: Settings) -> FastAPI:
         """The process is alive."""
         return {"status": "ok"}
 
-    @app.get("/ready", response_model=ReadyOut, tags=["operations"])
+    @app.get("/ready", response_model=ReadyOut, tags=["operations"], responses=_errors(503))
     def ready(state: Annotated[ServiceState, Depends(_ready_state)]) -> dict[str, Any]:
         """The index is open and the models are warm (503 until then)."""
         counts = state.index.store.counts()
@@ -243,17 +270,22 @@ def create_app(settings: Settings) -> FastAPI:
 
     # The hot routes serialize with orjson and skip FastAPI's response re-validation (the
     # engine builds exactly the documented shape; tests check it against the schema).
-    @app.get("/search", response_model=SearchResponse, tags=["search"])
+    @app.get(
+        "/search",
+        response_model=SearchResponse,
+        tags=["search"],
+        responses=_errors(*auth, 422, 503),
+    )
     def search_get(state: ReadState, params: Annotated[SearchRequest, Query()]) -> Response:
         """Ranked passages. Repeat list parameters (`?tag=a&tag=b`) to allow several values."""
         return _json(_search(state, params))
 
-    @app.post("/search", response_model=SearchResponse, tags=["search"])
+    @app.post("/search", response_model=SearchResponse, tags=["search"], responses=body_reads)
     def search_post(state: ReadState, body: SearchBody) -> Response:
         """Ranked passages (same fields as GET /search, as a JSON body)."""
         return _json(_search(state, body))
 
-    @app.post("/answer", response_model=AnswerResponse, tags=["search"])
+    @app.post("/answer", response_model=AnswerResponse, tags=["search"], responses=body_reads)
     def answer(state: ReadState, body: AnswerRequest) -> Response:
         """An extractive answer with numbered citations, or `answer: null` and the best passages."""
         _check_limits(state, body.question)
@@ -262,7 +294,12 @@ def create_app(settings: Settings) -> FastAPI:
         )
         return _json(result.to_json())
 
-    @app.get("/articles/{article_id:path}", response_model=ArticleOut, tags=["articles"])
+    @app.get(
+        "/articles/{article_id:path}",
+        response_model=ArticleOut,
+        tags=["articles"],
+        responses=_errors(*auth, 404, 503),
+    )
     def get_article(state: ReadState, article_id: str) -> dict[str, Any]:
         """A stored article with the spans of its chunks."""
         found = state.index.store.article_with_chunks(article_id)
@@ -278,7 +315,9 @@ def create_app(settings: Settings) -> FastAPI:
             ],
         }
 
-    @app.post("/articles", response_model=WriteOut, tags=["articles"])
+    @app.post(
+        "/articles", response_model=WriteOut, tags=["articles"], responses=_errors(*writes, 409)
+    )
     def post_articles(state: WriteState, body: ArticleIn | ArticleBatch) -> dict[str, Any]:
         """Add or update one article, or a batch as `{"articles": [...]}`."""
         items = body.articles if isinstance(body, ArticleBatch) else [body]
@@ -290,12 +329,22 @@ def create_app(settings: Settings) -> FastAPI:
             )
         return _write(state, [_to_article(item) for item in items])
 
-    @app.put("/articles/{article_id:path}", response_model=WriteOut, tags=["articles"])
+    @app.put(
+        "/articles/{article_id:path}",
+        response_model=WriteOut,
+        tags=["articles"],
+        responses=_errors(*writes),
+    )
     def put_article(state: WriteState, article_id: str, body: ArticleBody) -> dict[str, Any]:
         """Create or replace the article with this id."""
         return _write(state, [_to_article(body, article_id)])
 
-    @app.delete("/articles/{article_id:path}", response_model=DeleteOut, tags=["articles"])
+    @app.delete(
+        "/articles/{article_id:path}",
+        response_model=DeleteOut,
+        tags=["articles"],
+        responses=_errors(401, 403, 404, 503, 507),
+    )
     def delete_article(state: WriteState, article_id: str) -> dict[str, str]:
         """Delete the article from the database and every view."""
         if state.index.delete([article_id], lock_timeout=state.settings.write_timeout) == 0:
@@ -324,11 +373,26 @@ def _document_limits(app: FastAPI, settings: Settings) -> None:
         for component in schema.get("components", {}).get("schemas", {}).values():
             for name, field in component.get("properties", {}).items():
                 field.update(limits.get(name, {}))
-        for operations in schema.get("paths", {}).values():
+        for path, operations in schema.get("paths", {}).items():
             for operation in operations.values():
+                responses = operation.get("responses", {})
+                if responses.get("422", {}).get("description") == "Validation Error":
+                    del responses["422"]  # FastAPI's default; routes list the 422s they have
                 for parameter in operation.get("parameters", []):
                     if parameter.get("in") == "query":
                         parameter["schema"].update(limits.get(parameter["name"], {}))
+                if "401" in operation.get("responses", {}) and not path.startswith("/integrations"):
+                    operation["security"] = [{SECURITY_SCHEME: []}]
+        for unused in ("HTTPValidationError", "ValidationError"):
+            schema.get("components", {}).get("schemas", {}).pop(unused, None)
+        schema.setdefault("components", {})["securitySchemes"] = {
+            SECURITY_SCHEME: {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "One of the server's LEDE_API_KEYS. Writes need it; reads too "
+                "when LEDE_READ_REQUIRES_KEY is set.",
+            }
+        }
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]

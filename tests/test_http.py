@@ -74,6 +74,31 @@ def test_operations_endpoints(base_url: str) -> None:
     assert "lede_index_chunks 44.0" in metrics
 
 
+def test_docs_are_served_offline_and_describe_each_route(base_url: str) -> None:
+    import re
+
+    for page in ("/docs", "/redoc"):
+        html = get(base_url, page).text
+        assets = re.findall(r'(?:src|href)="([^"]+\.(?:js|css|png))"', html)
+        assert assets and all(a.startswith("/") for a in assets), assets  # no CDN
+        for asset in assets:
+            assert get(base_url, asset).status_code == 200
+    schema = get(base_url, "/openapi.json").json()
+    assert schema["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
+    paths = schema["paths"]
+
+    def statuses(path: str, method: str) -> set[str]:
+        return set(paths[path][method]["responses"])
+
+    assert statuses("/health", "get") == {"200"}
+    assert statuses("/search", "get") == {"200", "422", "503"}
+    assert statuses("/articles/{article_id}", "get") == {"200", "404", "503"}
+    assert {"401", "403", "409", "413", "507"} <= statuses("/articles", "post")
+    assert "409" not in statuses("/articles/{article_id}", "put")
+    assert paths["/articles"]["post"]["security"] == [{"apiKey": []}]
+    assert "security" not in paths["/search"]["get"]  # reads need no key here
+
+
 @pytest.mark.parametrize("mode", ["hybrid", "dense", "bm25"])
 def test_search_get_and_post_agree_and_match_the_engine(
     base_url: str, index_dir: Path, mode: str, real_embedder: SentenceTransformerEmbedder
