@@ -22,7 +22,7 @@ from indexer.errors import ArticleNotFoundError, LedeError
 from indexer.index import WriteReport
 from indexer.models import Article, parse_article
 from service.auth import check_key
-from service.http_errors import APIError, install_error_handlers
+from service.http_errors import APIError, install_error_handlers, invalid_field
 from service.integrations import McpEndpoint, handle_slack
 from service.middleware import BodyLimitMiddleware, MetricsMiddleware
 from service.schemas import (
@@ -30,8 +30,8 @@ from service.schemas import (
     AnswerResponse,
     ArticleBatch,
     ArticleBody,
-    ArticleIn,
     ArticleOut,
+    ArticleWrite,
     DeleteOut,
     ErrorOut,
     FacetsOut,
@@ -106,22 +106,24 @@ ReadState = Annotated[ServiceState, Depends(_reader)]
 WriteState = Annotated[ServiceState, Depends(_writer)]
 
 
-def _check_limits(state: ServiceState, text: str, k: int | None = None) -> None:
+def _check_limits(state: ServiceState, field: str, text: str, k: int | None = None) -> None:
+    """The configured limits, reported like any other invalid field."""
     settings = state.settings
     if len(text) > settings.max_query_chars:
-        raise APIError(
-            422,
-            f"query is {len(text)} characters; the limit is {settings.max_query_chars}",
-            details={"limit": settings.max_query_chars},
+        raise invalid_field(
+            field,
+            f"is {len(text)} characters; the limit is {settings.max_query_chars} "
+            "(LEDE_MAX_QUERY_CHARS)",
+            limit=settings.max_query_chars,
         )
     if k is not None and k > settings.max_k:
-        raise APIError(
-            422, f"k is {k}; the limit is {settings.max_k}", details={"limit": settings.max_k}
+        raise invalid_field(
+            "k", f"is {k}; the limit is {settings.max_k} (LEDE_MAX_K)", limit=settings.max_k
         )
 
 
 def _search(state: ServiceState, request: SearchRequest) -> dict[str, Any]:
-    _check_limits(state, request.query, request.k)
+    _check_limits(state, "query", request.query, request.k)
     result = state.engine.search(
         request.query,
         mode=request.mode,
@@ -153,7 +155,10 @@ def _write(state: ServiceState, articles: list[Article]) -> dict[str, Any]:
     duplicates = sorted({i for i in ids if ids.count(i) > 1})
     if duplicates:
         raise APIError(
-            409, f"duplicate ids in one batch: {', '.join(duplicates)}", code="duplicate_id"
+            409,
+            f"duplicate ids in one batch: {', '.join(duplicates)}; send each article once",
+            code="duplicate_id",
+            details=[{"field": "articles.id", "values": duplicates}],
         )
     report: WriteReport = state.index.add(
         articles, progress=False, lock_timeout=state.settings.write_timeout
@@ -288,7 +293,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.post("/answer", response_model=AnswerResponse, tags=["search"], responses=body_reads)
     def answer(state: ReadState, body: AnswerRequest) -> Response:
         """An extractive answer with numbered citations, or `answer: null` and the best passages."""
-        _check_limits(state, body.question)
+        _check_limits(state, "question", body.question)
         result = state.answerer.ask(
             body.question, mode=body.mode, filters=body.to_filters(), threshold=body.threshold
         )
@@ -318,14 +323,15 @@ def create_app(settings: Settings) -> FastAPI:
     @app.post(
         "/articles", response_model=WriteOut, tags=["articles"], responses=_errors(*writes, 409)
     )
-    def post_articles(state: WriteState, body: ArticleIn | ArticleBatch) -> dict[str, Any]:
+    def post_articles(state: WriteState, body: ArticleWrite) -> dict[str, Any]:
         """Add or update one article, or a batch as `{"articles": [...]}`."""
         items = body.articles if isinstance(body, ArticleBatch) else [body]
         if len(items) > state.settings.max_batch:
-            raise APIError(
-                422,
-                f"batch has {len(items)} articles; the limit is {state.settings.max_batch}",
-                details={"limit": state.settings.max_batch},
+            raise invalid_field(
+                "articles",
+                f"has {len(items)} articles; the limit is {state.settings.max_batch} "
+                "(LEDE_MAX_BATCH): send several batches",
+                limit=state.settings.max_batch,
             )
         return _write(state, [_to_article(item) for item in items])
 

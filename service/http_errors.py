@@ -6,11 +6,13 @@
 from __future__ import annotations
 
 import logging
+from difflib import get_close_matches
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -59,6 +61,16 @@ class APIError(Exception):
         self.headers = headers
 
 
+def invalid_field(field: str, message: str, **details: Any) -> APIError:
+    """A 422 in the shape of a request validation error: one problem, naming its field."""
+    return APIError(
+        422,
+        f"invalid request: {field}: {message}",
+        code="validation_error",
+        details=[{"field": field, "message": message, "type": "limit", **details}],
+    )
+
+
 def error_response(
     status: int, code: str, message: str, details: Any = None, headers: dict[str, str] | None = None
 ) -> JSONResponse:
@@ -84,7 +96,29 @@ def _field(location: Any) -> str:
     parts = [str(p) for p in location]
     if parts and parts[0] in {"body", "query", "path", "header"}:
         parts = parts[1:]
+    if parts and parts[0] in _UNION_TAGS:  # POST /articles: the shape the body chose
+        parts = parts[1:]
     return ".".join(parts) or "body"
+
+
+_UNION_TAGS = {"article", "batch"}
+
+
+def _unknown(field: str, path: str) -> str:
+    """What to say about a field or parameter the route does not have."""
+    from service import schemas
+
+    models: dict[str, type[BaseModel]] = {
+        "/search": schemas.SearchRequest,
+        "/answer": schemas.AnswerRequest,
+        "/articles": schemas.ArticleIn,
+    }
+    model = next((m for prefix, m in models.items() if path.startswith(prefix)), None)
+    name = field.rsplit(".", 1)[-1]
+    known = sorted(model.model_fields) if model is not None else []
+    close = get_close_matches(name, known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown field {name!r}{hint} (see /docs for the fields of this route)"
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -106,8 +140,12 @@ def install_error_handlers(app: FastAPI) -> None:
         ]
         if any(p["type"] == "json_invalid" for p in problems):
             return error_response(400, "invalid_json", "request body is not valid JSON", problems)
-        fields = ", ".join(sorted({p["field"] for p in problems}))
-        return error_response(422, "validation_error", f"invalid request: {fields}", problems)
+        for problem in problems:
+            if problem["type"] == "extra_forbidden":
+                problem["message"] = _unknown(problem["field"], request.url.path)
+        shown = "; ".join(f"{p['field']}: {p['message']}" for p in problems[:3])
+        more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+        return error_response(422, "validation_error", f"invalid request: {shown}{more}", problems)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:

@@ -11,7 +11,6 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from indexer.errors import ArticleNotFoundError
 from indexer.filters import Filters, parse_date
 from service.answers import Answerer
 
@@ -27,12 +26,17 @@ INSTRUCTIONS = (
 def _filters(
     source: list[str] | None, tag: list[str] | None, since: str | None, until: str | None
 ) -> Filters:
-    return Filters(
-        sources=tuple(source or ()),
-        tags=tuple(tag or ()),
-        since=parse_date(since, "since") if since else None,
-        until=parse_date(until, "until") if until else None,
-    )
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    try:
+        return Filters(
+            sources=tuple(source or ()),
+            tags=tuple(tag or ()),
+            since=parse_date(since, "since") if since else None,
+            until=parse_date(until, "until") if until else None,
+        )
+    except ValueError as error:  # the model's mistake: it must read the message to fix it
+        raise ToolError(str(error)) from None
 
 
 SourceFilter = Annotated[list[str] | None, Field(description="Only these publications.")]
@@ -134,9 +138,11 @@ def build_mcp_server(answerer: Answerer) -> Any:
     def get_article(
         id: Annotated[str, Field(description="The article_id.", min_length=1, max_length=512)],
     ) -> dict[str, Any]:
+        from mcp.server.mcpserver.exceptions import ToolError
+
         article = engine.index.store.get_article(id)
-        if article is None:
-            raise ArticleNotFoundError(f"no article with id {id!r}; use an article_id from search")
+        if article is None:  # a ToolError's message reaches the client; others only log
+            raise ToolError(f"no article with id {id!r}; use an article_id from search results")
         return {
             **article.model_dump(mode="json", exclude={"published_at", "metadata"}),
             "published_at": article.published_iso,

@@ -5,13 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+)
 
 from indexer.filters import Filters
 from indexer.models import HAS_TEXT_PATTERN, ID_PATTERN, MAX_ID_LENGTH, MAX_TEXT_CHARS
 from service.fusion import Normalization
-
-MAX_QUERY_CHARS = 10_000  # hard ceiling; the configured limit (LEDE_MAX_QUERY_CHARS) is lower
 
 
 def _iso_datetime(value: object) -> object:
@@ -35,6 +41,45 @@ def _json_integer(value: object) -> object:
 
 JsonInt = Annotated[int, BeforeValidator(_json_integer)]
 
+
+def _one_or_many(value: object) -> object:
+    """`"tag": "x"` means `["x"]`, as `?tag=x` does."""
+    return [value] if isinstance(value, str) else value
+
+
+def _has_text(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must contain text, not only whitespace")
+    return value
+
+
+def _fits_one_article(value: str) -> str:
+    _has_text(value)
+    if len(value) > MAX_TEXT_CHARS:
+        raise ValueError(
+            f"is {len(value):,} characters; the limit is {MAX_TEXT_CHARS:,} (split the article "
+            "into parts, e.g. one per chapter, with ids like 'report#1', 'report#2')"
+        )
+    return value
+
+
+Values = Annotated[list[str], BeforeValidator(_one_or_many)]
+# Validated by the functions above (so errors say what to do); the schema still publishes the
+# pattern and the length, so generated clients and fuzzers know the rules.
+QueryText = Annotated[
+    str,
+    AfterValidator(_has_text),
+    Field(min_length=1, json_schema_extra={"pattern": HAS_TEXT_PATTERN}),
+]
+ArticleText = Annotated[
+    str,
+    AfterValidator(_fits_one_article),
+    Field(
+        min_length=1,
+        json_schema_extra={"pattern": HAS_TEXT_PATTERN, "maxLength": MAX_TEXT_CHARS},
+    ),
+]
+
 # JSON bodies are validated strictly (no "10" for 10, no false for 0.0), so that a request the
 # schema calls invalid is always refused; query strings are text and keep pydantic's coercion.
 STRICT_BODY = ConfigDict(extra="forbid", strict=True)
@@ -45,10 +90,10 @@ class FilterFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    source: list[str] = Field(default_factory=list, max_length=50)
-    author: list[str] = Field(default_factory=list, max_length=50)
-    tag: list[str] = Field(default_factory=list, max_length=50)
-    article_id: list[str] = Field(default_factory=list, max_length=500)
+    source: Values = Field(default_factory=list, max_length=50)
+    author: Values = Field(default_factory=list, max_length=50)
+    tag: Values = Field(default_factory=list, max_length=50)
+    article_id: Values = Field(default_factory=list, max_length=500)
     since: IsoDatetime | None = Field(None, description="Published on or after (ISO 8601).")
     until: IsoDatetime | None = Field(None, description="Published on or before (ISO 8601).")
 
@@ -70,9 +115,9 @@ def _utc(value: datetime) -> datetime:
 
 
 class SearchRequest(FilterFields):
-    query: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, pattern=HAS_TEXT_PATTERN)
+    query: QueryText
     mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
-    k: JsonInt = Field(10, ge=1, le=1000)
+    k: JsonInt = Field(10, ge=1, description="Hits to return (at most LEDE_MAX_K).")
     group: Literal["chunk", "article"] = "chunk"
     fusion: Literal["rrf", "convex"] | None = Field(None, description="Override the fusion method.")
     alpha: float | None = Field(None, ge=0, le=1, description="Dense share for convex fusion.")
@@ -99,7 +144,7 @@ class SearchBody(SearchRequest):
 
 
 class AnswerRequest(FilterFields):
-    question: str = Field(min_length=1, max_length=MAX_QUERY_CHARS, pattern=HAS_TEXT_PATTERN)
+    question: QueryText
     mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
     threshold: float | None = Field(None, ge=0, le=1, description="Abstain below this confidence.")
 
@@ -183,7 +228,7 @@ class ArticleBody(BaseModel):
     model_config = STRICT_BODY
 
     title: str = Field("", max_length=10_000)
-    text: str = Field(min_length=1, max_length=MAX_TEXT_CHARS, pattern=HAS_TEXT_PATTERN)
+    text: ArticleText
     url: str | None = Field(None, max_length=4096)
     published_at: IsoDatetime | None = None
     source: str | None = Field(None, max_length=1000)
@@ -208,6 +253,18 @@ class ArticleBatch(BaseModel):
     model_config = STRICT_BODY
 
     articles: list[ArticleIn] = Field(min_length=1)
+
+
+def _article_shape(value: Any) -> str:
+    return "batch" if isinstance(value, dict) and "articles" in value else "article"
+
+
+# One article, or `{"articles": [...]}`: the body's keys decide which, so a bad body gets the
+# errors of the shape it meant, not of both.
+ArticleWrite = Annotated[
+    Annotated[ArticleIn, Tag("article")] | Annotated[ArticleBatch, Tag("batch")],
+    Discriminator(_article_shape),
+]
 
 
 class WriteOut(BaseModel):

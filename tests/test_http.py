@@ -295,6 +295,50 @@ def test_every_error_status_has_the_one_shape(base_url: str, index_dir: Path) ->
     assert (search["k"]["maximum"], search["query"]["maxLength"]) == (50, 1000)
 
 
+def _message(response: httpx.Response, status: int = 422) -> str:
+    assert_error(response, status)
+    return str(response.json()["error"]["message"])
+
+
+def test_errors_name_the_field_and_what_to_do(base_url: str) -> None:
+    # Limits read the same whichever side of the schema's bounds they fall on.
+    for k in (51, 10_000):
+        assert _message(get(base_url, "/search", query="x", k=k)) == (
+            f"invalid request: k: is {k}; the limit is 50 (LEDE_MAX_K)"
+        )
+    blank = _message(post(base_url, "/search", {"query": " \t "}))
+    assert blank == "invalid request: query: Value error, must contain text, not only whitespace"
+    assert "[^" not in _message(get(base_url, "/search", query="   "))  # no raw regex
+    # A body for one article gets that shape's errors only, not the batch's too.
+    one = post(base_url, "/articles", {"id": "x", "txt": "typo"}, AUTH)
+    assert _message(one).startswith("invalid request: text: Field required; txt: unknown field")
+    assert "did you mean 'text'?" in _message(one)
+    assert {p["field"] for p in one.json()["error"]["details"]} == {"text", "txt"}
+    batch = post(base_url, "/articles", {"articles": [{"id": "x"}]}, AUTH)
+    assert _message(batch) == "invalid request: articles.0.text: Field required"
+    typo = get(base_url, "/search", query="x", tags="news")
+    assert "unknown field 'tags'; did you mean 'tag'?" in _message(typo)
+    # One value where a list is expected is a list of one, in a body as in a query string.
+    single = post(base_url, "/search", {"query": "Rome", "tag": "no-such-tag"})
+    assert single.status_code == 200 and single.json()["hits"] == []
+    duplicate = {"articles": [{"id": "d", "text": "t"}, {"id": "d", "text": "u"}]}
+    refused = post(base_url, "/articles", duplicate, AUTH)
+    assert _message(refused, 409) == "duplicate ids in one batch: d; send each article once"
+    too_many = {"articles": [{"id": f"m{i}", "text": "t"} for i in range(6)]}
+    assert "(LEDE_MAX_BATCH): send several batches" in _message(
+        post(base_url, "/articles", too_many, AUTH)
+    )
+
+
+def test_an_oversized_article_is_told_to_split(index_dir: Path) -> None:
+    settings = Settings(index=index_dir, api_keys=[KEY], max_body_bytes=3_000_000)
+    with running_server(settings) as url:
+        big = {"id": "big", "text": "word " * 220_000}
+        message = _message(post(url, "/articles", big, AUTH))
+    assert message.startswith("invalid request: text: Value error, is 1,100,000 characters")
+    assert "split the article into parts" in message
+
+
 def test_index_changes_from_another_process_appear_without_restart(
     base_url: str, index_dir: Path, tmp_path: Path
 ) -> None:

@@ -114,6 +114,7 @@ async def _exercise(client: Any) -> dict[str, Any]:
     )
     article = await client.call_tool("get_article", {"id": "mi7-cast-returns"})
     missing = await client.call_tool("get_article", {"id": "no-such-article"})
+    bad_date = await client.call_tool("search", {"query": "Rome", "since": "last week"})
     return {
         "names": names,
         "schemas": {tool.name: tool.input_schema for tool in tools.tools},
@@ -121,6 +122,8 @@ async def _exercise(client: Any) -> dict[str, Any]:
         "answer": answered.structured_content,
         "article": article.structured_content,
         "missing_is_error": missing.is_error,
+        "missing_says": " ".join(getattr(c, "text", "") for c in missing.content),
+        "bad_date_says": " ".join(getattr(c, "text", "") for c in bad_date.content),
     }
 
 
@@ -136,6 +139,9 @@ def _check(result: dict[str, Any]) -> None:
     assert citation["article_id"] == "mi7-rome-cruise-atwell" and citation["url"]
     assert "Pom Klementieff" in result["article"]["text"]
     assert result["missing_is_error"]
+    # The reason reaches the client (not just "Error executing tool get_article").
+    assert "no article with id 'no-such-article'" in result["missing_says"]
+    assert "since" in result["bad_date_says"] and "ISO 8601" in result["bad_date_says"]
 
 
 def test_mcp_over_stdio(index_dir: Path) -> None:
