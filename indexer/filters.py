@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
@@ -123,6 +124,50 @@ class Catalog:
         codes[inside] = self._article[ids[inside]]
         return codes
 
+    def published(self, rowids: Sequence[int]) -> np.ndarray:
+        """Each chunk's publication time as a POSIX timestamp (NaN when undated)."""
+        ids = np.asarray(rowids, dtype=np.int64)
+        values = np.full(len(ids), np.nan)
+        inside = ids < len(self._published)
+        values[inside] = self._published[ids[inside]]
+        return values
+
+    def allowed(self, mask: np.ndarray | None) -> np.ndarray:
+        """The live chunks, within `mask` when one is given."""
+        if mask is None:
+            return self.live.copy()
+        allowed: np.ndarray = self.live & _fit_mask(mask, len(self.live))
+        return allowed
+
+    def article_count(self, matching: np.ndarray) -> int:
+        """How many distinct articles the `matching` chunks belong to."""
+        codes = self._article[_fit_mask(matching, len(self._article))]
+        return int(np.count_nonzero(np.bincount(codes[codes >= 0]))) if len(codes) else 0
+
+    def facet_counts(self, matching: np.ndarray, limit: int) -> dict[str, list[dict[str, Any]]]:
+        """Articles per source and per tag among the `matching` chunks, most first (then by
+        value), at most `limit` values each."""
+        inside = _fit_mask(matching, len(self._article))
+        articles = self._article[inside]
+        sources = self._source[inside]
+        pairs = np.unique(np.stack([articles, sources]), axis=1) if len(articles) else None
+        names = {code: value for value, code in self._sources.values.items()}
+        source_counts: dict[str, int] = {}
+        if pairs is not None:
+            codes, counts = np.unique(pairs[1][pairs[1] >= 0], return_counts=True)
+            source_counts = {names[int(c)]: int(n) for c, n in zip(codes, counts, strict=True)}
+        tag_counts: dict[str, int] = {}
+        for tag, rowids in self._tags.items():
+            hit = [r for r in rowids if r < len(inside) and inside[r]]
+            if hit:
+                tag_counts[tag] = len(set(self._article[hit].tolist()))
+
+        def top(counts: dict[str, int]) -> list[dict[str, Any]]:
+            ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit]
+            return [{"value": value, "count": count} for value, count in ordered]
+
+        return {"source": top(source_counts), "tag": top(tag_counts)}
+
     def delete(self, rowids: Iterable[int]) -> None:
         for rowid in rowids:
             if rowid < len(self.live) and self.live[rowid]:
@@ -156,3 +201,12 @@ class Catalog:
             with np.errstate(invalid="ignore"):
                 mask &= self._published <= filters.until.timestamp()
         return mask
+
+
+def _fit_mask(mask: np.ndarray, size: int) -> np.ndarray:
+    """A boolean mask cut or padded (with False) to `size` ids."""
+    if len(mask) >= size:
+        return mask[:size]
+    fitted = np.zeros(size, dtype=bool)
+    fitted[: len(mask)] = mask
+    return fitted

@@ -155,6 +155,16 @@ class LexicalIndex:
         terms = {self.vocabulary[t] for t in self.analyzer(query) if t in self.vocabulary}
         return sum(self._postings[term].size for term in terms)
 
+    def matching(self, query: str) -> np.ndarray:
+        """A boolean mask over doc ids: the live documents holding a query term."""
+        found = np.zeros(len(self._live), dtype=bool)
+        for term in set(self.analyzer(query)):
+            term_id = self.vocabulary.get(term)
+            if term_id is not None:
+                postings = self._postings[term_id]
+                found[postings.docs[: postings.size]] = True
+        return found & self._live
+
     def search(
         self, query: str, k: int, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:

@@ -124,6 +124,14 @@ def _check_limits(state: ServiceState, field: str, text: str, k: int | None = No
 
 def _search(state: ServiceState, request: SearchRequest) -> dict[str, Any]:
     _check_limits(state, "query", request.query, request.k)
+    window = state.engine.settings.sort_window
+    if request.offset + request.k > window:
+        raise invalid_field(
+            "offset",
+            f"offset + k is {request.offset + request.k}; pages reach at most {window} hits "
+            "deep (narrow the query or its filters instead)",
+            limit=window,
+        )
     result = state.engine.search(
         request.query,
         mode=request.mode,
@@ -132,6 +140,9 @@ def _search(state: ServiceState, request: SearchRequest) -> dict[str, Any]:
         group=request.group,
         highlight=request.highlight,
         overrides=request.overrides(),
+        offset=request.offset,
+        sort=request.sort,
+        facets=request.facets,
     )
     return result.to_json()
 

@@ -30,6 +30,8 @@ Mode = Literal["bm25", "dense", "hybrid"]
 Group = Literal["chunk", "article"]
 MODES: tuple[Mode, ...] = ("bm25", "dense", "hybrid")
 GROUPS: tuple[Group, ...] = ("chunk", "article")
+Sort = Literal["relevance", "published_at"]
+SORTS: tuple[Sort, ...] = ("relevance", "published_at")
 
 
 # A hybrid query with much BM25 work encodes here while the calling thread runs BM25; with
@@ -73,6 +75,9 @@ class EngineSettings:
         alpha: dense share of the convex combination.
         candidates: depth each retriever fetches before hybrid fusion.
         rerank_depth: fused hits re-scored by the cross-encoder, when one is configured.
+        sort_window: how many of the most relevant matches `sort="published_at"` orders by
+            date (the rest are not considered), and how deep `offset + k` may page.
+        facet_values: the most values per facet that a search with facets returns.
     """
 
     fusion: FusionMethod = "convex"
@@ -83,6 +88,8 @@ class EngineSettings:
     alpha: float = 0.75
     candidates: int = 100
     rerank_depth: int = 20
+    sort_window: int = 1000
+    facet_values: int = 20
     ef_search: int | None = None
     nprobe: int | None = None
     faiss_threads: int = 1
@@ -145,11 +152,25 @@ class Hit:
 
 @dataclass(slots=True)
 class SearchResult:
+    """One page of hits; `total` counts every match (chunks, or articles when grouped): the
+    chunks holding a query term for bm25, every chunk the filters allow for dense and hybrid
+    (those rank them all). `facets` (when asked for) counts the matching articles per source
+    and per tag."""
+
     hits: list[Hit]
     took_ms: float
+    total: int = 0
+    facets: dict[str, list[dict[str, Any]]] | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"hits": [h.to_json() for h in self.hits], "took_ms": round(self.took_ms, 3)}
+        data: dict[str, Any] = {
+            "hits": [h.to_json() for h in self.hits],
+            "total": self.total,
+            "took_ms": round(self.took_ms, 3),
+        }
+        if self.facets is not None:
+            data["facets"] = self.facets
+        return data
 
 
 class SearchEngine:
@@ -195,15 +216,23 @@ class SearchEngine:
         highlight: bool = True,
         overrides: dict[str, Any] | None = None,
         query_vector: np.ndarray | None = None,
+        offset: int = 0,
+        sort: Sort = "relevance",
+        facets: bool = False,
     ) -> SearchResult:
-        """Top-k passages (or articles, with `group="article"`) for `query`.
+        """Top-k passages (or articles, with `group="article"`) for `query`, after `offset`.
 
         Args:
             overrides: per-request `EngineSettings` fields (e.g. `{"fusion": "convex"}`).
             query_vector: the query's embedding when the caller already has it.
+            offset: hits to skip (pages are stable: ties go to the lower chunk id).
+            sort: "relevance", or "published_at" (newest first, undated last) over the
+                `sort_window` most relevant matches.
+            facets: also count matching articles per source and tag.
 
         Raises:
-            ValueError: unknown mode or group, k < 1, an empty query or bad overrides.
+            ValueError: unknown mode, group or sort, k < 1, offset < 0, offset + k beyond
+                `sort_window`, an empty query or bad overrides.
         """
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
@@ -213,11 +242,19 @@ class SearchEngine:
             raise ValueError(f"k must be at least 1, got {k}")
         if not query.strip():
             raise ValueError("query must contain non-whitespace text")
+        if sort not in SORTS:
+            raise ValueError(f"sort must be one of {', '.join(SORTS)}; got {sort!r}")
         settings = dataclasses.replace(self.settings, **(overrides or {}))
+        if offset < 0 or offset + k > settings.sort_window:
+            raise ValueError(
+                f"offset + k must be within [1, {settings.sort_window}]; got {offset} + {k}"
+            )
         started = time.perf_counter()
         self.index.refresh()
-        wanted = k * 5 if group == "article" else k
-        depth = max(wanted, settings.candidates) if mode == "hybrid" else wanted
+        window = settings.sort_window if sort == "published_at" else offset + k
+        wanted = window * 5 if group == "article" else window
+        # Every page reads the retrievers to the same depth, so pages agree on tied scores.
+        depth = max(wanted, settings.candidates)
         if self.reranker is not None:
             depth = max(depth, settings.rerank_depth)
         encoding: Future[np.ndarray] | None = None
@@ -247,7 +284,21 @@ class SearchEngine:
             ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))
             if group == "article" and self.reranker is None:
                 ranked = self._best_per_article(ranked)
-        ranked = ranked[: settings.rerank_depth if self.reranker is not None else k]
+            matching = self._matching(query, mode, mask)
+            total = (
+                self.index.catalog.article_count(matching)
+                if group == "article"
+                else int(np.count_nonzero(matching))
+            )
+            facet_counts = (
+                self.index.catalog.facet_counts(matching, settings.facet_values) if facets else None
+            )
+        if self.reranker is not None:
+            ranked = ranked[: max(settings.rerank_depth, window)]
+        else:
+            if sort == "published_at":
+                ranked = self._newest_first(ranked[:window])
+            ranked = ranked[offset : offset + k]
         # Only the hits that will be returned are read from SQLite.
         records = self.index.store.chunk_records([doc for doc, _ in ranked])
         ranked = [(doc, score) for doc, score in ranked if doc in records]  # deleted meanwhile
@@ -260,10 +311,33 @@ class SearchEngine:
             hits = self._rerank(query, hits)
             if group == "article":
                 hits = _best_hit_per_article(hits)
-        hits = hits[:k]
+            if sort == "published_at":
+                dates = [h.record.published_ts for h in hits]
+                order = sorted(range(len(hits)), key=lambda i: _newest(dates[i], i))
+                hits = [hits[i] for i in order]
+            hits = hits[offset : offset + k]
         if highlight:
             self._highlight(query, hits)
-        return SearchResult(hits, (time.perf_counter() - started) * 1000)
+        took_ms = (time.perf_counter() - started) * 1000
+        return SearchResult(hits, took_ms, total, facet_counts)
+
+    def _matching(self, query: str, mode: Mode, mask: np.ndarray | None) -> np.ndarray:
+        """The chunks a query matches: with a query term (bm25), or every allowed one."""
+        allowed = self.index.catalog.allowed(mask)
+        if mode != "bm25":
+            return allowed
+        found = self.index.lexical.matching(query)
+        size = min(len(found), len(allowed))
+        matching: np.ndarray = found[:size] & allowed[:size]
+        return matching
+
+    def _newest_first(self, ranked: list[tuple[int, float]]) -> list[tuple[int, float]]:
+        dates = self.index.catalog.published([doc for doc, _ in ranked])
+        order = sorted(
+            range(len(ranked)),
+            key=lambda i: _newest(None if np.isnan(dates[i]) else float(dates[i]), i),
+        )
+        return [ranked[i] for i in order]
 
     def _best_per_article(self, ranked: list[tuple[int, float]]) -> list[tuple[int, float]]:
         """Keep each article's best chunk, using the in-memory catalog (no database read)."""
@@ -318,6 +392,11 @@ def _positions(
             if doc in wanted
         }
     return [{name: found.get(name, {}).get(doc) for name in ("bm25", "dense")} for doc in docs]
+
+
+def _newest(timestamp: float | None, rank: int) -> tuple[int, float, int]:
+    """Sort key: dated before undated, newer first, then by relevance rank."""
+    return (0, -timestamp, rank) if timestamp is not None else (1, 0.0, rank)
 
 
 def _best_hit_per_article(hits: list[Hit]) -> list[Hit]:

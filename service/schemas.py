@@ -118,6 +118,15 @@ class SearchRequest(FilterFields):
     query: QueryText
     mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
     k: JsonInt = Field(10, ge=1, description="Hits to return (at most LEDE_MAX_K).")
+    offset: JsonInt = Field(
+        0, ge=0, description="Hits to skip, for the next page (offset + k at most 1000)."
+    )
+    sort: Literal["relevance", "published_at"] = Field(
+        "relevance",
+        description="published_at: newest first (undated last) among the 1000 most relevant "
+        "matches.",
+    )
+    facets: bool = Field(False, description="Also count matching articles per source and tag.")
     group: Literal["chunk", "article"] = "chunk"
     fusion: Literal["rrf", "convex"] | None = Field(None, description="Override the fusion method.")
     alpha: float | None = Field(None, ge=0, le=1, description="Dense share for convex fusion.")
@@ -181,8 +190,25 @@ class HitOut(BaseModel):
     highlights: list[SpanOut] = Field(description="Best-matching sentences, article offsets.")
 
 
+class FacetValueOut(BaseModel):
+    value: str
+    count: int = Field(description="Matching articles with this value.")
+
+
+class FacetCountsOut(BaseModel):
+    source: list[FacetValueOut]
+    tag: list[FacetValueOut]
+
+
 class SearchResponse(BaseModel):
     hits: list[HitOut]
+    total: int = Field(
+        description="Every match, not just this page: chunks (articles with group=article) "
+        "holding a query term for bm25; every chunk the filters allow for dense and hybrid."
+    )
+    facets: FacetCountsOut | None = Field(
+        None, description="With facets=true: matching articles per source and per tag."
+    )
     took_ms: float
 
 

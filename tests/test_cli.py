@@ -39,7 +39,7 @@ def test_search_json_contract_in_every_mode(cli_index: Path) -> None:
         result = lede_json(
             "search", "Who plays Ethan Hunt?", "--index", str(cli_index), "--mode", mode, "-k", "3"
         )
-        assert set(result) == {"hits", "took_ms"}
+        assert set(result) == {"hits", "total", "took_ms"}
         hit = result["hits"][0]
         assert hit["article_id"] == "mi7-rome-cruise-atwell"
         assert {
