@@ -250,6 +250,8 @@ def _document_fields(path: Path, article_id: str) -> dict[str, Any] | Skipped:
         fields = html_fields(text) if is_html else text_fields(text)
     except InvalidArticleError as error:
         return Skipped(str(path), None, str(error))
+    if not str(fields.get("text", "")).strip():
+        return Skipped(str(path), None, "field 'text': the file has no text")
     if not fields.get("title"):
         fields["title"] = title_from_name(path.name)
     return {"id": article_id, **fields}

@@ -22,6 +22,7 @@ from indexer.errors import ArticleNotFoundError, LedeError
 from indexer.index import WriteReport
 from indexer.models import Article, parse_article
 from service.auth import check_key
+from service.engine import EngineSettings
 from service.http_errors import APIError, install_error_handlers, invalid_field
 from service.integrations import McpEndpoint, handle_slack
 from service.middleware import BodyLimitMiddleware, MetricsMiddleware
@@ -122,15 +123,20 @@ def _check_limits(state: ServiceState, field: str, text: str, k: int | None = No
         )
 
 
+def _deepest_offset(settings: Settings, window: int | None = None) -> int:
+    """The largest offset the API takes: any k up to LEDE_MAX_K then stays in the window."""
+    return max(0, (window or EngineSettings().sort_window) - settings.max_k)
+
+
 def _search(state: ServiceState, request: SearchRequest) -> dict[str, Any]:
     _check_limits(state, "query", request.query, request.k)
-    window = state.engine.settings.sort_window
-    if request.offset + request.k > window:
+    deepest = _deepest_offset(state.settings, state.engine.settings.sort_window)
+    if request.offset > deepest:
         raise invalid_field(
             "offset",
-            f"offset + k is {request.offset + request.k}; pages reach at most {window} hits "
-            "deep (narrow the query or its filters instead)",
-            limit=window,
+            f"is {request.offset}; the limit is {deepest} (pages reach "
+            f"{state.engine.settings.sort_window} hits deep): narrow the query or its filters",
+            limit=deepest,
         )
     result = state.engine.search(
         request.query,
@@ -155,7 +161,8 @@ def _to_article(item: ArticleBody, article_id: str | None = None) -> Article:
     data = item.model_dump(exclude_none=True, exclude={"format"})
     if article_id is not None:
         data["id"] = article_id
-    if item.format == "html" or (item.format == "auto" and looks_like_html(item.text)):
+    # An explicit `html` body without any markup is text already: it is stored as it is.
+    if looks_like_html(item.text) and item.format in ("html", "auto"):
         given = {k: v for k, v in data.items() if k != "text" and v not in ("", [], {})}
         data = {**html_fields(item.text), **given}
     return parse_article(data)
@@ -244,7 +251,8 @@ def create_app(settings: Settings) -> FastAPI:
         tags=["integrations"],
         responses={
             401: {"model": ErrorOut, "description": "The Slack signature is missing or wrong."},
-            **_errors(413),
+            403: {"model": ErrorOut, "description": "No LEDE_SLACK_SIGNING_SECRET is set."},
+            **_errors(413, 503),
         },
     )
     async def slack_command(request: Request) -> Response:
@@ -386,6 +394,7 @@ def _document_limits(app: FastAPI, settings: Settings) -> None:
             "query": {"maxLength": settings.max_query_chars},
             "question": {"maxLength": settings.max_query_chars},
             "articles": {"maxItems": settings.max_batch},
+            "offset": {"maximum": _deepest_offset(settings)},
         }
         for component in schema.get("components", {}).get("schemas", {}).values():
             for name, field in component.get("properties", {}).items():

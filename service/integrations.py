@@ -16,7 +16,7 @@ from service.auth import key_is_valid
 from service.http_errors import APIError, error_response
 from service.mcp_tools import build_mcp_server
 from service.settings import Settings
-from service.slack import answer_message, command_text, usage_message, verify
+from service.slack import answer_message, command_text, usage_message, verify, wants_help
 from service.state import ServiceState
 
 
@@ -45,10 +45,14 @@ async def handle_slack(request: Request, settings: Settings) -> Response:
     if state is None or not state.ready.is_set():
         raise APIError(503, "models are still loading; retry shortly", code="warming_up")
     question = command_text(body)
-    if not question:
+    if wants_help(question):
         return _json(usage_message())
     if len(question) > settings.max_query_chars:
-        return _json(usage_message())
+        note = (
+            f"Your question is {len(question):,} characters; the limit is "
+            f"{settings.max_query_chars:,}. Ask it more briefly."
+        )
+        return _json(usage_message(note))
     answer = await run_in_threadpool(state.answerer.ask, question)
     return _json(answer_message(question, answer))
 

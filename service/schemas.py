@@ -13,6 +13,7 @@ from pydantic import (
     Discriminator,
     Field,
     Tag,
+    WithJsonSchema,
 )
 
 from indexer.filters import Filters
@@ -63,7 +64,25 @@ def _fits_one_article(value: str) -> str:
     return value
 
 
-Values = Annotated[list[str], BeforeValidator(_one_or_many)]
+def _one_or_list(most: int) -> dict[str, Any]:
+    """The schema of a list filter field that also takes one string (`"tag": "x"`)."""
+    return {
+        "anyOf": [
+            {"type": "string"},
+            {"type": "array", "items": {"type": "string"}, "maxItems": most},
+        ]
+    }
+
+
+Values = Annotated[
+    list[str], BeforeValidator(_one_or_many), Field(max_length=50), WithJsonSchema(_one_or_list(50))
+]
+ArticleIds = Annotated[
+    list[str],
+    BeforeValidator(_one_or_many),
+    Field(max_length=500),
+    WithJsonSchema(_one_or_list(500)),
+]
 # Validated by the functions above (so errors say what to do); the schema still publishes the
 # pattern and the length, so generated clients and fuzzers know the rules.
 QueryText = Annotated[
@@ -90,10 +109,10 @@ class FilterFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    source: Values = Field(default_factory=list, max_length=50)
-    author: Values = Field(default_factory=list, max_length=50)
-    tag: Values = Field(default_factory=list, max_length=50)
-    article_id: Values = Field(default_factory=list, max_length=500)
+    source: Values = Field(default_factory=list)
+    author: Values = Field(default_factory=list)
+    tag: Values = Field(default_factory=list)
+    article_id: ArticleIds = Field(default_factory=list)
     since: IsoDatetime | None = Field(None, description="Published on or after (ISO 8601).")
     until: IsoDatetime | None = Field(None, description="Published on or before (ISO 8601).")
 

@@ -40,16 +40,26 @@ def _link(hit: Hit) -> str:
     return f"{label} · {_escape(details)}" if details else label
 
 
-def usage_message() -> dict[str, Any]:
+HELP_WORDS = {"help", "-h", "--help", "?", "usage"}
+
+
+def wants_help(text: str) -> bool:
+    return not text or text.lower() in HELP_WORDS
+
+
+def usage_message(note: str = "") -> dict[str, Any]:
+    """Only the person who typed the command sees it (`ephemeral`)."""
+    text = f"{note}\n{USAGE}" if note else USAGE
     return {
         "response_type": "ephemeral",
-        "text": USAGE,
-        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": USAGE}}],
+        "text": text,
+        "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": text}}],
     }
 
 
 def answer_message(question: str, answer: Answer) -> dict[str, Any]:
-    """Block Kit: the answer with numbered citations, or "no answer found" and passages."""
+    """Block Kit: the answer with numbered citations for the channel, or "no answer found"
+    and the closest passages for the asker alone (`ephemeral`)."""
     blocks: list[dict[str, Any]] = [
         {"type": "section", "text": {"type": "mrkdwn", "text": f"*Q:* {_escape(question)}"}}
     ]
@@ -83,4 +93,5 @@ def answer_message(question: str, answer: Answer) -> dict[str, Any]:
             {"type": "context", "elements": [{"type": "mrkdwn", "text": "\n".join(sources)}]}
         )
         fallback = f"{answer.answer} {markers}"
-    return {"response_type": "in_channel", "text": fallback, "blocks": blocks}
+    visibility = "ephemeral" if answer.answer is None else "in_channel"
+    return {"response_type": visibility, "text": fallback, "blocks": blocks}

@@ -244,3 +244,29 @@ def test_help_uses_plain_click_conventions() -> None:
     assert "--index PATH" in index_help and "-q, --quiet " in index_help
     ask_help = lede("ask", "--help").stdout
     assert "--server URL" in ask_help and "LEDE_SERVER" in ask_help
+
+
+def test_the_readme_python_example_runs(tmp_path: Path) -> None:
+    import os
+    import re
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Use it from Python", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S)
+    assert code is not None
+    (tmp_path / "examples").symlink_to(EXAMPLES)
+    completed = subprocess.run(
+        [sys.executable, "-c", code.group(1)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "HF_HUB_OFFLINE": "1"},
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "Tom Cruise" in completed.stdout

@@ -77,9 +77,14 @@ def test_slack_abstains_and_shows_usage(base_url: str) -> None:
     message = _slack(base_url, body, _signed(body)).json()
     texts = json.dumps(message["blocks"])
     assert "No answer found" in texts and "Closest passages" in texts
-    empty = _form("   ")
-    usage = _slack(base_url, empty, _signed(empty)).json()
-    assert usage["response_type"] == "ephemeral" and "/lede" in usage["text"]
+    assert message["response_type"] == "ephemeral"  # only the asker sees a non-answer
+    for text in ("   ", "help", "HELP", "--help"):
+        empty = _form(text)
+        usage = _slack(base_url, empty, _signed(empty)).json()
+        assert usage["response_type"] == "ephemeral" and "/lede" in usage["text"], text
+    long = _form("why " * 300)
+    note = _slack(base_url, long, _signed(long)).json()
+    assert note["response_type"] == "ephemeral" and "the limit is 1,000" in note["text"]
 
 
 def test_slack_rejects_bad_signatures_stale_requests_and_large_bodies(base_url: str) -> None:

@@ -33,6 +33,14 @@ EVIL = Article(
     source="Prank Gazette",
 )
 
+NO_URL = Article(
+    id="ferry-notes",
+    title="Lantern Island ferry notes",
+    text="The ferry to Lantern Island leaves the harbour at seven every Sunday morning. "
+    "Tickets cost four pounds.",
+    source="Harbour Notes",
+)
+
 if not Path(CHROMIUM).exists():
     if os.environ.get("CI"):
         raise RuntimeError(f"{CHROMIUM} is missing; .ci/run installs Debian's chromium")
@@ -47,7 +55,7 @@ def base_url(
 ) -> Iterator[str]:
     path = tmp_path_factory.mktemp("page") / "index"
     with LedeIndex.create(path, embedder=real_embedder) as index:
-        index.add([*sample_articles, EVIL])
+        index.add([*sample_articles, EVIL, NO_URL])
     with running_server(Settings(index=path)) as url:
         yield url
 
@@ -81,7 +89,7 @@ def test_search_shows_titles_dates_highlights_and_links(page: object) -> None:
     assert "2020-10-14" in first.locator(".meta").inner_text()
     assert first.locator("h3 a").get_attribute("href").startswith("https://news.example.org/")
     assert first.locator("mark").count() >= 1
-    assert "results in" in p.inner_text("#status")  # type: ignore[attr-defined]
+    assert " matches in " in p.inner_text("#status")  # type: ignore[attr-defined]
 
 
 def test_source_and_date_filters(page: object) -> None:
@@ -159,3 +167,56 @@ def test_phone_width_layout_and_screenshot(browser: object, base_url: str, tmp_p
     target = os.environ.get("LEDE_SCREENSHOT_DIR")
     if target:
         shutil.copy(shot, Path(target) / "screenshot.png")
+
+
+def test_the_url_keeps_the_search_and_back_returns_to_it(page: object, base_url: str) -> None:
+    p = page  # type: ignore[assignment]
+    p.wait_for_function("document.querySelectorAll('#source option').length > 3")  # type: ignore[attr-defined]
+    p.select_option("#mode", "bm25")  # type: ignore[attr-defined]
+    p.fill("#query", "Rome")  # type: ignore[attr-defined]
+    p.keyboard.press("Enter")  # type: ignore[attr-defined]
+    p.wait_for_selector("#results .hit")  # type: ignore[attr-defined]
+    assert p.evaluate("location.search") == "?q=Rome&mode=bm25"  # type: ignore[attr-defined]
+    status = p.inner_text("#status")  # type: ignore[attr-defined]
+    assert " matches in " in status and "1 results" not in status
+    first = p.locator("#results .hit h3").first.inner_text()  # type: ignore[attr-defined]
+    # Enter on a question answers it (and the URL says so).
+    p.fill("#query", "Who plays Ethan Hunt in Mission: Impossible 7?")  # type: ignore[attr-defined]
+    p.keyboard.press("Enter")  # type: ignore[attr-defined]
+    p.wait_for_selector("#answer-panel:not([hidden]) #citations li")  # type: ignore[attr-defined]
+    assert "ask=1" in p.evaluate("location.search")  # type: ignore[attr-defined]
+    assert " citation" in p.inner_text("#status")  # type: ignore[attr-defined]
+    assert "citation(s)" not in p.inner_text("#status")  # type: ignore[attr-defined]
+    p.go_back()  # type: ignore[attr-defined]
+    p.wait_for_function("document.getElementById('answer-panel').hidden")  # type: ignore[attr-defined]
+    assert p.input_value("#query") == "Rome" and p.input_value("#mode") == "bm25"  # type: ignore[attr-defined]
+    p.wait_for_selector("#results .hit")  # type: ignore[attr-defined]
+    assert p.locator("#results .hit h3").first.inner_text() == first  # type: ignore[attr-defined]
+    # A shared link opens on the same search.
+    other = p.context.new_page()  # type: ignore[attr-defined]
+    other.goto(base_url + "/?q=Rome&mode=bm25")
+    other.wait_for_selector("#results .hit")
+    assert other.locator("#results .hit h3").first.inner_text() == first
+    assert other.input_value("#mode") == "bm25"
+    other.close()
+
+
+def test_the_page_says_how_much_is_indexed_and_links_only_real_urls(page: object) -> None:
+    p = page  # type: ignore[assignment]
+    p.wait_for_function(  # type: ignore[attr-defined]
+        "document.getElementById('index-size').textContent.length > 0"
+    )
+    assert p.inner_text("#index-size") == "45 articles indexed."  # type: ignore[attr-defined]
+    p.fill("#query", "How much does a ticket for the Lantern Island ferry cost?")  # type: ignore[attr-defined]
+    p.click("#ask-button")  # type: ignore[attr-defined]
+    p.wait_for_selector("#answer-panel:not([hidden]) #citations li")  # type: ignore[attr-defined]
+    cited = p.locator("#citations li").first  # type: ignore[attr-defined]
+    assert cited.locator("span.cite-title").inner_text() == "Lantern Island ferry notes"
+    assert p.locator("a[href='#']").count() == 0  # type: ignore[attr-defined]
+    cited.locator("button.show-passage").click()
+    focused = p.evaluate("document.activeElement.dataset.chunkId")  # type: ignore[attr-defined]
+    assert focused == "ferry-notes#0"
+    # Ask with an empty box says what to do instead of doing nothing.
+    p.fill("#query", "")  # type: ignore[attr-defined]
+    p.click("#ask-button")  # type: ignore[attr-defined]
+    assert p.inner_text("#status") == "Type a question first."  # type: ignore[attr-defined]

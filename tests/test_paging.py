@@ -8,13 +8,13 @@ import httpx
 import pytest
 
 from indexer.index import LedeIndex
-from indexer.models import parse_article
+from indexer.models import Article, parse_article
 from service.engine import SearchEngine
 from service.settings import Settings
 from tests.server import running_server
 
 
-def _articles() -> list:
+def _articles() -> list[Article]:
     items = []
     for i in range(30):
         items.append(
@@ -113,6 +113,10 @@ def test_paging_sorting_and_facets_over_http(sample_index_dir) -> None:  # type:
         assert dates == sorted(dates, reverse=True)
         assert newest["facets"]["source"] and newest["facets"]["tag"]
         assert sum(f["count"] for f in newest["facets"]["source"]) <= newest["total"]
-        deep = httpx.get(f"{url}/search", params={"query": "Rome", "k": 10, "offset": 995})
+        deep = httpx.get(f"{url}/search", params={"query": "Rome", "k": 10, "offset": 901})
         assert deep.status_code == 422
         assert deep.json()["error"]["details"][0]["field"] == "offset"
+        assert "the limit is 900" in deep.json()["error"]["message"]
+        schema = httpx.get(f"{url}/openapi.json").json()
+        offset = schema["components"]["schemas"]["SearchBody"]["properties"]["offset"]
+        assert offset["maximum"] == 900  # 1,000 deep at most, for any k up to LEDE_MAX_K

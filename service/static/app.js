@@ -26,6 +26,10 @@ function safeUrl(url) {
   }
 }
 
+function plural(count, word) {
+  return `${count.toLocaleString("en")} ${word}${count === 1 ? "" : "s"}`;
+}
+
 function filters() {
   const params = new URLSearchParams();
   params.set("mode", document.getElementById("mode").value);
@@ -36,6 +40,45 @@ function filters() {
   if (since) params.set("since", since);
   if (until) params.set("until", until + "T23:59:59");
   return params;
+}
+
+// The page's state lives in its URL (?q=...&mode=...&source=...&since=...&until=...&ask=1),
+// so a search can be shared or bookmarked and Back returns to the previous one.
+function remember(action) {
+  const state = new URLSearchParams();
+  state.set("q", queryInput.value.trim());
+  if (action === "ask") state.set("ask", "1");
+  const mode = document.getElementById("mode").value;
+  if (mode !== "hybrid") state.set("mode", mode);
+  for (const key of ["source", "since", "until"]) {
+    const value = document.getElementById(key).value;
+    if (value) state.set(key, value);
+  }
+  const url = `?${state}`;
+  if (url !== location.search) history.pushState(null, "", url);
+}
+
+function restore(event) {
+  const state = new URLSearchParams(location.search);
+  if (!event && !state.get("q")) return;  // a fresh page: nothing to restore
+  queryInput.value = state.get("q") || "";
+  document.getElementById("mode").value = state.get("mode") || "hybrid";
+  const source = document.getElementById("source");
+  const wanted = state.get("source") || "";
+  if (wanted && ![...source.options].some((o) => o.value === wanted)) {
+    source.append(el("option", { value: wanted }, wanted));
+  }
+  source.value = wanted;
+  document.getElementById("since").value = state.get("since") || "";
+  document.getElementById("until").value = state.get("until") || "";
+  if (!queryInput.value) {
+    results.replaceChildren();
+    answerPanel.hidden = true;
+    statusLine.textContent = "";
+    return;
+  }
+  if (state.get("ask")) ask(null, false);
+  else search(null, false);
 }
 
 function passageWithHighlights(hit) {
@@ -81,10 +124,24 @@ async function request(path, options) {
   return body;
 }
 
-async function search(event) {
+function looksLikeQuestion(text) {
+  return text.trim().endsWith("?");
+}
+
+// Enter in the box answers a question and searches anything else; the buttons do what they
+// say (Enter fires the Search button too, so the box handles its own Enter).
+function enterInBox(event) {
+  if (event.key !== "Enter" || event.isComposing) return;
+  event.preventDefault();
+  if (looksLikeQuestion(queryInput.value)) ask();
+  else search();
+}
+
+async function search(event, push = true) {
   if (event) event.preventDefault();
   const query = queryInput.value.trim();
   if (!query) return;
+  if (push) remember("search");
   const params = filters();
   params.set("query", query);
   params.set("k", "10");
@@ -94,7 +151,8 @@ async function search(event) {
     const body = await request(`/search?${params}`);
     renderHits(body.hits);
     statusLine.textContent = body.hits.length
-      ? `${body.hits.length} results in ${Math.round(body.took_ms)} ms`
+      ? `${plural(body.hits.length, "result")} of ${body.total.toLocaleString("en")} matches ` +
+        `in ${Math.round(body.took_ms)} ms`
       : "No results.";
   } catch (error) {
     statusLine.textContent = `Search failed: ${error.message}`;
@@ -130,15 +188,10 @@ function renderAnswer(body) {
     const item = el("li", { id: `cite-${citation.n}` });
     const url = safeUrl(citation.url);
     const title = citation.title || citation.article_id;
+    // Without a url the title is plain text; "Show passage" still leads to the quote.
     const link = url
       ? el("a", { href: url, target: "_blank", rel: "noopener noreferrer" }, title)
-      : el("a", { href: "#" }, title);
-    if (!url) {
-      link.addEventListener("click", (event) => {
-        event.preventDefault();
-        focusHit(citation.chunk_id);
-      });
-    }
+      : el("span", { class: "cite-title" }, title);
     const show = el("button", { type: "button", class: "show-passage" }, "Show passage");
     show.style.cssText = "margin-left:.5rem;padding:.1rem .4rem;font-size:.8rem";
     show.addEventListener("click", () => focusHit(citation.chunk_id));
@@ -149,12 +202,14 @@ function renderAnswer(body) {
   }
 }
 
-async function ask() {
+async function ask(event, push = true) {
   const question = queryInput.value.trim();
   if (!question) {
     queryInput.focus();
+    statusLine.textContent = "Type a question first.";
     return;
   }
+  if (push) remember("ask");
   const params = filters();
   const body = { question, mode: params.get("mode") };
   for (const key of ["since", "until"]) if (params.get(key)) body[key] = params.get(key);
@@ -169,7 +224,8 @@ async function ask() {
     renderAnswer(answer);
     statusLine.textContent = answer.answer === null
       ? "No confident answer."
-      : `Answer with ${answer.citations.length} citation(s), confidence ${answer.confidence.toFixed(2)}`;
+      : `Answer with ${plural(answer.citations.length, "citation")}, ` +
+        `confidence ${answer.confidence.toFixed(2)}`;
     document.getElementById("answer-heading").focus?.();
   } catch (error) {
     statusLine.textContent = `Question failed: ${error.message}`;
@@ -180,12 +236,29 @@ async function loadSources() {
   try {
     const facets = await request("/facets");
     const select = document.getElementById("source");
-    for (const source of facets.sources) select.append(el("option", { value: source }, source));
+    const present = new Set([...select.options].map((o) => o.value));
+    for (const source of facets.sources) {  // keeps the selection a URL may have made
+      if (!present.has(source)) select.append(el("option", { value: source }, source));
+    }
   } catch {
     // Filters still work without the list.
   }
 }
 
+async function showIndexSize(attempt = 0) {
+  try {
+    const ready = await request("/ready");
+    document.getElementById("index-size").textContent =
+      `${plural(ready.articles, "article")} indexed.`;
+  } catch {
+    if (attempt < 30) setTimeout(() => showIndexSize(attempt + 1), 2000);  // still warming up
+  }
+}
+
 form.addEventListener("submit", search);
-document.getElementById("ask-button").addEventListener("click", ask);
+queryInput.addEventListener("keydown", enterInBox);
+document.getElementById("ask-button").addEventListener("click", () => ask());
+window.addEventListener("popstate", restore);
+restore();  // a shared or bookmarked URL opens on its search (before any typing)
 loadSources();
+showIndexSize();
