@@ -160,10 +160,8 @@ def install_error_handlers(app: FastAPI) -> None:
         status, code = _domain_status(error)
         return error_response(status, code, str(error))
 
-    @app.exception_handler(ValueError)
-    async def _value(request: Request, error: ValueError) -> JSONResponse:
-        return error_response(400, "bad_request", str(error))
-
+    # Everything a client can get wrong is validated before a route runs (or raised as an
+    # APIError / LedeError); any other exception, a ValueError included, is a bug: 500.
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import uvicorn
+from fastapi import FastAPI
 
 from eval.local_server import free_port, wait_ready
 from service.app import create_app
@@ -16,10 +17,12 @@ __all__ = ["free_port", "running_server", "wait_ready"]
 
 
 @contextmanager
-def running_server(settings: Settings) -> Iterator[str]:
-    """Serve `create_app(settings)` with uvicorn until the block exits; yields the base URL."""
+def running_server(settings: Settings, app: FastAPI | None = None) -> Iterator[str]:
+    """Serve `app` (default: `create_app(settings)`) with uvicorn until the block exits;
+    yields the base URL."""
     port = free_port()
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    served = app if app is not None else create_app(settings)
+    config = uvicorn.Config(served, host="127.0.0.1", port=port, log_level="warning")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

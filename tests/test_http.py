@@ -330,6 +330,25 @@ def test_errors_name_the_field_and_what_to_do(base_url: str) -> None:
     )
 
 
+def test_a_bug_is_a_500_in_the_one_shape_never_a_400(
+    index_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from service.app import create_app
+
+    settings = Settings(index=index_dir)
+    app = create_app(settings)
+
+    @app.get("/bug")
+    def bug() -> None:
+        raise ValueError("an internal invariant broke")
+
+    with running_server(settings, app) as url:
+        response = httpx.get(f"{url}/bug")
+    assert_error(response, 500, "internal_error")
+    assert "invariant" not in response.text  # the details stay in the log
+    assert any("unhandled error on GET /bug" in r.getMessage() for r in caplog.records)
+
+
 def test_an_oversized_article_is_told_to_split(index_dir: Path) -> None:
     settings = Settings(index=index_dir, api_keys=[KEY], max_body_bytes=3_000_000)
     with running_server(settings) as url:
