@@ -39,6 +39,7 @@ def top_k(
     window: int,
     out_docs: np.ndarray,
     out_scores: np.ndarray,
+    matched: np.ndarray,
 ) -> int:
     """The k best (score, lowest id on ties) live documents of the query.
 
@@ -47,7 +48,8 @@ def top_k(
     normalization (slope 0, BM25's b = 0, the default) the loop skips the document lengths,
     with the same bits ((tf + b) + 0 * len is tf + b exactly). Only documents marked in
     `live` score; an empty `live` means every posting's document is live (no mask to read).
-    Fills `out_*` unordered; returns the count.
+    Fills `out_*` unordered; returns the count. Adds to `matched[0]` how many live documents
+    hold a query term (each window's touched documents: a count the loop has anyway).
     """
     b = np.float32(base)
     s = np.float32(slope)
@@ -88,6 +90,7 @@ def top_k(
                         sums[slot] += (w * tf) / ((tf + b) + s * doc_len[doc])
                 i += 1
             position[t] = i
+        matched[0] += count
         for j in range(count):
             slot = touched[j]
             score = sums[slot]
@@ -128,4 +131,5 @@ def warm_up() -> None:
         WINDOW,
         np.empty(1, np.int64),
         np.empty(1, np.float64),
+        np.zeros(1, np.int64),
     )

@@ -133,9 +133,10 @@ class Catalog:
         return values
 
     def allowed(self, mask: np.ndarray | None) -> np.ndarray:
-        """The live chunks, within `mask` when one is given."""
+        """The live chunks, within `mask` when one is given (not a copy without one: callers
+        must not write to it)."""
         if mask is None:
-            return self.live.copy()
+            return self.live
         allowed: np.ndarray = self.live & _fit_mask(mask, len(self.live))
         return allowed
 

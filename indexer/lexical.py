@@ -168,6 +168,13 @@ class LexicalIndex:
     def search(
         self, query: str, k: int, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k documents for `query`, best first: `(doc_ids, scores)` (see `search_counted`)."""
+        ids, scores, _ = self.search_counted(query, k, allowed)
+        return ids, scores
+
+    def search_counted(
+        self, query: str, k: int, allowed: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray, int]:
         """Top-k documents for `query`, best first.
 
         Args:
@@ -176,9 +183,10 @@ class LexicalIndex:
             allowed: optional boolean mask over doc ids; only ids with True are returned.
 
         Returns:
-            `(doc_ids, scores)`, both of length <= k.
+            `(doc_ids, scores, matched)`: at most k of each, and how many allowed live
+            documents hold a query term (what the query matches, counted in the same pass).
         """
-        empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32))
+        empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32), 0)
         if k <= 0 or self.doc_count == 0:
             return empty
         query_terms = Counter(
@@ -204,6 +212,7 @@ class LexicalIndex:
             [self.idf(t) * repeats * (k1 + 1) for t, repeats in query_terms.items()],
             dtype=np.float64,
         )
+        matched = np.zeros(1, dtype=np.int64)
         found = bm25_kernels.top_k(
             np.concatenate([p.docs[: p.size] for p in postings]),
             np.concatenate([p.tfs[: p.size] for p in postings]),
@@ -217,10 +226,11 @@ class LexicalIndex:
             bm25_kernels.WINDOW,
             found_docs,
             found_scores,
+            matched,
         )
         candidates, scores = found_docs[:found], found_scores[:found]
         order = np.lexsort((candidates, -scores))
-        return candidates[order], scores[order].astype(np.float32)
+        return candidates[order], scores[order].astype(np.float32), int(matched[0])
 
     # --- persistence ---------------------------------------------------------------------
 

@@ -269,8 +269,9 @@ class SearchEngine:
         lists: dict[str, RankedList] = {}
         with self.index.reading():
             mask = self.index.filter_mask(filters)
+            bm25_matches = 0
             if mode in ("bm25", "hybrid"):
-                ids, scores = self.index.lexical.search(query, depth, mask)
+                ids, scores, bm25_matches = self.index.lexical.search_counted(query, depth, mask)
                 lists["bm25"] = bm25_list(ids, scores, depth)
             if mode in ("dense", "hybrid"):
                 if encoding is not None:
@@ -284,12 +285,15 @@ class SearchEngine:
             ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))
             if group == "article" and self.reranker is None:
                 ranked = self._best_per_article(ranked)
-            matching = self._matching(query, mode, mask)
-            total = (
-                self.index.catalog.article_count(matching)
-                if group == "article"
-                else int(np.count_nonzero(matching))
-            )
+            if mode == "bm25" and group == "chunk" and not facets:
+                total = bm25_matches  # counted by BM25's own pass over the postings
+            else:
+                matching = self._matching(query, mode, mask)
+                total = (
+                    self.index.catalog.article_count(matching)
+                    if group == "article"
+                    else int(np.count_nonzero(matching))
+                )
             facet_counts = (
                 self.index.catalog.facet_counts(matching, settings.facet_values) if facets else None
             )
@@ -322,7 +326,8 @@ class SearchEngine:
         return SearchResult(hits, took_ms, total, facet_counts)
 
     def _matching(self, query: str, mode: Mode, mask: np.ndarray | None) -> np.ndarray:
-        """The chunks a query matches: with a query term (bm25), or every allowed one."""
+        """The chunks a query matches: with a query term (bm25), or every allowed one (a
+        read-only view; nothing here is written)."""
         allowed = self.index.catalog.allowed(mask)
         if mode != "bm25":
             return allowed

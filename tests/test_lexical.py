@@ -91,6 +91,24 @@ def test_allowed_mask_filters_before_top_k() -> None:
     assert all(doc_id % 10 == 0 for doc_id in ids.tolist())
 
 
+def test_the_bm25_pass_counts_every_matching_document() -> None:
+    analyzer = Analyzer()
+    index = LexicalIndex(analyzer)
+    texts = _corpus(9, 20_000)  # several windows of 4,096 ids
+    for doc_id, text in enumerate(texts):
+        index.add(doc_id, text)
+    for doc_id in range(0, 20_000, 7):
+        index.delete(doc_id)
+    allowed = np.arange(20_000) % 3 != 0
+    for query in ("apple", "apple fig", "kiwi plum fig"):
+        terms = set(analyzer(query))
+        holding = [d for d, text in enumerate(texts) if d % 7 and terms & set(analyzer(text))]
+        assert index.search_counted(query, 10)[2] == len(holding)
+        assert index.search_counted(query, 10, allowed)[2] == sum(1 for d in holding if d % 3)
+        assert index.search_counted(query, 10)[2] == int(np.count_nonzero(index.matching(query)))
+    assert index.search_counted("nothing-like-this", 10)[2] == 0
+
+
 def test_persistence_round_trip_keeps_scores_and_updates() -> None:
     analyzer = Analyzer()
     index = LexicalIndex(analyzer)
