@@ -9,8 +9,10 @@ Rules for `.txt` / `.md` files (README, "Index your own files"):
    ("date 2020-10-13 Rome", "Posted on Oct. 13, 2020") becomes `published_at`, a byline
    ("By Jane Doe") `author`, photo credits are passed over, and the first other line (at most
    `MAX_TITLE_CHARS`, Markdown `#` removed) is the title. A wire dateline opening the story
-   ("ROME, Oct. 13, 2020 (Reuters) -") gives the date when it states the year, and the agency
-   as `source`. Front matter wins over these.
+   ("ROME, Oct. 13, 2020 (Reuters) -") gives the agency as `source` and the date; without a
+   year ("ROME, Oct. 13 (Reuters) -") the year is the latest that puts the day on or before the
+   file's modification time, and `metadata.published_at_inferred` says so. Front matter wins
+   over these.
 3. Without a title line, the file name is the title ("rome-floods.txt" -> "rome floods").
 """
 
@@ -52,7 +54,7 @@ def title_from_name(name: str) -> str:
     return " ".join(re.split(r"[-_\s]+", stem)).strip()
 
 
-def text_fields(text: str) -> dict[str, Any]:
+def text_fields(text: str, saved: datetime | None = None) -> dict[str, Any]:
     """The article fields of a `.txt` / `.md` document (`text` included; no `id` unless its
     front matter gives one; no title when neither it nor a line gives one).
 
@@ -60,14 +62,17 @@ def text_fields(text: str) -> dict[str, Any]:
         InvalidArticleError: front matter that is not valid YAML or has a bad field.
     """
     front, body = _front_matter(text)
-    fields = header_fields(body)
+    fields = header_fields(body, saved)
+    if "metadata" in fields and "metadata" in front:
+        front["metadata"] = {**fields["metadata"], **front["metadata"]}
     fields.update(front)
     fields["text"] = body
     return fields
 
 
-def header_fields(body: str) -> dict[str, Any]:
-    """Title, date, author and source read from the leading lines of a plain-text article."""
+def header_fields(body: str, saved: datetime | None = None) -> dict[str, Any]:
+    """Title, date, author and source read from the leading lines of a plain-text article
+    (`saved`: when the file was saved, for a dateline that leaves out the year)."""
     fields: dict[str, Any] = {}
     title: str | None = None
     lines = [line.strip() for line in body.splitlines() if line.strip()][:HEADER_LINES]
@@ -76,11 +81,14 @@ def header_fields(body: str) -> dict[str, Any]:
         if when is not None:
             fields.setdefault("published_at", when)
             continue
-        wire = wire_dateline(line)
+        wire = wire_dateline(line, saved)
         if wire is not None:  # the story itself has begun
-            if wire[0] is not None:
-                fields.setdefault("published_at", wire[0])
-            fields.setdefault("source", wire[1])
+            when, agency, inferred = wire
+            if when is not None and "published_at" not in fields:
+                fields["published_at"] = when
+                if inferred:
+                    fields["metadata"] = {"published_at_inferred": "year from the file's time"}
+            fields.setdefault("source", agency)
             break
         author = byline_author(line)
         if author is not None:

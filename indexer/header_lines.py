@@ -79,12 +79,33 @@ def line_date(line: str) -> datetime | None:
     return parse_date(found.group(0))
 
 
-def wire_dateline(line: str) -> tuple[datetime | None, str] | None:
-    """A wire dateline's date (only when it gives the year) and agency, or None."""
+def wire_dateline(
+    line: str, reference: datetime | None = None
+) -> tuple[datetime | None, str, bool] | None:
+    """A wire dateline's date, agency, and whether the year was inferred; None for another line.
+
+    A dateline without its year ("ROME, Oct. 13 (Reuters) -") is dated to the latest such day
+    not after `reference` (a saved file's modification time), or left undated without one.
+    """
     found = _WIRE.search(line)
     if found is None:
         return None
-    return parse_date(found.group("date")), found.group("agency").strip()
+    agency = found.group("agency").strip()
+    stated = parse_date(found.group("date"))
+    if stated is not None or reference is None:
+        return stated, agency, False
+    import dateparser
+
+    inferred: datetime | None = dateparser.parse(
+        found.group("date"),
+        languages=["en"],
+        settings={
+            "PREFER_DATES_FROM": "past",
+            "RELATIVE_BASE": reference.replace(tzinfo=None),
+            "REQUIRE_PARTS": ["month", "day"],
+        },
+    )
+    return inferred, agency, inferred is not None
 
 
 def byline_author(line: str) -> str | None:

@@ -17,6 +17,7 @@ import json
 import sys
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -246,8 +247,11 @@ def _document_fields(path: Path, article_id: str) -> dict[str, Any] | Skipped:
     if isinstance(text, Skipped):
         return text
     try:
-        is_html = path.suffix.lower() in HTML_SUFFIXES
-        fields = html_fields(text) if is_html else text_fields(text)
+        if path.suffix.lower() in HTML_SUFFIXES:
+            fields = html_fields(text)
+        else:
+            saved = datetime.fromtimestamp(path.stat().st_mtime, tz=UTC)
+            fields = text_fields(text, saved)
     except InvalidArticleError as error:
         return Skipped(str(path), None, str(error))
     if not str(fields.get("text", "")).strip():

@@ -85,15 +85,34 @@ def test_date_lines(line: str, expected: str | None) -> None:
     assert (found.date().isoformat() if found else None) == expected
 
 
-def test_wire_datelines_give_the_agency_and_a_date_only_with_its_year() -> None:
+def test_wire_datelines_give_the_agency_and_the_date() -> None:
     dated = wire_dateline("ROME, Oct. 13, 2020 (Reuters) - Italy's government said")
     assert dated is not None and dated[0] is not None and dated[0].year == 2020
-    assert dated[1] == "Reuters"
+    assert dated[1:] == ("Reuters", False)
     undated = wire_dateline("NEW YORK, March 2 (AP) — Stocks rose")
-    assert undated == (None, "AP")
+    assert undated == (None, "AP", False)  # no year, and nothing to take one from
     fields = text_fields("ROME, Oct. 13 (Reuters) - Italy's government said on Tuesday.")
     assert fields["source"] == "Reuters" and "published_at" not in fields
     assert "title" not in fields  # the story's first line is not a headline
+
+
+def test_a_dateline_without_its_year_takes_it_from_the_file_time(tmp_path: Path) -> None:
+    import os
+    from datetime import datetime
+
+    story = "ROME, Oct. 13 (Reuters) - Italy's government said on Tuesday it would act.\n"
+    for name, saved in (("late.txt", "2020-11-02"), ("early.txt", "2020-10-01")):
+        path = tmp_path / name
+        path.write_text(story)
+        stamp = datetime.fromisoformat(saved + "T12:00:00+00:00").timestamp()
+        os.utime(path, (stamp, stamp))
+    articles, skipped = _articles(tmp_path)
+    assert not skipped
+    for name, year in (("late.txt", 2020), ("early.txt", 2019)):
+        article = articles[name]
+        assert article.published_iso == f"{year}-10-13T00:00:00Z"
+        assert article.source == "Reuters"
+        assert article.metadata == {"published_at_inferred": "year from the file's time"}
 
 
 def test_bylines() -> None:
