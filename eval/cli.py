@@ -1,4 +1,8 @@
-"""`lede eval ...` and `lede bench ...`, added to the service's command line."""
+"""`lede eval ...`, `lede train ...` and `lede bench ...`: the evaluation's commands.
+
+They join the product's `lede` command as a plugin: `register` is the `lede.commands` entry
+point in pyproject.toml, which `service.cli.main` loads. Nothing in the service imports this.
+"""
 
 from __future__ import annotations
 
@@ -14,12 +18,10 @@ from eval.datasets import SHARED_DATASETS, datasets_with_qrels, load_beir
 from indexer.chunker import ChunkerSettings
 from indexer.lexical import BM25Settings
 from indexer.manifest import IndexSettings
-from service.cli import app
 from service.cli_help import PlainHelpCommand
 from service.engine import MODES, EngineSettings, Mode
 
 eval_app = typer.Typer(help="Measure retrieval and answer quality.", no_args_is_help=True)
-app.add_typer(eval_app, name="eval")
 ENGINE = EngineSettings()
 BM25 = BM25Settings()
 
@@ -118,10 +120,6 @@ def relevance_command(
         json_out.write_text(json.dumps(payload, indent=2) + "\n")
 
 
-def main() -> None:
-    app()
-
-
 @eval_app.command("qa", cls=PlainHelpCommand)
 def qa_command(
     squad: Annotated[Path, typer.Option(help="SQuAD v1.1 dev folder (BEIR view + qa/).")] = (
@@ -164,7 +162,6 @@ def qa_command(
 
 _PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []}
 train_app = typer.Typer(help="Build Lede's learned models from public data.", no_args_is_help=True)
-app.add_typer(train_app, name="train")
 
 
 @train_app.command("answers", context_settings=_PASS_THROUGH)
@@ -178,7 +175,6 @@ def train_answers_command(ctx: typer.Context) -> None:
 bench_app = typer.Typer(
     help="Speed benchmarks (write JSON under eval/results/).", no_args_is_help=True
 )
-app.add_typer(bench_app, name="bench")
 
 
 BENCHMARKS = {  # name: summary; `lede bench NAME` runs eval/bench_NAME.py (or eval/NAME.py)
@@ -206,3 +202,10 @@ def _register_benchmark(name: str, summary: str) -> None:
 
 for _name, _summary in BENCHMARKS.items():
     _register_benchmark(_name, _summary)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `eval`, `train` and `bench` to the `lede` command (the `lede.commands` plugin)."""
+    app.add_typer(eval_app, name="eval")
+    app.add_typer(train_app, name="train")
+    app.add_typer(bench_app, name="bench")

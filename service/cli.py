@@ -456,5 +456,13 @@ def repair_command(index: IndexOption) -> None:
     typer.echo(f"repaired {index}: {counts['articles']} articles, {counts['chunks']} chunks")
 
 
+PLUGINS = "lede.commands"  # entry points: `register(app)` adds commands (eval's, for one)
+
+
 def main() -> None:
+    """The `lede` command: the product's commands plus those its installed plugins add."""
+    from importlib.metadata import entry_points
+
+    for plugin in entry_points(group=PLUGINS):
+        plugin.load()(app)
     app()

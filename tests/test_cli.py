@@ -270,3 +270,21 @@ def test_the_readme_python_example_runs(tmp_path: Path) -> None:
     )
     assert completed.returncode == 0, completed.stderr
     assert "Tom Cruise" in completed.stdout
+
+
+def test_the_product_cli_does_not_import_the_evaluation() -> None:
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    probe = (
+        "import sys, service.cli, service.app; "
+        "print(sorted(m for m in sys.modules if m == 'eval' or m.startswith('eval.')))"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    assert completed.stdout.strip() == "[]"
+    # The evaluation joins `lede` as the `lede.commands` plugin.
+    assert lede("eval", "--help").returncode == 0 and "relevance" in lede("eval", "--help").stdout
