@@ -133,22 +133,19 @@ class Catalog:
         return values
 
     def allowed(self, mask: np.ndarray | None) -> np.ndarray:
-        """The live chunks, within `mask` when one is given (not a copy without one: callers
-        must not write to it)."""
-        if mask is None:
-            return self.live
-        allowed: np.ndarray = self.live & _fit_mask(mask, len(self.live))
-        return allowed
+        """The live chunks a `mask` from `mask()` allows (a mask holds live chunks only), or
+        every live chunk without one. Not a copy: callers must not write to it."""
+        return self.live if mask is None else mask
 
     def article_count(self, matching: np.ndarray) -> int:
         """How many distinct articles the `matching` chunks belong to."""
-        codes = self._article[_fit_mask(matching, len(self._article))]
+        codes = self._article[fit_mask(matching, len(self._article))]
         return int(np.count_nonzero(np.bincount(codes[codes >= 0]))) if len(codes) else 0
 
     def facet_counts(self, matching: np.ndarray, limit: int) -> dict[str, list[dict[str, Any]]]:
         """Articles per source and per tag among the `matching` chunks, most first (then by
         value), at most `limit` values each."""
-        inside = _fit_mask(matching, len(self._article))
+        inside = fit_mask(matching, len(self._article))
         articles = self._article[inside]
         sources = self._source[inside]
         pairs = np.unique(np.stack([articles, sources]), axis=1) if len(articles) else None
@@ -204,7 +201,7 @@ class Catalog:
         return mask
 
 
-def _fit_mask(mask: np.ndarray, size: int) -> np.ndarray:
+def fit_mask(mask: np.ndarray, size: int) -> np.ndarray:
     """A boolean mask cut or padded (with False) to `size` ids."""
     if len(mask) >= size:
         return mask[:size]

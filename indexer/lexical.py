@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from indexer import bm25_kernels
+from indexer.filters import fit_mask
 from indexer.text_analysis import Analyzer
 
 
@@ -197,7 +198,7 @@ class LexicalIndex:
         # Without a filter or tombstones every posting's document is live: the loop skips
         # the mask (an empty one), about 12% of its time at 1M chunks.
         if allowed is not None:
-            live = self._live & _fit(allowed, len(self._live))
+            live = self._live & fit_mask(allowed, len(self._live))
         else:
             live = self._live if self._tombstones else self._live[:0]
         k1, b = self.settings.k1, self.settings.b
@@ -294,9 +295,3 @@ class LexicalIndex:
         index.doc_count = len(doc_ids)
         index._total_len = float(doc_len.sum(dtype=np.float64))
         return index
-
-
-def _fit(mask: np.ndarray, size: int) -> np.ndarray:
-    if len(mask) >= size:
-        return mask[:size]
-    return np.concatenate([mask, np.zeros(size - len(mask), dtype=bool)])

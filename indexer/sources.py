@@ -76,13 +76,7 @@ def count_records(path: Path) -> int:
     """About how many articles `read_source(path)` yields (for a progress bar's total): the
     non-blank lines of JSONL, the rows of CSV, one per document file."""
     if path.is_dir():
-        return sum(
-            count_records(p)
-            for p in path.rglob("*")
-            if p.is_file()
-            and p.suffix.lower() in RECORD_SUFFIXES | TEXT_SUFFIXES | HTML_SUFFIXES
-            and not any(part.startswith(".") for part in p.relative_to(path).parts)
-        )
+        return sum(count_records(p) for p in _visible_files(path))
     suffix = path.suffix.lower()
     try:
         if suffix in {".jsonl", ".ndjson"}:
@@ -198,12 +192,17 @@ def _row(data: Any, manifest: Path, line: int, listed: set[Path] | None) -> Item
     return _parse({**found, **fields}, str(manifest), line)
 
 
-def _read_directory(root: Path) -> Iterator[Item]:
-    files = sorted(
+def _visible_files(root: Path) -> list[Path]:
+    """The files under `root`, in order, hidden ones (and those in hidden folders) left out."""
+    return sorted(
         p
         for p in root.rglob("*")
         if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
     )
+
+
+def _read_directory(root: Path) -> Iterator[Item]:
+    files = _visible_files(root)
     documents = {p for p in files if p.suffix.lower() in TEXT_SUFFIXES | HTML_SUFFIXES}
     sidecars = {d.with_suffix(SIDECAR_SUFFIX) for d in documents}
     listed: set[Path] = set()  # documents a manifest names are read from it, once

@@ -123,9 +123,9 @@ def _check_limits(state: ServiceState, field: str, text: str, k: int | None = No
         )
 
 
-def _deepest_offset(settings: Settings, window: int | None = None) -> int:
+def _deepest_offset(settings: Settings, window: int) -> int:
     """The largest offset the API takes: any k up to LEDE_MAX_K then stays in the window."""
-    return max(0, (window or EngineSettings().sort_window) - settings.max_k)
+    return max(0, window - settings.max_k)
 
 
 def _search(state: ServiceState, request: SearchRequest) -> dict[str, Any]:
@@ -394,7 +394,7 @@ def _document_limits(app: FastAPI, settings: Settings) -> None:
             "query": {"maxLength": settings.max_query_chars},
             "question": {"maxLength": settings.max_query_chars},
             "articles": {"maxItems": settings.max_batch},
-            "offset": {"maximum": _deepest_offset(settings)},
+            "offset": {"maximum": _deepest_offset(settings, EngineSettings().sort_window)},
         }
         for component in schema.get("components", {}).get("schemas", {}).values():
             for name, field in component.get("properties", {}).items():

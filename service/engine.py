@@ -76,7 +76,8 @@ class EngineSettings:
         candidates: depth each retriever fetches before hybrid fusion.
         rerank_depth: fused hits re-scored by the cross-encoder, when one is configured.
         sort_window: how many of the most relevant matches `sort="published_at"` orders by
-            date (the rest are not considered), and how deep `offset + k` may page.
+            date (the rest are not considered; with a reranker, the reranked hits), and how
+            deep `offset + k` may page.
         facet_values: the most values per facet that a search with facets returns.
     """
 
@@ -297,11 +298,12 @@ class SearchEngine:
             facet_counts = (
                 self.index.catalog.facet_counts(matching, settings.facet_values) if facets else None
             )
-        if self.reranker is not None:
-            ranked = ranked[: max(settings.rerank_depth, window)]
+        if self.reranker is not None:  # the cross-encoder reads what it must, no more
+            ranked = ranked[: max(settings.rerank_depth, offset + k)]
         else:
             if sort == "published_at":
-                ranked = self._newest_first(ranked[:window])
+                ranked = ranked[:window]
+                ranked = [ranked[i] for i in self._newest_first([doc for doc, _ in ranked])]
             ranked = ranked[offset : offset + k]
         # Only the hits that will be returned are read from SQLite.
         records = self.index.store.chunk_records([doc for doc, _ in ranked])
@@ -316,9 +318,7 @@ class SearchEngine:
             if group == "article":
                 hits = _best_hit_per_article(hits)
             if sort == "published_at":
-                dates = [h.record.published_ts for h in hits]
-                order = sorted(range(len(hits)), key=lambda i: _newest(dates[i], i))
-                hits = [hits[i] for i in order]
+                hits = [hits[i] for i in self._newest_first([h.record.rowid for h in hits])]
             hits = hits[offset : offset + k]
         if highlight:
             self._highlight(query, hits)
@@ -336,13 +336,14 @@ class SearchEngine:
         matching: np.ndarray = found[:size] & allowed[:size]
         return matching
 
-    def _newest_first(self, ranked: list[tuple[int, float]]) -> list[tuple[int, float]]:
-        dates = self.index.catalog.published([doc for doc, _ in ranked])
-        order = sorted(
-            range(len(ranked)),
-            key=lambda i: _newest(None if np.isnan(dates[i]) else float(dates[i]), i),
+    def _newest_first(self, rowids: list[int]) -> list[int]:
+        """Positions of these chunks (in relevance order) newest first, undated last, ties in
+        relevance order; dates come from the in-memory catalog."""
+        dates = self.index.catalog.published(rowids)
+        undated = np.isnan(dates)
+        return sorted(
+            range(len(rowids)), key=lambda i: (bool(undated[i]), 0.0 if undated[i] else -dates[i])
         )
-        return [ranked[i] for i in order]
 
     def _best_per_article(self, ranked: list[tuple[int, float]]) -> list[tuple[int, float]]:
         """Keep each article's best chunk, using the in-memory catalog (no database read)."""
@@ -397,11 +398,6 @@ def _positions(
             if doc in wanted
         }
     return [{name: found.get(name, {}).get(doc) for name in ("bm25", "dense")} for doc in docs]
-
-
-def _newest(timestamp: float | None, rank: int) -> tuple[int, float, int]:
-    """Sort key: dated before undated, newer first, then by relevance rank."""
-    return (0, -timestamp, rank) if timestamp is not None else (1, 0.0, rank)
 
 
 def _best_hit_per_article(hits: list[Hit]) -> list[Hit]:

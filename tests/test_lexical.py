@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from eval.lucene_bm25 import LuceneBM25
-from indexer.lexical import MAX_DOC_ID, MAX_TF, BM25Settings, LexicalIndex, _fit
+from indexer.filters import fit_mask
+from indexer.lexical import MAX_DOC_ID, MAX_TF, BM25Settings, LexicalIndex
 from indexer.text_analysis import Analyzer, AnalyzerSettings
 
 WORDS = "apple banana cherry date elder fig grape honeydew kiwi lemon mango nectarine".split()
@@ -178,7 +179,7 @@ def _numpy_reference(
 ) -> tuple[list[int], list[float]]:
     """The plain numpy scoring the compiled loops replaced (same arithmetic, same order)."""
     terms = Counter(index.vocabulary[t] for t in index.analyzer(query) if t in index.vocabulary)
-    live = index._live if allowed is None else index._live & _fit(allowed, len(index._live))
+    live = index._live if allowed is None else index._live & fit_mask(allowed, len(index._live))
     k1, b = index.settings.k1, index.settings.b
     base, slope = k1 * (1 - b), k1 * b / index.average_length
     totals = np.zeros(len(live))
