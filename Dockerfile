@@ -21,7 +21,7 @@ RUN pip install "torch==2.13.0" --index-url https://download.pytorch.org/whl/cpu
 RUN useradd --create-home --uid 10001 lede && mkdir -p /data && chown lede /data
 USER 10001
 # Export the embedding model to ONNX now (into ~/.cache/lede) rather than at the first start.
-RUN python -c "from indexer.embedder import SentenceTransformerEmbedder as E; E().warm_up()"
+RUN python -c "from lede.indexer.embedder import SentenceTransformerEmbedder as E; E().warm_up()"
 VOLUME ["/data"]
 
 EXPOSE 8000

@@ -1,6 +1,6 @@
 """The dev end-to-end set behind `PRIOR_WEIGHT` (decision 31).
 
-    python -m eval.answer_prior [--weights 0,4,15,20,50]
+    python -m lede.eval.answer_prior [--weights 0,4,15,20,50]
 
 Indexes the WikiQA train + dev pages as articles (one per page, its sentences in order) under
 `.lede/eval-cache/wikiqa-pages`, asks WikiQA dev's answerable questions, and reports for each
@@ -17,13 +17,13 @@ from typing import Any
 
 import numpy as np
 
-from eval.datasets import SHARED_DATASETS
-from eval.relevance import DEFAULT_CACHE
-from indexer.embedder import SentenceTransformerEmbedder
-from indexer.index import LedeIndex
-from indexer.models import parse_article
-from service.answers import Answerer
-from service.engine import SearchEngine
+from lede.eval.datasets import SHARED_DATASETS
+from lede.eval.relevance import DEFAULT_CACHE
+from lede.indexer.embedder import SentenceTransformerEmbedder
+from lede.indexer.index import LedeIndex
+from lede.indexer.models import parse_article
+from lede.service.answers import Answerer
+from lede.service.engine import SearchEngine
 
 
 def _pages(root: Path) -> tuple[dict[str, tuple[str, list[str], list[int]]], list[dict[str, Any]]]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from service.answer_scoring import PassageText, Scorer, margin, score_candidates
+from lede.service.answer_scoring import PassageText, Scorer, margin, score_candidates
 
 _NUM = re.compile(r"<num>")
 

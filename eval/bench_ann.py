@@ -1,6 +1,6 @@
 """Vector search benchmark (the hot path): recall@10 against exact search vs speed.
 
-    python -m eval.bench_ann --sizes 100000,1000000 --json eval/results/bench_ann.json
+    python -m lede.eval.bench_ann --sizes 100000,1000000 --json eval/results/bench_ann.json
 
 Vectors: real all-MiniLM-L6-v2 chunk embeddings read from the indexes that `lede eval` built
 under `.lede/eval-cache/` (SciFact, SQuAD, Cranfield, ... ; 189,313 distinct vectors after
@@ -24,8 +24,8 @@ from typing import Any
 import faiss
 import numpy as np
 
-from eval.report import write_result
-from indexer.dense import pq_subvectors, search_parameters
+from lede.eval.report import write_result
+from lede.indexer.dense import pq_subvectors, search_parameters
 
 DIMENSION = 384
 # 4-bit fast-scan PQ finds candidates in IVF lists; SQ8 codes re-score them (the service's
@@ -56,7 +56,7 @@ def real_query_texts(count: int) -> list[str]:
     """A seeded sample of real queries from the BEIR datasets beside the checkout."""
     import json
 
-    from eval.datasets import SHARED_DATASETS
+    from lede.eval.datasets import SHARED_DATASETS
 
     texts: list[str] = []
     for path in sorted(SHARED_DATASETS.glob("*/queries.jsonl")):
@@ -68,7 +68,7 @@ def real_query_texts(count: int) -> list[str]:
 
 def real_queries(count: int) -> np.ndarray:
     """Embeddings of `real_query_texts`."""
-    from indexer.embedder import SentenceTransformerEmbedder
+    from lede.indexer.embedder import SentenceTransformerEmbedder
 
     texts = real_query_texts(count)
     if not texts:

@@ -1,6 +1,6 @@
 """Lede's lexical engine against rank-bm25 and bm25s on the same corpus and queries.
 
-    python -m eval.bench_bm25 --documents 100000 --json eval/results/bench_bm25.json
+    python -m lede.eval.bench_bm25 --documents 100000 --json eval/results/bench_bm25.json
 
 All three get the same analyzed tokens (Lede's analyzer: lowercase, stopwords, Snowball
 stems) and the Lucene BM25 formula with Lede's default k1 and b: bm25s with
@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from eval.bench_indexer import _synthetic
-from eval.lucene_bm25 import LuceneBM25
-from eval.report import write_result
-from indexer.lexical import LexicalIndex
-from indexer.text_analysis import Analyzer
+from lede.eval.bench_indexer import _synthetic
+from lede.eval.lucene_bm25 import LuceneBM25
+from lede.eval.report import write_result
+from lede.indexer.lexical import LexicalIndex
+from lede.indexer.text_analysis import Analyzer
 
 
 def main(argv: list[str] | None = None) -> None:

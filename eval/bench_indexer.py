@@ -1,7 +1,7 @@
 """Indexer benchmark: BM25 query speed vs rank-bm25, one-article add time, and indexing
 throughput vs bare `SentenceTransformer.encode`.
 
-    python -m eval.bench_indexer --json eval/results/bench_indexer.json
+    python -m lede.eval.bench_indexer --json eval/results/bench_indexer.json
 
 Corpus: documents of 120 words drawn from the word frequencies of Reuters-21578 (read from
 ../shared/datasets when present, otherwise from examples/). The 100k-chunk index is built
@@ -27,12 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from eval.lucene_bm25 import LuceneBM25
-from eval.report import write_result
-from indexer.embedder import SentenceTransformerEmbedder
-from indexer.hashing_embedder import HashingEmbedder
-from indexer.index import LedeIndex
-from indexer.models import Article, parse_article
+from lede.eval.lucene_bm25 import LuceneBM25
+from lede.eval.report import write_result
+from lede.indexer.embedder import SentenceTransformerEmbedder
+from lede.indexer.hashing_embedder import HashingEmbedder
+from lede.indexer.index import LedeIndex
+from lede.indexer.models import Article, parse_article
 
 ROOT = Path(__file__).resolve().parent.parent
 REUTERS = ROOT.parent / "shared" / "datasets" / "reuters21578" / "corpus.jsonl"

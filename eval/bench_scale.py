@@ -31,23 +31,23 @@ from typing import Any
 import faiss
 import numpy as np
 
-from eval.bench_ann import gaussian_like, real_query_texts, real_vectors
-from eval.bench_indexer import reuters_vocabulary
-from eval.relevance import DEFAULT_CACHE
-from eval.report import percentiles, write_result
-from indexer import bm25_kernels
-from indexer.dense import DenseIndex
-from indexer.embedder import SentenceTransformerEmbedder
-from indexer.lexical import LexicalIndex
-from indexer.text_analysis import Analyzer
-from service.engine import (
+from lede.eval.bench_ann import gaussian_like, real_query_texts, real_vectors
+from lede.eval.bench_indexer import reuters_vocabulary
+from lede.eval.relevance import DEFAULT_CACHE
+from lede.eval.report import percentiles, write_result
+from lede.indexer import bm25_kernels
+from lede.indexer.dense import DenseIndex
+from lede.indexer.embedder import SentenceTransformerEmbedder
+from lede.indexer.lexical import LexicalIndex
+from lede.indexer.text_analysis import Analyzer
+from lede.service.engine import (
     QUERY_ENCODING,
     EngineSettings,
     bm25_list,
     dense_list,
     encode_beside_bm25,
 )
-from service.fusion import convex_combination
+from lede.service.fusion import convex_combination
 
 WORDS_PER_CHUNK = 120
 DEPTH = 100

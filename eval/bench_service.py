@@ -1,7 +1,7 @@
 """Service latency: /search and /answer over HTTP under concurrent clients, next to the
 in-process engine time for the same queries.
 
-    python -m eval.bench_service --json eval/results/bench_service.json
+    python -m lede.eval.bench_service --json eval/results/bench_service.json
 
 Starts `lede serve` (one uvicorn worker) on 127.0.0.1 against an index of the sample
 articles (or `--source` JSONL), warms it up, then for each concurrency level runs
@@ -26,13 +26,13 @@ from typing import Any
 
 import httpx
 
-from eval.local_server import lede_serve
-from eval.report import percentiles, write_result
-from indexer.embedder import SentenceTransformerEmbedder
-from indexer.index import LedeIndex
-from indexer.sources import Skipped, read_source
-from service.answers import Answerer
-from service.engine import SearchEngine
+from lede.eval.local_server import lede_serve
+from lede.eval.report import percentiles, write_result
+from lede.indexer.embedder import SentenceTransformerEmbedder
+from lede.indexer.index import LedeIndex
+from lede.indexer.sources import Skipped, read_source
+from lede.service.answers import Answerer
+from lede.service.engine import SearchEngine
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -14,12 +14,12 @@ from typing import Annotated
 
 import typer
 
-from eval.datasets import SHARED_DATASETS, datasets_with_qrels, load_beir
-from indexer.chunker import ChunkerSettings
-from indexer.lexical import BM25Settings
-from indexer.manifest import IndexSettings
-from service.cli_help import PlainHelpCommand
-from service.engine import MODES, EngineSettings, Mode
+from lede.eval.datasets import SHARED_DATASETS, datasets_with_qrels, load_beir
+from lede.indexer.chunker import ChunkerSettings
+from lede.indexer.lexical import BM25Settings
+from lede.indexer.manifest import IndexSettings
+from lede.service.cli_help import PlainHelpCommand
+from lede.service.engine import MODES, EngineSettings, Mode
 
 eval_app = typer.Typer(help="Measure retrieval and answer quality.", no_args_is_help=True)
 ENGINE = EngineSettings()
@@ -81,9 +81,13 @@ def relevance_command(
         ".lede/eval-cache"
     ),
     json_out: Annotated[Path | None, typer.Option("--json", help="Write results here.")] = None,
+    runs: Annotated[
+        Path | None,
+        typer.Option(help="Write each run as a TREC run file here (DATASET.MODE.trec)."),
+    ] = None,
 ) -> None:
     """nDCG@10, Recall@100, MAP and MRR@10 per mode, with paired significance tests."""
-    from eval.relevance import RelevanceConfig, evaluate_dataset, format_table  # ranx is slow
+    from lede.eval.relevance import RelevanceConfig, evaluate_dataset, format_table  # ranx is slow
 
     paths = datasets_with_qrels() if datasets == ["all"] else [Path(d) for d in datasets]
     if not paths:
@@ -112,7 +116,7 @@ def relevance_command(
     results = []
     for dataset in loaded:
         typer.echo(f"evaluating {dataset.name} ({len(dataset.queries)} queries)...", err=True)
-        results.append(evaluate_dataset(dataset, config, cache))
+        results.append(evaluate_dataset(dataset, config, cache, runs_dir=runs))
     typer.echo(format_table(results))
     if json_out is not None:
         json_out.parent.mkdir(parents=True, exist_ok=True)
@@ -143,8 +147,8 @@ def qa_command(
 ) -> None:
     """Answer sentence and short-answer span on SQuAD dev (gold paragraph, end to end, article
     not indexed), calibration (ECE), and the scorer's MAP / MRR on WikiQA and TrecQA test."""
-    from eval.qa import evaluate_qa
-    from eval.report import write_result
+    from lede.eval.qa import evaluate_qa
+    from lede.eval.report import write_result
 
     if not (squad / "qa" / "dev.jsonl").exists():
         typer.echo(f"error: {squad}/qa/dev.jsonl not found", err=True)
@@ -167,7 +171,7 @@ train_app = typer.Typer(help="Build Lede's learned models from public data.", no
 @train_app.command("answers", context_settings=_PASS_THROUGH)
 def train_answers_command(ctx: typer.Context) -> None:
     """Fine-tune the answer scorer on WikiQA + TrecQA train, calibrate on dev (--help)."""
-    from eval.train_answers import main as train_main
+    from lede.eval.train_answers import main as train_main
 
     train_main(list(ctx.args))
 
@@ -189,11 +193,13 @@ BENCHMARKS = {  # name: summary; `lede bench NAME` runs eval/bench_NAME.py (or e
 
 
 def _register_benchmark(name: str, summary: str) -> None:
-    """`lede bench NAME ARGS...` runs `python -m eval.bench_NAME ARGS...`."""
+    """`lede bench NAME ARGS...` runs `python -m lede.eval.bench_NAME ARGS...`."""
 
     def command(ctx: typer.Context) -> None:
-        found = importlib.util.find_spec(f"eval.bench_{name}")
-        module = importlib.import_module(f"eval.bench_{name}" if found else f"eval.{name}")
+        found = importlib.util.find_spec(f"lede.eval.bench_{name}")
+        module = importlib.import_module(
+            f"lede.eval.bench_{name}" if found else f"lede.eval.{name}"
+        )
         module.main(list(ctx.args))
 
     command.__doc__ = summary

@@ -1,6 +1,6 @@
 """API fuzzing with schemathesis against the service's own OpenAPI schema.
 
-    python -m eval.fuzz --examples 100 --json eval/results/fuzz.json   (or: lede bench fuzz)
+    python -m lede.eval.fuzz --examples 100 --json eval/results/fuzz.json   (or: lede bench fuzz)
 
 Indexes the bundled sample articles into a temporary directory, starts `lede serve` (a real
 uvicorn process) with a write key, and runs `schemathesis run` with every check it has
@@ -23,8 +23,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from eval.local_server import SAMPLES, index_with_lede, lede_serve
-from eval.report import write_result
+from lede.eval.local_server import SAMPLES, index_with_lede, lede_serve
+from lede.eval.report import write_result
 
 KEY = "fuzz-key-0123456789abcdef"
 

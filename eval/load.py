@@ -1,6 +1,6 @@
 """A load run: mixed searches, answers, reads and article updates at N concurrent clients.
 
-    python -m eval.load --clients 16 --duration 600 --json eval/results/load.json
+    python -m lede.eval.load --clients 16 --duration 600 --json eval/results/load.json
     (or: lede bench load ...)
 
 Indexes the bundled sample articles plus `--versioned` articles into a temporary directory,
@@ -33,8 +33,8 @@ from typing import Any
 
 import httpx
 
-from eval.local_server import SAMPLES, index_with_lede, lede_serve
-from eval.report import percentiles, write_result
+from lede.eval.local_server import SAMPLES, index_with_lede, lede_serve
+from lede.eval.report import percentiles, write_result
 
 KEY = "load-key-0123456789abcdef"
 QUERIES = [

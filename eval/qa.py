@@ -16,18 +16,18 @@ from typing import Any
 
 import numpy as np
 
-from eval.answer_selection import best_candidates, load_selection, ranking_metrics
-from eval.datasets import load_beir
-from eval.relevance import DEFAULT_CACHE, RelevanceConfig, open_dataset_index
-from indexer.filters import Filters
-from indexer.index import LedeIndex
-from service.answer_candidates import answer_sentences
-from service.answer_model import AnswerModel
-from service.answer_scoring import SHORTLIST, PassageText, margin, score_candidates
-from service.answer_types import question_type
-from service.answers import Answerer
-from service.engine import SearchEngine
-from service.short_answers import short_answer
+from lede.eval.answer_selection import best_candidates, load_selection, ranking_metrics
+from lede.eval.datasets import load_beir
+from lede.eval.relevance import DEFAULT_CACHE, RelevanceConfig, open_dataset_index
+from lede.indexer.filters import Filters
+from lede.indexer.index import LedeIndex
+from lede.service.answer_candidates import answer_sentences
+from lede.service.answer_model import AnswerModel
+from lede.service.answer_scoring import SHORTLIST, PassageText, margin, score_candidates
+from lede.service.answer_types import question_type
+from lede.service.answers import Answerer
+from lede.service.engine import SearchEngine
+from lede.service.short_answers import short_answer
 
 CONFIDENT = 0.8
 

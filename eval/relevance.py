@@ -14,13 +14,13 @@ from typing import Any
 
 from ranx import Qrels, Run, compare, evaluate
 
-from eval.datasets import BeirDataset
-from eval.report import git_sha, machine, percentiles
-from indexer.embedder import Embedder, SentenceTransformerEmbedder
-from indexer.index import LedeIndex
-from indexer.manifest import IndexSettings
-from indexer.sources import Skipped, read_source
-from service.engine import EngineSettings, Mode, SearchEngine
+from lede.eval.datasets import BeirDataset
+from lede.eval.report import git_sha, machine, percentiles
+from lede.indexer.embedder import Embedder, SentenceTransformerEmbedder
+from lede.indexer.index import LedeIndex
+from lede.indexer.manifest import IndexSettings
+from lede.indexer.sources import Skipped, read_source
+from lede.service.engine import EngineSettings, Mode, SearchEngine
 
 logger = logging.getLogger(__name__)
 
@@ -99,6 +99,20 @@ def run_mode(
     return run, latencies
 
 
+def write_trec_runs(
+    folder: Path, dataset: str, runs: dict[str, dict[str, dict[str, float]]]
+) -> None:
+    """One TREC run file per run: `query Q0 doc rank score name`, scores as `repr` floats."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, run in runs.items():
+        lines = [
+            f"{query} Q0 {doc} {rank} {score!r} {name}"
+            for query, scores in run.items()
+            for rank, (doc, score) in enumerate(scores.items(), start=1)
+        ]
+        (folder / f"{dataset}.{name}.trec").write_text("\n".join(lines) + "\n")
+
+
 def score_runs(
     qrels: dict[str, dict[str, int]], runs: dict[str, dict[str, dict[str, float]]]
 ) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
@@ -130,8 +144,13 @@ def evaluate_dataset(
     config: RelevanceConfig,
     cache: Path = DEFAULT_CACHE,
     embedder: Embedder | None = None,
+    runs_dir: Path | None = None,
 ) -> dict[str, Any]:
-    """Evaluate every configured mode on one dataset; the JSON shape of `lede eval relevance`."""
+    """Evaluate every configured mode on one dataset; the JSON shape of `lede eval relevance`.
+
+    With `runs_dir`, each run is also written as a TREC run file (scores in full precision),
+    so two versions of Lede can be compared ranking by ranking.
+    """
     index, build_s = open_dataset_index(dataset, config, cache, embedder)
     try:
         engine = SearchEngine(index, config.engine)
@@ -147,6 +166,8 @@ def evaluate_dataset(
             )
             timings[f"{name}_query"] = percentiles(latencies)
         metrics, significance = score_runs(dataset.qrels, runs)
+        if runs_dir is not None:
+            write_trec_runs(runs_dir, dataset.name, runs)
         counts = index.store.counts()
     finally:
         index.close()

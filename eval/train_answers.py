@@ -27,15 +27,15 @@ from typing import Any
 
 import numpy as np
 
-from eval.answer_selection import (
+from lede.eval.answer_selection import (
     SelectionQuestion,
     best_candidates,
     load_selection,
     ranking_metrics,
 )
-from eval.datasets import SHARED_DATASETS
-from eval.report import git_sha, machine
-from service.answer_model import (
+from lede.eval.datasets import SHARED_DATASETS
+from lede.eval.report import git_sha, machine
+from lede.service.answer_model import (
     BUNDLED,
     CONFIG,
     WEIGHTS,

@@ -1,6 +1,6 @@
 """Choose fusion and BM25 defaults on datasets' *train* splits (never their test qrels).
 
-    python -m eval.tune ../shared/datasets/scifact ../shared/datasets/wikiqa \\
+    python -m lede.eval.tune ../shared/datasets/scifact ../shared/datasets/wikiqa \\
         --json eval/results/tune.json
 
 SciFact's train split is `extras/`; WikiQA's is `qa/train.jsonl`, turned into a BEIR view of
@@ -28,14 +28,14 @@ from typing import Any
 import numpy as np
 from ranx import Qrels, Run, evaluate
 
-from eval.datasets import load_beir
-from eval.relevance import DEFAULT_CACHE, RelevanceConfig, open_dataset_index
-from eval.report import write_result
-from indexer.chunker import ChunkerSettings
-from indexer.lexical import BM25Settings
-from indexer.manifest import IndexSettings
-from service.engine import bm25_list, dense_list
-from service.fusion import (
+from lede.eval.datasets import load_beir
+from lede.eval.relevance import DEFAULT_CACHE, RelevanceConfig, open_dataset_index
+from lede.eval.report import write_result
+from lede.indexer.chunker import ChunkerSettings
+from lede.indexer.lexical import BM25Settings
+from lede.indexer.manifest import IndexSettings
+from lede.service.engine import bm25_list, dense_list
+from lede.service.fusion import (
     Normalization,
     RankedList,
     convex_combination,

@@ -1,8 +1,8 @@
 """Lede's write path: articles in, a crash-safe hybrid (BM25 + FAISS) index out."""
 
-from indexer.chunker import Chunker, ChunkerSettings
-from indexer.embedder import DEFAULT_MODEL, Embedder, SentenceTransformerEmbedder
-from indexer.errors import (
+from lede.indexer.chunker import Chunker, ChunkerSettings
+from lede.indexer.embedder import DEFAULT_MODEL, Embedder, SentenceTransformerEmbedder
+from lede.indexer.errors import (
     ArticleNotFoundError,
     IndexFormatError,
     IndexLockedError,
@@ -10,10 +10,10 @@ from indexer.errors import (
     LedeError,
     SourceError,
 )
-from indexer.filters import Filters
-from indexer.index import LedeIndex, WriteReport
-from indexer.manifest import IndexSettings
-from indexer.models import Article, Chunk, parse_article
+from lede.indexer.filters import Filters
+from lede.indexer.index import LedeIndex, WriteReport
+from lede.indexer.manifest import IndexSettings
+from lede.indexer.models import Article, Chunk, parse_article
 
 __all__ = [
     "DEFAULT_MODEL",

@@ -5,9 +5,9 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from indexer.embedder import Embedder
-from indexer.models import Article, Chunk
-from indexer.sentences import Span, sentence_spans, strip_span
+from lede.indexer.embedder import Embedder
+from lede.indexer.models import Article, Chunk
+from lede.indexer.sentences import Span, sentence_spans, strip_span
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,8 +22,8 @@ import re
 from datetime import date, datetime, time
 from typing import Any
 
-from indexer.errors import InvalidArticleError
-from indexer.header_lines import CREDIT, byline_author, line_date, parse_date, wire_dateline
+from lede.indexer.errors import InvalidArticleError
+from lede.indexer.header_lines import CREDIT, byline_author, line_date, parse_date, wire_dateline
 
 MAX_TITLE_CHARS = 250
 HEADER_LINES = 8  # how many leading non-blank lines may be header lines

@@ -14,8 +14,8 @@ from typing import Literal, Protocol
 import numpy as np
 from tqdm import tqdm
 
-from indexer.onnx_encoder import AGREEMENT, OnnxTransformer, OnnxUnavailable, agreement
-from indexer.vectors import unit_rows
+from lede.indexer.onnx_encoder import AGREEMENT, OnnxTransformer, OnnxUnavailable, agreement
+from lede.indexer.vectors import unit_rows
 
 logger = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ from collections import deque
 from pathlib import Path
 from types import TracebackType
 
-from indexer.errors import IndexLockedError
+from lede.indexer.errors import IndexLockedError
 
 
 def atomic_write(path: Path, data: bytes) -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from indexer.store import ChunkRecord
+from lede.indexer.store import ChunkRecord
 
 
 def parse_date(value: str, name: str) -> datetime:

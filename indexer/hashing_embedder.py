@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from indexer.vectors import unit_rows
+from lede.indexer.vectors import unit_rows
 
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 

@@ -19,25 +19,25 @@ from typing import Any
 
 import numpy as np
 
-from indexer.chunker import Chunker
-from indexer.dense import DenseIndex
-from indexer.embedder import Embedder, SentenceTransformerEmbedder
-from indexer.errors import IndexFormatError, InvalidArticleError, StorageError
-from indexer.files import WriteLock, atomic_write
-from indexer.filters import Catalog, Filters
-from indexer.lexical import LexicalIndex
-from indexer.manifest import (
+from lede.indexer.chunker import Chunker
+from lede.indexer.dense import DenseIndex
+from lede.indexer.embedder import Embedder, SentenceTransformerEmbedder
+from lede.indexer.errors import IndexFormatError, InvalidArticleError, StorageError
+from lede.indexer.files import WriteLock, atomic_write
+from lede.indexer.filters import Catalog, Filters
+from lede.indexer.lexical import LexicalIndex
+from lede.indexer.manifest import (
     IndexSettings,
     Manifest,
     ModelInfo,
     read_manifest,
     write_manifest,
 )
-from indexer.models import Article
-from indexer.progress import IndexProgress
-from indexer.rwlock import ReadWriteLock
-from indexer.store import ArticleWrite, ChunkRecord, Store, is_storage_failure
-from indexer.text_analysis import Analyzer
+from lede.indexer.models import Article
+from lede.indexer.progress import IndexProgress
+from lede.indexer.rwlock import ReadWriteLock
+from lede.indexer.store import ArticleWrite, ChunkRecord, Store, is_storage_failure
+from lede.indexer.text_analysis import Analyzer
 
 logger = logging.getLogger(__name__)
 

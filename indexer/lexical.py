@@ -18,16 +18,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from indexer import bm25_kernels
-from indexer.filters import fit_mask
-from indexer.text_analysis import Analyzer
+from lede.indexer import bm25_kernels
+from lede.indexer.filters import fit_mask
+from lede.indexer.text_analysis import Analyzer
 
 
 @dataclass(frozen=True, slots=True)
 class BM25Settings:
     k1: float = 1.2
     # No length normalization by default: chosen with fusion on SciFact and WikiQA train
-    # (python -m eval.tune, decision 27). Chunks are already at most 128 tokens long.
+    # (python -m lede.eval.tune, decision 27). Chunks are already at most 128 tokens long.
     b: float = 0.0
 
     def __post_init__(self) -> None:

@@ -8,11 +8,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from indexer.chunker import ChunkerSettings
-from indexer.errors import IndexFormatError
-from indexer.files import atomic_write
-from indexer.lexical import BM25Settings
-from indexer.text_analysis import AnalyzerSettings
+from lede.indexer.chunker import ChunkerSettings
+from lede.indexer.errors import IndexFormatError
+from lede.indexer.files import atomic_write
+from lede.indexer.lexical import BM25Settings
+from lede.indexer.text_analysis import AnalyzerSettings
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"

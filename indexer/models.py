@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from indexer.errors import InvalidArticleError
+from lede.indexer.errors import InvalidArticleError
 
 MAX_ID_LENGTH = 512
 MAX_TEXT_CHARS = 1_000_000  # about 1,500 passages; larger is refused per article (decisions.md)

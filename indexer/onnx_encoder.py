@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from indexer.vectors import unit_rows
+from lede.indexer.vectors import unit_rows
 
 logger = logging.getLogger(__name__)
 

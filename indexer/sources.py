@@ -21,9 +21,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from indexer.documents import html_fields, text_fields, title_from_name
-from indexer.errors import InvalidArticleError, SourceError
-from indexer.models import Article, parse_article
+from lede.indexer.documents import html_fields, text_fields, title_from_name
+from lede.indexer.errors import InvalidArticleError, SourceError
+from lede.indexer.models import Article, parse_article
 
 TEXT_SUFFIXES = {".txt", ".md", ".markdown"}
 SIDECAR_SUFFIX = ".json"

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.errors import StorageError
-from indexer.models import Article, Chunk, parse_article
+from lede.indexer.errors import StorageError
+from lede.indexer.models import Article, Chunk, parse_article
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS articles (

@@ -1,5 +1,5 @@
 """Lede's read path: the search engine, answers and the HTTP service."""
 
-from service.engine import EngineSettings, Hit, SearchEngine, SearchResult
+from lede.service.engine import EngineSettings, Hit, SearchEngine, SearchResult
 
 __all__ = ["EngineSettings", "Hit", "SearchEngine", "SearchResult"]

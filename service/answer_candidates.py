@@ -13,8 +13,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from indexer.header_lines import is_header_line
-from indexer.sentences import Span, sentence_spans, strip_span
+from lede.indexer.header_lines import is_header_line
+from lede.indexer.sentences import Span, sentence_spans, strip_span
 
 _WORD = re.compile(r"[A-Za-z0-9][\w'’-]*")
 _REFERS_BACK = re.compile(

@@ -3,7 +3,7 @@
 It is the bundled all-MiniLM-L6-v2 read as a BERT sequence classifier whose top layers, pooler
 and one-logit head were fine-tuned by `lede train answers` (eval/train_answers.py) on the
 WikiQA and TrecQA train splits. Only the tensors that training changed ship with Lede
-(`service/answer_model/weights.safetensors`, float16, under 10 MB); the rest are the embedding
+(`service/answer_weights/weights.safetensors`, float16, under 10 MB); the rest are the embedding
 model's own weights, so nothing is downloaded. `scorer.json` beside them holds the base model,
 the input length, and the Platt calibration and abstention threshold fitted on dev splits.
 """
@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from indexer.embedder import resolve_model_path
+from lede.indexer.embedder import resolve_model_path
 
 logger = logging.getLogger(__name__)
 
-BUNDLED = Path(__file__).parent / "answer_model"
+BUNDLED = Path(__file__).parent / "answer_weights"
 WEIGHTS = "weights.safetensors"
 CONFIG = "scorer.json"
 

@@ -16,9 +16,9 @@ from typing import Protocol
 
 import numpy as np
 
-from indexer.sentences import Span
-from indexer.text_analysis import Analyzer
-from service.answer_candidates import Candidate, candidates
+from lede.indexer.sentences import Span
+from lede.indexer.text_analysis import Analyzer
+from lede.service.answer_candidates import Candidate, candidates
 
 SHORTLIST = 12
 # Candidates are ranked by `logit + PRIOR_WEIGHT * prior` (prior: the passage's retrieval score

@@ -7,14 +7,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from indexer.filters import Filters
-from indexer.text_analysis import Analyzer
-from service.answer_candidates import answer_sentences
-from service.answer_model import AnswerModel
-from service.answer_scoring import SHORTLIST, PassageText, Scored, margin, score_candidates
-from service.engine import Hit, Mode, SearchEngine
-from service.models_optional import SpanReader
-from service.short_answers import short_answer
+from lede.indexer.filters import Filters
+from lede.indexer.text_analysis import Analyzer
+from lede.service.answer_candidates import answer_sentences
+from lede.service.answer_model import AnswerModel
+from lede.service.answer_scoring import SHORTLIST, PassageText, Scored, margin, score_candidates
+from lede.service.engine import Hit, Mode, SearchEngine
+from lede.service.models_optional import SpanReader
+from lede.service.short_answers import short_answer
 
 _ANALYZE = Analyzer()
 

@@ -17,16 +17,16 @@ from fastapi_offline import FastAPIOffline
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from starlette.routing import Route
 
-from indexer.documents import html_fields, looks_like_html
-from indexer.errors import ArticleNotFoundError, LedeError
-from indexer.index import WriteReport
-from indexer.models import Article, parse_article
-from service.auth import check_key
-from service.engine import EngineSettings
-from service.http_errors import APIError, install_error_handlers, invalid_field
-from service.integrations import McpEndpoint, handle_slack
-from service.middleware import BodyLimitMiddleware, MetricsMiddleware
-from service.schemas import (
+from lede.indexer.documents import html_fields, looks_like_html
+from lede.indexer.errors import ArticleNotFoundError, LedeError
+from lede.indexer.index import WriteReport
+from lede.indexer.models import Article, parse_article
+from lede.service.auth import check_key
+from lede.service.engine import EngineSettings
+from lede.service.http_errors import APIError, install_error_handlers, invalid_field
+from lede.service.integrations import McpEndpoint, handle_slack
+from lede.service.middleware import BodyLimitMiddleware, MetricsMiddleware
+from lede.service.schemas import (
     AnswerRequest,
     AnswerResponse,
     ArticleBatch,
@@ -43,8 +43,8 @@ from service.schemas import (
     SearchResponse,
     WriteOut,
 )
-from service.settings import Settings
-from service.state import ServiceState
+from lede.service.settings import Settings
+from lede.service.state import ServiceState
 
 logger = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ import hmac
 
 from fastapi import Request
 
-from service.http_errors import APIError
-from service.settings import Settings
+from lede.service.http_errors import APIError
+from lede.service.settings import Settings
 
 
 def _presented_key(request: Request) -> str | None:

@@ -14,15 +14,15 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from indexer.errors import LedeError
-from indexer.filters import Filters, parse_date
-from indexer.index import LedeIndex, WriteReport
-from indexer.manifest import IndexSettings
-from indexer.models import Article
-from indexer.sources import Skipped, count_records, read_source
-from service import remote
-from service.cli_help import PlainHelpCommand
-from service.engine import MODES, Mode, SearchEngine
+from lede.indexer.errors import LedeError
+from lede.indexer.filters import Filters, parse_date
+from lede.indexer.index import LedeIndex, WriteReport
+from lede.indexer.manifest import IndexSettings
+from lede.indexer.models import Article
+from lede.indexer.sources import Skipped, count_records, read_source
+from lede.service import remote
+from lede.service.cli_help import PlainHelpCommand
+from lede.service.engine import MODES, Mode, SearchEngine
 
 app = typer.Typer(
     name="lede",
@@ -307,8 +307,8 @@ def ask_command(
     as_json: JsonOption = False,
 ) -> None:
     """Answer a question with citations, or say that no confident answer was found."""
-    from service.answers import Answerer
-    from service.models_optional import SpanReader
+    from lede.service.answers import Answerer
+    from lede.service.models_optional import SpanReader
 
     filters = _filters(source, author, tag, article, since, until)
     checked_mode = _mode(mode)
@@ -337,8 +337,8 @@ def ask_command(
 @app.command("mcp", cls=PlainHelpCommand)
 def mcp_command(index: IndexOption) -> None:
     """Serve the MCP tools (search, answer, get_article) over stdio for an LLM agent."""
-    from service.answers import Answerer
-    from service.mcp_tools import build_mcp_server
+    from lede.service.answers import Answerer
+    from lede.service.mcp_tools import build_mcp_server
 
     try:
         lede = LedeIndex.open(index)
@@ -360,7 +360,7 @@ def serve_command(
     """Serve the index over HTTP (uvicorn). Other settings come from LEDE_* variables."""
     import uvicorn
 
-    from indexer.manifest import read_manifest
+    from lede.indexer.manifest import read_manifest
 
     try:
         read_manifest(index)
@@ -368,7 +368,7 @@ def serve_command(
         raise _fail(str(error)) from None
     os.environ["LEDE_INDEX"] = str(index.resolve())
     try:
-        from service.settings import Settings
+        from lede.service.settings import Settings
 
         Settings()  # type: ignore[call-arg]
     except ValidationError as error:  # names fields, never echoes values (keys are secrets)
@@ -385,7 +385,7 @@ def serve_command(
         err=True,
     )
     uvicorn.run(
-        "service.app:app_from_env",
+        "lede.service.app:app_from_env",
         factory=True,
         host=host,
         port=port,
@@ -438,10 +438,10 @@ def info_command(index: IndexOption, as_json: JsonOption = False) -> None:
 @app.command("repair", cls=PlainHelpCommand)
 def repair_command(index: IndexOption) -> None:
     """Rebuild the BM25 and FAISS views from the SQLite source of truth."""
-    from indexer.index import DATABASE_NAME
-    from indexer.index import LedeIndex as Index
-    from indexer.manifest import read_manifest
-    from indexer.store import Store
+    from lede.indexer.index import DATABASE_NAME
+    from lede.indexer.index import LedeIndex as Index
+    from lede.indexer.manifest import read_manifest
+    from lede.indexer.store import Store
 
     try:
         manifest = read_manifest(index)

@@ -10,12 +10,12 @@ from typing import Any, Literal
 
 import numpy as np
 
-from indexer import bm25_kernels
-from indexer.filters import Filters
-from indexer.index import LedeIndex
-from indexer.lexical import LexicalIndex
-from indexer.store import ChunkRecord
-from service.fusion import (
+from lede.indexer import bm25_kernels
+from lede.indexer.filters import Filters
+from lede.indexer.index import LedeIndex
+from lede.indexer.lexical import LexicalIndex
+from lede.indexer.store import ChunkRecord
+from lede.service.fusion import (
     NORMALIZATIONS,
     FusionMethod,
     Normalization,
@@ -23,8 +23,8 @@ from service.fusion import (
     convex_combination,
     reciprocal_rank_fusion,
 )
-from service.highlights import highlight_spans
-from service.models_optional import CrossEncoderReranker
+from lede.service.highlights import highlight_spans
+from lede.service.models_optional import CrossEncoderReranker
 
 Mode = Literal["bm25", "dense", "hybrid"]
 Group = Literal["chunk", "article"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from indexer.sentences import sentence_spans
+from lede.indexer.sentences import sentence_spans
 
 
 def sentence_overlap(query_terms: set[str], sentence_terms: list[str]) -> float:

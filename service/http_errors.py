@@ -16,7 +16,7 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from indexer.errors import (
+from lede.indexer.errors import (
     ArticleNotFoundError,
     IndexFormatError,
     IndexLockedError,
@@ -106,7 +106,7 @@ _UNION_TAGS = {"article", "batch"}
 
 def _unknown(field: str, path: str) -> str:
     """What to say about a field or parameter the route does not have."""
-    from service import schemas
+    from lede.service import schemas
 
     models: dict[str, type[BaseModel]] = {
         "/search": schemas.SearchRequest,

@@ -12,12 +12,12 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
-from service.auth import key_is_valid
-from service.http_errors import APIError, error_response
-from service.mcp_tools import build_mcp_server
-from service.settings import Settings
-from service.slack import answer_message, command_text, usage_message, verify, wants_help
-from service.state import ServiceState
+from lede.service.auth import key_is_valid
+from lede.service.http_errors import APIError, error_response
+from lede.service.mcp_tools import build_mcp_server
+from lede.service.settings import Settings
+from lede.service.slack import answer_message, command_text, usage_message, verify, wants_help
+from lede.service.state import ServiceState
 
 
 async def handle_slack(request: Request, settings: Settings) -> Response:

@@ -11,8 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from indexer.filters import Filters, parse_date
-from service.answers import Answerer
+from lede.indexer.filters import Filters, parse_date
+from lede.service.answers import Answerer
 
 INSTRUCTIONS = (
     "Lede searches an archive of articles (news, docs, knowledge base). Use `answer` for a "

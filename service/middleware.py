@@ -8,7 +8,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from service.http_errors import error_response
+from lede.service.http_errors import error_response
 
 
 class BodyTooLarge(Exception):

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from indexer.errors import LedeError
-from indexer.filters import Filters
+from lede.indexer.errors import LedeError
+from lede.indexer.filters import Filters
 
 TIMEOUT_S = 60.0
 

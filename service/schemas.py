@@ -16,9 +16,9 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from indexer.filters import Filters
-from indexer.models import HAS_TEXT_PATTERN, ID_PATTERN, MAX_ID_LENGTH, MAX_TEXT_CHARS
-from service.fusion import Normalization
+from lede.indexer.filters import Filters
+from lede.indexer.models import HAS_TEXT_PATTERN, ID_PATTERN, MAX_ID_LENGTH, MAX_TEXT_CHARS
+from lede.service.fusion import Normalization
 
 
 def _iso_datetime(value: object) -> object:

@@ -8,8 +8,8 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from service.engine import EngineSettings
-from service.fusion import FusionMethod, Normalization
+from lede.service.engine import EngineSettings
+from lede.service.fusion import FusionMethod, Normalization
 
 # Retrieval defaults live in one place, the engine's settings (chosen in docs/decisions.md).
 ENGINE = EngineSettings()

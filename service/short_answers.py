@@ -11,9 +11,9 @@ from __future__ import annotations
 import functools
 import re
 
-from indexer.sentences import Span
-from indexer.text_analysis import Analyzer
-from service.answer_types import AnswerType, question_type
+from lede.indexer.sentences import Span
+from lede.indexer.text_analysis import Analyzer
+from lede.service.answer_types import AnswerType, question_type
 
 _MONTH = (
     r"(?:Jan(?:uary)?|Feb(?:ruary)?|Mar(?:ch)?|Apr(?:il)?|May|June?|July?|Aug(?:ust)?|"

@@ -7,8 +7,8 @@ from urllib.parse import parse_qs
 
 from slack_sdk.signature import SignatureVerifier
 
-from service.answers import Answer
-from service.engine import Hit
+from lede.service.answers import Answer
+from lede.service.engine import Hit
 
 USAGE = (
     "Ask me a question about the indexed articles, for example "

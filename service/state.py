@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 import threading
 
-from indexer.index import LedeIndex
-from service.answers import Answerer, AnswerSettings
-from service.engine import EngineSettings, SearchEngine
-from service.models_optional import CrossEncoderReranker, SpanReader
-from service.settings import Settings
+from lede.indexer.index import LedeIndex
+from lede.service.answers import Answerer, AnswerSettings
+from lede.service.engine import EngineSettings, SearchEngine
+from lede.service.models_optional import CrossEncoderReranker, SpanReader
+from lede.service.settings import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -18,10 +18,10 @@ if "LEDE_CACHE_DIR" not in os.environ:
     _session_cache = tempfile.TemporaryDirectory(prefix="lede-test-cache-")
     os.environ["LEDE_CACHE_DIR"] = _session_cache.name
 
-from indexer.embedder import SentenceTransformerEmbedder
-from indexer.hashing_embedder import HashingEmbedder
-from indexer.index import LedeIndex
-from indexer.models import Article, parse_article
+from lede.indexer.embedder import SentenceTransformerEmbedder
+from lede.indexer.hashing_embedder import HashingEmbedder
+from lede.indexer.index import LedeIndex
+from lede.indexer.models import Article, parse_article
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

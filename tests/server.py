@@ -9,9 +9,9 @@ from contextlib import contextmanager
 import uvicorn
 from fastapi import FastAPI
 
-from eval.local_server import free_port, wait_ready
-from service.app import create_app
-from service.settings import Settings
+from lede.eval.local_server import free_port, wait_ready
+from lede.service.app import create_app
+from lede.service.settings import Settings
 
 __all__ = ["free_port", "running_server", "wait_ready"]
 

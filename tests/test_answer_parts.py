@@ -8,19 +8,19 @@ from collections.abc import Sequence
 import numpy as np
 import pytest
 
-from eval.answer_selection import SelectionQuestion, ranking_metrics
-from eval.qa import calibration
-from eval.train_answers import choose_threshold
-from service.answer_candidates import (
+from lede.eval.answer_selection import SelectionQuestion, ranking_metrics
+from lede.eval.qa import calibration
+from lede.eval.train_answers import choose_threshold
+from lede.service.answer_candidates import (
     answer_sentences,
     candidates,
     is_answer_sentence,
     refers_back,
 )
-from service.answer_model import Calibration
-from service.answer_scoring import PassageText, score_candidates
-from service.answer_types import question_type
-from service.short_answers import short_answer
+from lede.service.answer_model import Calibration
+from lede.service.answer_scoring import PassageText, score_candidates
+from lede.service.answer_types import question_type
+from lede.service.short_answers import short_answer
 
 HEADER = (
     "date 2021-03-02 Harbor City\n"

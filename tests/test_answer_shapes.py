@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from indexer.embedder import SentenceTransformerEmbedder
-from indexer.index import LedeIndex
-from indexer.models import parse_article
-from service.answers import Answerer
-from service.engine import SearchEngine
+from lede.indexer.embedder import SentenceTransformerEmbedder
+from lede.indexer.index import LedeIndex
+from lede.indexer.models import parse_article
+from lede.service.answers import Answerer
+from lede.service.engine import SearchEngine
 
 pytestmark = pytest.mark.model
 

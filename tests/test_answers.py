@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from eval.local_server import LEDE
-from indexer.embedder import SentenceTransformerEmbedder, resolve_model_path
-from indexer.index import LedeIndex
-from service.answers import Answerer, AnswerSettings
-from service.engine import SearchEngine
-from service.models_optional import CrossEncoderReranker, SpanReader
+from lede.eval.local_server import LEDE
+from lede.indexer.embedder import SentenceTransformerEmbedder, resolve_model_path
+from lede.indexer.index import LedeIndex
+from lede.service.answers import Answerer, AnswerSettings
+from lede.service.engine import SearchEngine
+from lede.service.models_optional import CrossEncoderReranker, SpanReader
 
 pytestmark = pytest.mark.model
 
@@ -76,7 +76,7 @@ def test_threshold_and_filters(answerer: Answerer) -> None:
     question = "Who plays Ethan Hunt in Mission: Impossible 7?"
     assert answerer.ask(question, threshold=1.0).answer is None
     assert answerer.ask(UNANSWERABLE[0], threshold=0.0).answer is not None
-    from indexer.filters import Filters
+    from lede.indexer.filters import Filters
 
     answer = answerer.ask(question, filters=Filters(sources=("Sports Desk",)))
     assert all(h.record.source == "Sports Desk" for h in answer.passages)

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from eval.local_server import run_lede as lede
-from indexer.index import LedeIndex
-from service.engine import SearchEngine
+from lede.eval.local_server import run_lede as lede
+from lede.indexer.index import LedeIndex
+from lede.service.engine import SearchEngine
 
 pytestmark = pytest.mark.model
 GOOD = "The river cleanup collected two tonnes of rubbish near the old mill."

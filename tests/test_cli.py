@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from eval.local_server import run_lede as lede
+from lede.eval.local_server import run_lede as lede
 from tests.conftest import EXAMPLES
 
 pytestmark = pytest.mark.model
@@ -146,7 +146,7 @@ def _on_a_terminal(*args: str) -> tuple[int, str]:
     import termios
     import threading
 
-    from eval.local_server import LEDE
+    from lede.eval.local_server import LEDE
 
     master, slave = pty.openpty()
     # A terminal 30 x 120 (a bare pty is 0 x 0, where tqdm draws nothing).
@@ -189,8 +189,8 @@ def test_search_and_ask_can_use_a_running_server(cli_index: Path) -> None:
     import os
     import subprocess
 
-    from eval.local_server import LEDE
-    from service.settings import Settings
+    from lede.eval.local_server import LEDE
+    from lede.service.settings import Settings
     from tests.server import running_server
 
     local_search = lede_json(
@@ -279,8 +279,8 @@ def test_the_product_cli_does_not_import_the_evaluation() -> None:
     from tests.conftest import ROOT
 
     probe = (
-        "import sys, service.cli, service.app; "
-        "print(sorted(m for m in sys.modules if m == 'eval' or m.startswith('eval.')))"
+        "import sys, lede.service.cli, lede.service.app; "
+        "print(sorted(m for m in sys.modules if m == 'lede.eval' or m.startswith('lede.eval.')))"
     )
     completed = subprocess.run(
         [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True

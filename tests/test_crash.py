@@ -16,10 +16,10 @@ import httpx
 import numpy as np
 import pytest
 
-from eval.local_server import LEDE, lede_serve
-from indexer.embedder import SentenceTransformerEmbedder
-from indexer.index import LedeIndex
-from indexer.models import Article
+from lede.eval.local_server import LEDE, lede_serve
+from lede.indexer.embedder import SentenceTransformerEmbedder
+from lede.indexer.index import LedeIndex
+from lede.indexer.models import Article
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 

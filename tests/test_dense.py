@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.dense import DenseIndex, Tier, refine_k_factor, tier_for_size
-from indexer.embedder import SentenceTransformerEmbedder
-from indexer.filters import Filters
-from indexer.index import LedeIndex
-from indexer.manifest import IndexSettings
-from indexer.models import Article
-from service.engine import SearchEngine
+from lede.indexer.dense import DenseIndex, Tier, refine_k_factor, tier_for_size
+from lede.indexer.embedder import SentenceTransformerEmbedder
+from lede.indexer.filters import Filters
+from lede.indexer.index import LedeIndex
+from lede.indexer.manifest import IndexSettings
+from lede.indexer.models import Article
+from lede.service.engine import SearchEngine
 
 
 def _unit(rows: int, dim: int, seed: int) -> np.ndarray:

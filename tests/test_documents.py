@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from indexer.documents import looks_like_html, text_fields, title_from_name
-from indexer.errors import InvalidArticleError
-from indexer.header_lines import byline_author, line_date, wire_dateline
-from indexer.models import Article
-from indexer.sources import Skipped, read_source
+from lede.indexer.documents import looks_like_html, text_fields, title_from_name
+from lede.indexer.errors import InvalidArticleError
+from lede.indexer.header_lines import byline_author, line_date, wire_dateline
+from lede.indexer.models import Article
+from lede.indexer.sources import Skipped, read_source
 
 SAVED_FROM_THE_WEB = """date 2020-10-13 Harbor City
 Harbor Festival Moves to May After Storm Damage

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from eval.datasets import SHARED_DATASETS, load_beir
-from eval.relevance import RelevanceConfig, evaluate_dataset
-from indexer.embedder import SentenceTransformerEmbedder
+from lede.eval.datasets import SHARED_DATASETS, load_beir
+from lede.eval.relevance import RelevanceConfig, evaluate_dataset
+from lede.indexer.embedder import SentenceTransformerEmbedder
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 BASELINES = json.loads(

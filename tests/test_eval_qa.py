@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from eval.datasets import SHARED_DATASETS
-from eval.qa import qa_slice
+from lede.eval.datasets import SHARED_DATASETS
+from lede.eval.qa import qa_slice
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 BASELINES = json.loads(

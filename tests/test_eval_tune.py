@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from eval.datasets import SHARED_DATASETS, load_beir
-from eval.relevance import RelevanceConfig, evaluate_dataset
-from eval.tune import ALPHAS, BS, K1S, TrainSplit, tune
-from indexer.embedder import SentenceTransformerEmbedder
-from indexer.lexical import BM25Settings
-from service.engine import EngineSettings
+from lede.eval.datasets import SHARED_DATASETS, load_beir
+from lede.eval.relevance import RelevanceConfig, evaluate_dataset
+from lede.eval.tune import ALPHAS, BS, K1S, TrainSplit, tune
+from lede.indexer.embedder import SentenceTransformerEmbedder
+from lede.indexer.lexical import BM25Settings
+from lede.service.engine import EngineSettings
 
 
 def _question(qid: str, page: str, labels: list[int]) -> dict[str, object]:

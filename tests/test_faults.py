@@ -13,10 +13,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from eval.local_server import LEDE, lede_serve
-from indexer.embedder import SentenceTransformerEmbedder
-from indexer.index import LedeIndex
-from service.engine import SearchEngine
+from lede.eval.local_server import LEDE, lede_serve
+from lede.indexer.embedder import SentenceTransformerEmbedder
+from lede.indexer.index import LedeIndex
+from lede.service.engine import SearchEngine
 
 pytestmark = pytest.mark.model
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.hashing_embedder import HashingEmbedder
-from indexer.index import LedeIndex
-from indexer.models import Article
-from service import engine as engine_module
-from service.engine import EngineSettings, SearchEngine
-from service.fusion import RankedList, convex_combination, reciprocal_rank_fusion
+from lede.indexer.hashing_embedder import HashingEmbedder
+from lede.indexer.index import LedeIndex
+from lede.indexer.models import Article
+from lede.service import engine as engine_module
+from lede.service.engine import EngineSettings, SearchEngine
+from lede.service.fusion import RankedList, convex_combination, reciprocal_rank_fusion
 
 
 def test_max_scaling_keeps_each_list_relative_to_zero() -> None:
@@ -143,7 +143,7 @@ def test_service_settings_take_the_fusion_from_the_environment(
 ) -> None:
     from pydantic import ValidationError
 
-    from service.settings import Settings
+    from lede.service.settings import Settings
 
     defaults = Settings(index=tmp_path)
     assert (defaults.normalization, defaults.alpha) == ("max", 0.75)

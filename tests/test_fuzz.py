@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from eval.fuzz import run
+from lede.eval.fuzz import run
 
 pytestmark = pytest.mark.model
 

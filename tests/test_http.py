@@ -12,11 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
-from eval.local_server import LEDE
-from indexer.embedder import SentenceTransformerEmbedder
-from indexer.files import WriteLock
-from indexer.index import LedeIndex
-from service.settings import Settings
+from lede.eval.local_server import LEDE
+from lede.indexer.embedder import SentenceTransformerEmbedder
+from lede.indexer.files import WriteLock
+from lede.indexer.index import LedeIndex
+from lede.service.settings import Settings
 from tests.server import free_port, running_server, wait_ready
 
 pytestmark = pytest.mark.model
@@ -108,7 +108,7 @@ def test_search_get_and_post_agree_and_match_the_engine(
     by_post = post(base_url, "/search", params).json()
     ids = [h["chunk_id"] for h in by_get["hits"]]
     assert ids == [h["chunk_id"] for h in by_post["hits"]] and len(ids) == 5
-    from service.engine import SearchEngine
+    from lede.service.engine import SearchEngine
 
     with LedeIndex.open(index_dir, embedder=real_embedder) as index:
         direct = SearchEngine(index).search("film shoot in Rome", mode=mode, k=5)  # type: ignore[arg-type]
@@ -333,7 +333,7 @@ def test_errors_name_the_field_and_what_to_do(base_url: str) -> None:
 def test_a_bug_is_a_500_in_the_one_shape_never_a_400(
     index_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from service.app import create_app
+    from lede.service.app import create_app
 
     settings = Settings(index=index_dir)
     app = create_app(settings)

@@ -8,15 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexer.dense import Tier
-from indexer.errors import IndexFormatError, InvalidArticleError
-from indexer.filters import Filters
-from indexer.hashing_embedder import HashingEmbedder
-from indexer.index import LedeIndex
-from indexer.lexical import BM25Settings
-from indexer.manifest import IndexSettings
-from indexer.models import Article
-from service.engine import SearchEngine
+from lede.indexer.dense import Tier
+from lede.indexer.errors import IndexFormatError, InvalidArticleError
+from lede.indexer.filters import Filters
+from lede.indexer.hashing_embedder import HashingEmbedder
+from lede.indexer.index import LedeIndex
+from lede.indexer.lexical import BM25Settings
+from lede.indexer.manifest import IndexSettings
+from lede.indexer.models import Article
+from lede.service.engine import SearchEngine
 
 
 def _ids(index: LedeIndex, query: str, mode: str = "hybrid", k: int = 10) -> list[str]:
@@ -162,9 +162,9 @@ def test_corrupt_checkpoint_is_refused_and_repair_rebuilds(
         LedeIndex.open(path, embedder=fake_embedder)
     for checkpoint in path.glob("bm25-*.npz"):
         checkpoint.unlink()  # a missing view is rebuilt on open
-    from indexer.index import DATABASE_NAME
-    from indexer.manifest import read_manifest
-    from indexer.store import Store
+    from lede.indexer.index import DATABASE_NAME
+    from lede.indexer.manifest import read_manifest
+    from lede.indexer.store import Store
 
     broken = LedeIndex(path, read_manifest(path), Store(path / DATABASE_NAME), fake_embedder)
     with broken.writing():
@@ -187,7 +187,7 @@ def test_auto_factory_moves_to_ivf_when_the_index_grows(
 ) -> None:
     """Crossing a size tier at a checkpoint rebuilds the dense view from SQLite (real FAISS)."""
     monkeypatch.setattr(
-        "indexer.dense.AUTO_TIERS", (Tier(700, "IVF16,SQ8", nprobe=16), Tier(0, "Flat"))
+        "lede.indexer.dense.AUTO_TIERS", (Tier(700, "IVF16,SQ8", nprobe=16), Tier(0, "Flat"))
     )
     words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
     articles = [
@@ -217,7 +217,7 @@ def test_an_index_stored_in_an_older_tier_format_moves_to_the_current_one(
     """Indexes saved with an earlier version's "auto" tier (plain IVF-SQ8) switch to the
     current tier's format (here refined fast-scan PQ) at their next write, from SQLite."""
     monkeypatch.setattr(
-        "indexer.dense.AUTO_TIERS", (Tier(700, "IVF16,SQ8", nprobe=16), Tier(0, "Flat"))
+        "lede.indexer.dense.AUTO_TIERS", (Tier(700, "IVF16,SQ8", nprobe=16), Tier(0, "Flat"))
     )
     articles = [
         Article(id=f"a{i}", title=f"title {i}", text=f"word{i % 13} story {i}.") for i in range(801)
@@ -228,7 +228,7 @@ def test_an_index_stored_in_an_older_tier_format_moves_to_the_current_one(
     index.close()
     refined = "IVF16,PQ16x4fs,Refine(SQ8)"
     monkeypatch.setattr(
-        "indexer.dense.AUTO_TIERS", (Tier(700, refined, nprobe=16), Tier(0, "Flat"))
+        "lede.indexer.dense.AUTO_TIERS", (Tier(700, refined, nprobe=16), Tier(0, "Flat"))
     )
     reopened = LedeIndex.open(tmp_path / "index", embedder=fake_embedder)
     assert (reopened.dense.factory, reopened.dense.factory_due()) == ("IVF16,SQ8", refined)

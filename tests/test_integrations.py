@@ -15,8 +15,8 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
-from eval.local_server import LEDE
-from service.settings import Settings
+from lede.eval.local_server import LEDE
+from lede.service.settings import Settings
 from tests.server import running_server
 
 pytestmark = pytest.mark.model

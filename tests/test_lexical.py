@@ -9,10 +9,10 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from eval.lucene_bm25 import LuceneBM25
-from indexer.filters import fit_mask
-from indexer.lexical import MAX_DOC_ID, MAX_TF, BM25Settings, LexicalIndex
-from indexer.text_analysis import Analyzer, AnalyzerSettings
+from lede.eval.lucene_bm25 import LuceneBM25
+from lede.indexer.filters import fit_mask
+from lede.indexer.lexical import MAX_DOC_ID, MAX_TF, BM25Settings, LexicalIndex
+from lede.indexer.text_analysis import Analyzer, AnalyzerSettings
 
 WORDS = "apple banana cherry date elder fig grape honeydew kiwi lemon mango nectarine".split()
 
@@ -201,7 +201,7 @@ def test_compiled_scoring_equals_numpy_exactly(
 ) -> None:
     """Bit-identical scores and tie order (lowest id first), with deletes and filters, with
     the corpus in one window of ids or spread over 22."""
-    from indexer import bm25_kernels
+    from lede.indexer import bm25_kernels
 
     monkeypatch.setattr(bm25_kernels, "WINDOW", window)
     rng = random.Random(seed)
@@ -243,7 +243,7 @@ def test_concurrent_queries_give_the_results_of_serial_ones() -> None:
 
 
 def test_warm_up_leaves_the_loops_usable() -> None:
-    from indexer import bm25_kernels
+    from lede.indexer import bm25_kernels
 
     bm25_kernels.warm_up()
     index = LexicalIndex(Analyzer(AnalyzerSettings(stemmer="none", stopwords="none")))

@@ -4,8 +4,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from indexer.errors import InvalidArticleError
-from indexer.models import parse_article
+from lede.indexer.errors import InvalidArticleError
+from lede.indexer.models import parse_article
 
 
 def test_beir_record_is_accepted_as_is() -> None:

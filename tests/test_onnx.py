@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import indexer.embedder
-from indexer.embedder import SentenceTransformerEmbedder
-from indexer.models import Article
+import lede.indexer.embedder
+from lede.indexer.embedder import SentenceTransformerEmbedder
+from lede.indexer.models import Article
 
 
 def passages(articles: list[Article]) -> list[str]:
@@ -55,7 +55,7 @@ def test_export_is_cached_and_a_damaged_cache_is_replaced(
     np.testing.assert_allclose(second.embed(["a cached export"]), expected, atol=1e-6)
 
     cached.write_bytes(b"not an onnx model")
-    with caplog.at_level(logging.WARNING, logger="indexer.onnx_encoder"):
+    with caplog.at_level(logging.WARNING, logger="lede.indexer.onnx_encoder"):
         third = SentenceTransformerEmbedder()
         assert third.backend == "onnx"
     assert "unreadable" in caplog.text
@@ -77,8 +77,8 @@ def test_unwritable_cache_keeps_the_export_in_memory(
 def test_falls_back_to_pytorch_when_outputs_disagree(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(indexer.embedder, "AGREEMENT", 1.5)  # no cosine can reach it
-    with caplog.at_level(logging.WARNING, logger="indexer.embedder"):
+    monkeypatch.setattr(lede.indexer.embedder, "AGREEMENT", 1.5)  # no cosine can reach it
+    with caplog.at_level(logging.WARNING, logger="lede.indexer.embedder"):
         embedder = SentenceTransformerEmbedder()
         assert embedder.backend == "torch"
     assert "differ from PyTorch" in caplog.text

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from indexer.embedder import SentenceTransformerEmbedder
-from indexer.index import LedeIndex
-from indexer.models import Article
-from service.settings import Settings
+from lede.indexer.embedder import SentenceTransformerEmbedder
+from lede.indexer.index import LedeIndex
+from lede.indexer.models import Article
+from lede.service.settings import Settings
 from tests.server import running_server
 
 pytestmark = pytest.mark.model

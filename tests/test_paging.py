@@ -7,10 +7,10 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from indexer.index import LedeIndex
-from indexer.models import Article, parse_article
-from service.engine import SearchEngine
-from service.settings import Settings
+from lede.indexer.index import LedeIndex
+from lede.indexer.models import Article, parse_article
+from lede.service.engine import SearchEngine
+from lede.service.settings import Settings
 from tests.server import running_server
 
 
@@ -56,7 +56,7 @@ def test_pages_are_stable_and_add_up(engine: SearchEngine, mode: str) -> None:
 
 
 def test_totals_follow_the_filters_and_grouping(engine: SearchEngine) -> None:
-    from indexer.filters import Filters
+    from lede.indexer.filters import Filters
 
     storm = engine.search("storm", mode="bm25", k=3)
     assert storm.total == 10

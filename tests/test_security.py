@@ -12,7 +12,7 @@ import httpx
 import pytest
 from docker.utils.build import exclude_paths
 
-from eval.local_server import LEDE, lede_serve
+from lede.eval.local_server import LEDE, lede_serve
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = "sec-key-0123456789abcdef-SECRET"
@@ -129,7 +129,7 @@ def test_image_would_hold_no_dataset_or_secret() -> None:
     leaked = sorted(path for path in copied if forbidden.search(path))
     assert leaked == []
     # No data blobs; the answer model's trained adapters are the one shipped binary (< 10 MB).
-    weights = "service/answer_model/weights.safetensors"
+    weights = "service/answer_weights/weights.safetensors"
     assert weights in copied and (ROOT / weights).stat().st_size < 10_000_000
     largest = max((ROOT / path).stat().st_size for path in copied if path != weights)
     assert largest < 1_000_000

@@ -8,11 +8,11 @@ import blingfire
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from indexer.chunker import Chunker, ChunkerSettings
-from indexer.embedder import SentenceTransformerEmbedder
-from indexer.hashing_embedder import HashingEmbedder
-from indexer.models import Article
-from indexer.sentences import blingfire_sentence_offsets, sentence_spans
+from lede.indexer.chunker import Chunker, ChunkerSettings
+from lede.indexer.embedder import SentenceTransformerEmbedder
+from lede.indexer.hashing_embedder import HashingEmbedder
+from lede.indexer.models import Article
+from lede.indexer.sentences import blingfire_sentence_offsets, sentence_spans
 
 texts = st.text(
     alphabet=st.characters(blacklist_categories=["Cs"]), min_size=1, max_size=600

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from indexer.errors import SourceError
-from indexer.models import Article
-from indexer.sources import Skipped, read_source
+from lede.indexer.errors import SourceError
+from lede.indexer.models import Article
+from lede.indexer.sources import Skipped, read_source
 from tests.conftest import DATASETS
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from eval.datasets import SHARED_DATASETS
-from eval.local_server import LEDE
-from service.answer_model import BUNDLED, CONFIG, WEIGHTS, AnswerModel
+from lede.eval.datasets import SHARED_DATASETS
+from lede.eval.local_server import LEDE
+from lede.service.answer_model import BUNDLED, CONFIG, WEIGHTS, AnswerModel
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from indexer.errors import IndexLockedError
-from indexer.files import WriteLock
+from lede.indexer.errors import IndexLockedError
+from lede.indexer.files import WriteLock
 
 
 def test_writers_in_one_process_get_the_lock_in_arrival_order(tmp_path: Path) -> None:
@@ -48,7 +48,7 @@ def test_a_writer_that_gives_up_leaves_the_queue(tmp_path: Path) -> None:
 
 def test_another_process_holding_the_lock_is_named(tmp_path: Path) -> None:
     script = (
-        "import sys, time; from pathlib import Path; from indexer.files import WriteLock; "
+        "import sys, time; from pathlib import Path; from lede.indexer.files import WriteLock; "
         "lock = WriteLock(Path(sys.argv[1]), 5); lock.acquire(); print('held', flush=True); "
         "time.sleep(30)"
     )
