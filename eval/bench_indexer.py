@@ -29,6 +29,7 @@ import numpy as np
 
 from lede.eval.lucene_bm25 import LuceneBM25
 from lede.eval.report import write_result
+from lede.indexer.bm25_view import BM25View
 from lede.indexer.embedder import SentenceTransformerEmbedder
 from lede.indexer.hashing_embedder import HashingEmbedder
 from lede.indexer.index import LedeIndex
@@ -80,7 +81,7 @@ def _synthetic(documents: int, words: int, seed: int) -> tuple[list[Article], li
 def bench_bm25(
     index: LedeIndex, articles: list[Article], queries: list[str], reference_queries: int
 ) -> dict[str, Any]:
-    lexical = index.lexical
+    lexical = index.view("bm25", BM25View).lexical
     for query in queries[:10]:
         lexical.search(query, 10)
     started = time.perf_counter()

@@ -36,18 +36,17 @@ from lede.eval.bench_indexer import reuters_vocabulary
 from lede.eval.relevance import DEFAULT_CACHE
 from lede.eval.report import percentiles, write_result
 from lede.indexer import bm25_kernels
+from lede.indexer.bm25_view import BM25View
 from lede.indexer.dense import DenseIndex
+from lede.indexer.dense_view import DenseView
 from lede.indexer.embedder import SentenceTransformerEmbedder
+from lede.indexer.index import OVERLAP_MIN_POSTINGS, QUERY_ENCODING
 from lede.indexer.lexical import LexicalIndex
+from lede.indexer.ranked import RankedList
 from lede.indexer.text_analysis import Analyzer
-from lede.service.engine import (
-    QUERY_ENCODING,
-    EngineSettings,
-    bm25_list,
-    dense_list,
-    encode_beside_bm25,
-)
-from lede.service.fusion import convex_combination
+from lede.indexer.views import ViewQuery
+from lede.service.engine import EngineSettings
+from lede.service.fusion import convex_combination, convex_weights
 
 WORDS_PER_CHUNK = 120
 DEPTH = 100
@@ -103,14 +102,12 @@ STAGES = (
 )
 
 
-def _fuse(
-    ids: np.ndarray, scores: np.ndarray, dense_ids: np.ndarray, dense_scores: np.ndarray
-) -> None:
-    lists = {
-        "bm25": bm25_list(ids, scores, DEPTH),
-        "dense": dense_list(dense_ids[0], dense_scores[0]),
-    }
-    fused = convex_combination(lists, alpha=DEFAULTS.alpha, normalization=DEFAULTS.normalization)
+WEIGHTS = convex_weights(["bm25", "dense"], DEFAULTS.alpha)
+
+
+def _fuse(bm25: RankedList, dense: RankedList) -> None:
+    lists = {"bm25": bm25, "dense": dense}
+    fused = convex_combination(lists, weights=WEIGHTS, normalization=DEFAULTS.normalization)
     sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:10]
 
 
@@ -133,27 +130,28 @@ class SizeRun:
             began = time.perf_counter()
             return embedder.embed([text]), (time.perf_counter() - began) * 1000
 
-        stages, lexical, dense = self.stages, self.lexical, self.dense
+        stages = self.stages
+        lexical, dense = BM25View(self.lexical), DenseView(self.dense)
 
         def engine_way() -> None:
             # As the engine runs a hybrid query: the encoding overlaps BM25 when BM25 has much
             # work, and comes first otherwise ("encode_wait" is then 0).
             started = time.perf_counter()
-            overlapped = encode_beside_bm25(lexical, words)
+            overlapped = lexical.cost(ViewQuery(words)) >= OVERLAP_MIN_POSTINGS
             if overlapped:
                 encoding = QUERY_ENCODING.submit(encode, text)
                 lexical_start = started
             else:
                 vector, encode_ms = encode(text)
                 lexical_start = time.perf_counter()
-            ids, scores = lexical.search(words, DEPTH)
+            bm25 = lexical.search(ViewQuery(words), DEPTH, None)
             lexical_done = time.perf_counter()
             if overlapped:
                 vector, encode_ms = encoding.result()
             encoded = time.perf_counter()
-            dense_ids, dense_scores = dense.search(vector, DEPTH)
+            found = dense.search(ViewQuery(text, vector), DEPTH, None)
             dense_done = time.perf_counter()
-            _fuse(ids, scores, dense_ids, dense_scores)
+            _fuse(bm25, found)
             finished = time.perf_counter()
             self.overlaps += overlapped
             stages["encode"].append(encode_ms)
@@ -170,11 +168,11 @@ class SizeRun:
             marks = [time.perf_counter()]
             vector, _ = encode(text)
             marks.append(time.perf_counter())
-            ids, scores = lexical.search(words, DEPTH)
+            bm25 = lexical.search(ViewQuery(words), DEPTH, None)
             marks.append(time.perf_counter())
-            dense_ids, dense_scores = dense.search(vector, DEPTH)
+            found = dense.search(ViewQuery(text, vector), DEPTH, None)
             marks.append(time.perf_counter())
-            _fuse(ids, scores, dense_ids, dense_scores)
+            _fuse(bm25, found)
             marks.append(time.perf_counter())
             for stage, begin, end in zip(
                 ("serial_encode", "serial_bm25", "serial_dense"), marks, marks[1:], strict=False

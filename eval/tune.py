@@ -31,14 +31,17 @@ from ranx import Qrels, Run, evaluate
 from lede.eval.datasets import load_beir
 from lede.eval.relevance import DEFAULT_CACHE, RelevanceConfig, open_dataset_index
 from lede.eval.report import write_result
+from lede.indexer.bm25_view import BM25View
 from lede.indexer.chunker import ChunkerSettings
 from lede.indexer.lexical import BM25Settings
 from lede.indexer.manifest import IndexSettings
-from lede.service.engine import bm25_list, dense_list
+from lede.indexer.ranked import RankedList
+from lede.indexer.searchable import RetrievalRequest
+from lede.indexer.views import ViewQuery
 from lede.service.fusion import (
     Normalization,
-    RankedList,
     convex_combination,
+    convex_weights,
     reciprocal_rank_fusion,
 )
 
@@ -69,19 +72,19 @@ class TrainSplit:
         self.depth = depth
         self.index, _ = open_dataset_index(dataset, config, cache)
         self.article_of = {r.rowid: r.article_id for r in self.index.store.all_chunk_records()}
-        vectors = self.index.embedder.embed(list(self.queries.values()))
         self.dense: dict[str, RankedList] = {}
-        for query_id, vector in zip(self.queries, vectors, strict=True):
-            ids, scores = self.index.dense.search(vector[None, :], depth)
-            self.dense[query_id] = dense_list(ids[0], scores[0])
+        for query_id, text in self.queries.items():
+            request = RetrievalRequest(text, ("dense",), depth)
+            self.dense[query_id] = self.index.retrieve(request).lists["dense"]
 
     def bm25(self, settings: BM25Settings) -> dict[str, RankedList]:
-        self.index.lexical.settings = settings
-        lists = {}
-        for query_id, text in self.queries.items():
-            ids, scores = self.index.lexical.search(text, self.depth)
-            lists[query_id] = bm25_list(ids, scores, self.depth)
-        return lists
+        """BM25's lists with other k1 and b, scored over the index's own postings."""
+        lexical = self.index.view("bm25", BM25View).lexical.with_settings(settings)
+        view = BM25View(lexical)
+        return {
+            query_id: view.search(ViewQuery(text), self.depth, None)
+            for query_id, text in self.queries.items()
+        }
 
     def ndcg(self, bm25: dict[str, RankedList], fuse: Fuse) -> float:
         runs = {q: self._doc_run(fuse({"bm25": bm25[q], "dense": self.dense[q]})) for q in bm25}
@@ -102,7 +105,8 @@ def _single(name: str) -> Fuse:
 
 
 def _convex(alpha: float, normalization: Normalization = "max") -> Fuse:
-    return lambda lists: convex_combination(lists, alpha=alpha, normalization=normalization)
+    weights = convex_weights(["bm25", "dense"], alpha)
+    return lambda lists: convex_combination(lists, weights=weights, normalization=normalization)
 
 
 def _rrf(k: int, dense_weight: float) -> Fuse:

@@ -12,20 +12,20 @@ import hashlib
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
+from lede.indexer import bm25_kernels
 from lede.indexer.chunker import Chunker
-from lede.indexer.dense import DenseIndex
 from lede.indexer.embedder import Embedder, SentenceTransformerEmbedder
 from lede.indexer.errors import IndexFormatError, InvalidArticleError, StorageError
 from lede.indexer.files import WriteLock, atomic_write
-from lede.indexer.filters import Catalog, Filters
-from lede.indexer.lexical import LexicalIndex
+from lede.indexer.filters import Catalog
 from lede.indexer.manifest import (
     IndexSettings,
     Manifest,
@@ -35,15 +35,27 @@ from lede.indexer.manifest import (
 )
 from lede.indexer.models import Article
 from lede.indexer.progress import IndexProgress
+from lede.indexer.ranked import RankedList
 from lede.indexer.rwlock import ReadWriteLock
+from lede.indexer.searchable import ChunkKey, Retrieval, RetrievalRequest
 from lede.indexer.store import ArticleWrite, ChunkRecord, Store, is_storage_failure
 from lede.indexer.text_analysis import Analyzer
+from lede.indexer.views import ChunkRows, View, ViewQuery, ViewSpec, view_types
 
 logger = logging.getLogger(__name__)
 
 DATABASE_NAME = "lede.sqlite"
 EMBED_SLICE = 256  # texts per embedder call while indexing: how often the progress bar moves
-_CHECKPOINT = re.compile(r"^(bm25|dense)-(\d+)\.(npz|faiss)$")
+ADD_SLICE = 4096  # chunks per view add when a view is rebuilt or reconciled from SQLite
+_CHECKPOINT = re.compile(r"^([a-z0-9_]+)-(\d+)\.([a-z0-9]+)$")
+
+# A query with much lexical work encodes here while the calling thread searches the lexical
+# views; with little, the hand-over costs more than it hides (decision 26). Threads start on
+# first use; more than one so that concurrent requests do not queue behind each other.
+QUERY_ENCODING = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lede-query-encode")
+OVERLAP_MIN_POSTINGS = 50_000
+
+V = TypeVar("V")
 
 
 @dataclass(slots=True)
@@ -64,7 +76,11 @@ def _input_hash(text: str) -> str:
 
 
 class LedeIndex:
-    """An open index directory. Use `LedeIndex.open` or `LedeIndex.create`."""
+    """An open index directory. Use `LedeIndex.open` or `LedeIndex.create`.
+
+    The first implementation of `SearchableIndex` (searchable.py): its views are held by
+    name in `views`, in the order of `view_types()`.
+    """
 
     def __init__(self, path: Path, manifest: Manifest, store: Store, embedder: Embedder | None):
         self.path = path
@@ -75,8 +91,10 @@ class LedeIndex:
         self.analyzer = Analyzer(settings.analyzer)
         self._views_lock = ReadWriteLock()
         self.catalog = Catalog()
-        self.lexical = LexicalIndex(self.analyzer, settings.bm25)
-        self.dense = DenseIndex(manifest.model.dimension, settings.faiss_factory)
+        self._spec = ViewSpec(manifest, self.analyzer)
+        self.views: dict[str, View] = {
+            name: kind.create(self._spec) for name, kind in view_types().items()
+        }
         self.seq = 0
         self._checkpoint_seq = -1
         self._embedder_checked = False
@@ -165,33 +183,37 @@ class LedeIndex:
 
     # --- views ----------------------------------------------------------------------------
 
-    def _latest_checkpoint(self, kind: str) -> tuple[Path, int] | None:
-        found = []
+    @property
+    def view_names(self) -> tuple[str, ...]:
+        return tuple(self.views)
+
+    def view(self, name: str, kind: type[V]) -> V:
+        """The view called `name`, checked to be a `kind` (for code that needs its engine)."""
+        found = self.views[name]
+        if not isinstance(found, kind):
+            raise TypeError(f"view {name!r} is a {type(found).__name__}, not a {kind.__name__}")
+        return found
+
+    def _checkpoints(self) -> dict[str, tuple[int, Path]]:
+        """The newest checkpoint file of each registered view."""
+        found: dict[str, tuple[int, Path]] = {}
         for candidate in self.path.iterdir():
             match = _CHECKPOINT.match(candidate.name)
-            if match and match.group(1) == kind:
-                found.append((int(match.group(2)), candidate))
-        if not found:
-            return None
-        seq, newest = max(found)
-        return newest, seq
+            if match and match.group(1) in self.views:
+                kind = self.views[match.group(1)]
+                if match.group(3) == kind.suffix:
+                    seq = int(match.group(2))
+                    if seq > found.get(match.group(1), (-1, candidate))[0]:
+                        found[match.group(1)] = (seq, candidate)
+        return found
 
     def _load_views(self) -> None:
         """Load checkpoints, then reconcile them with SQLite's live chunks."""
         seq = self.store.last_seq()  # read first: later changes are replayed by refresh()
-        lexical_file = self._latest_checkpoint("bm25")
-        dense_file = self._latest_checkpoint("dense")
+        files = self._checkpoints()
         try:
-            if lexical_file:
-                self.lexical = LexicalIndex.from_bytes(
-                    lexical_file[0].read_bytes(), self.analyzer, self.manifest.settings.bm25
-                )
-            if dense_file:
-                self.dense = DenseIndex.from_bytes(
-                    dense_file[0].read_bytes(),
-                    self.manifest.model.dimension,
-                    self.manifest.settings.faiss_factory,
-                )
+            for name, (_, file) in files.items():
+                self.views[name] = type(self.views[name]).from_bytes(file.read_bytes(), self._spec)
         except Exception as error:
             raise IndexFormatError(
                 f"a view checkpoint in {self.path} cannot be read ({error}); "
@@ -201,19 +223,12 @@ class LedeIndex:
         live = np.array([r.rowid for r in records], dtype=np.int64)
         self.catalog.add(records)
         by_rowid = {r.rowid: r for r in records}
-        for rowid in set(self.lexical.doc_ids) - set(live.tolist()):
-            self.lexical.delete(rowid)
-        for rowid in live.tolist():
-            if rowid not in self.lexical:
-                self.lexical.add(rowid, self._lexical_text(by_rowid[rowid]))
-        stale = np.setdiff1d(self.dense.live_ids(), live)
-        self.dense.delete(stale)
-        missing = [r for r in live.tolist() if r not in self.dense]
-        self._add_dense(missing)
+        for view in self.views.values():
+            view.delete(np.setdiff1d(view.live_ids(), live))
+            missing = [rowid for rowid in live.tolist() if rowid not in view]
+            self._fill(view, missing, by_rowid)
         self.seq = seq
-        self._checkpoint_seq = min(
-            lexical_file[1] if lexical_file else -1, dense_file[1] if dense_file else -1
-        )
+        self._checkpoint_seq = min((files[name][0] if name in files else -1) for name in self.views)
         self.refresh()
 
     def _lexical_text(self, record: ChunkRecord) -> str:
@@ -221,12 +236,29 @@ class LedeIndex:
             return f"{record.title}\n{record.text}"
         return record.text
 
-    def _add_dense(self, rowids: Sequence[int]) -> None:
-        if rowids and not self.dense.is_trained:
-            self.dense.train(self._training_sample(rowids, self.dense))
-        for offset in range(0, len(rowids), 4096):
-            batch = list(rowids[offset : offset + 4096])
-            self.dense.add(np.array(batch, dtype=np.int64), self.store.embeddings(batch))
+    def _rows(
+        self, view: View, rowids: Sequence[int], records: dict[int, ChunkRecord] | None
+    ) -> ChunkRows:
+        """The inputs `view` reads for these chunks, from SQLite (records when given)."""
+        texts = None
+        if "text" in view.inputs:
+            found = records if records is not None else self.store.chunk_records(rowids)
+            texts = [self._lexical_text(found[rowid]) for rowid in rowids]
+        vectors = self.store.embeddings(list(rowids)) if "vector" in view.inputs else None
+        return ChunkRows(np.array(rowids, dtype=np.int64), texts, vectors)
+
+    def _fill(
+        self, view: View, rowids: Sequence[int], records: dict[int, ChunkRecord] | None = None
+    ) -> None:
+        """Add these stored chunks to `view`, training it first on a sample when it must."""
+        if rowids and not view.is_trained:
+            view.train(self._training_sample(rowids, view))
+        if "text" in view.inputs and "vector" not in view.inputs:
+            step = len(rowids) or 1  # texts cost no database read when the records are here
+        else:
+            step = ADD_SLICE
+        for offset in range(0, len(rowids), step):
+            view.add(self._rows(view, rowids[offset : offset + step], records))
 
     def refresh(self) -> int:
         """Apply changes committed by any process since this one last looked.
@@ -243,16 +275,21 @@ class LedeIndex:
         added = [c.chunk_rowid for c in changes if c.op == "add" and c.chunk_rowid not in deleted]
         records = self.store.chunk_records(added)
         present = [r for r in added if r in records]  # rows deleted meanwhile are skipped
-        embeddings = self.store.embeddings(present) if present else None
+        needs_vectors = any("vector" in view.inputs for view in self.views.values())
+        embeddings = self.store.embeddings(present) if present and needs_vectors else None
+        rows = ChunkRows(
+            np.array(present, dtype=np.int64),
+            [self._lexical_text(records[rowid]) for rowid in present],
+            embeddings,
+        )
+        gone = np.fromiter(deleted, dtype=np.int64, count=len(deleted))
         with self._views_lock.writing():
-            for rowid in deleted:
-                self.lexical.delete(rowid)
-            self.dense.delete(np.fromiter(deleted, dtype=np.int64, count=len(deleted)))
+            for view in self.views.values():
+                view.delete(gone)
             self.catalog.delete(deleted)
-            for rowid in present:
-                self.lexical.add(rowid, self._lexical_text(records[rowid]))
-            if embeddings is not None:
-                self.dense.add(np.array(present, dtype=np.int64), embeddings)
+            if present:
+                for view in self.views.values():
+                    view.add(rows)
             self.catalog.add([records[r] for r in present])
             self.seq = changes[-1].seq
         return len(changes)
@@ -264,27 +301,30 @@ class LedeIndex:
         Below that, opening the index replays the log (cheap), so a small write never pays
         for rewriting a large index.
         """
-        if self.dense.factory_due():
-            return True  # the "auto" factory moves to another size tier
+        if any(view.resize_due() for view in self.views.values()):
+            return True  # e.g. the "auto" FAISS factory moves to another size tier
         if self._checkpoint_seq < 0:
             return self.seq > 0
         pending = self.seq - self._checkpoint_seq
-        return pending >= max(1000, self.lexical.doc_count // 10)
+        return pending >= max(1000, int(np.count_nonzero(self.catalog.live)) // 10)
 
     def checkpoint(self) -> None:
-        """Write both views to files (atomically) and drop older checkpoints.
+        """Write every view to a file (atomically) and drop older checkpoints.
 
         Call while holding the write lock; `lede index` and the service's writer do.
         """
-        if self.dense.tombstones > max(1000, self.dense.ntotal // 5) or self.dense.factory_due():
-            self._rebuild_dense()
+        for name, view in list(self.views.items()):
+            if view.rebuild_due():
+                self._rebuild(name)
         with self._views_lock.reading():
             seq = self.seq
-            lexical_bytes = self.lexical.to_bytes()
-            dense_bytes = self.dense.to_bytes()
+            blobs = {
+                f"{name}-{seq:012d}.{view.suffix}": view.to_bytes()
+                for name, view in self.views.items()
+            }
         try:
-            atomic_write(self.path / f"bm25-{seq:012d}.npz", lexical_bytes)
-            atomic_write(self.path / f"dense-{seq:012d}.faiss", dense_bytes)
+            for file_name, data in blobs.items():
+                atomic_write(self.path / file_name, data)
         except OSError as error:
             if not is_storage_failure(error):
                 raise
@@ -300,44 +340,35 @@ class LedeIndex:
         self._checkpoint_seq = seq
         logger.info("checkpointed views of %s at seq %d", self.path, seq)
 
-    def _training_sample(self, rowids: Sequence[int], dense: DenseIndex) -> np.ndarray:
-        """Stored embeddings of enough of these chunks to train `dense`, drawn evenly."""
-        size = max(100_000, dense.training_size)
+    def _training_sample(self, rowids: Sequence[int], view: View) -> np.ndarray:
+        """Stored embeddings of enough of these chunks to train `view`, drawn evenly."""
+        size = max(100_000, view.training_size)
         step = max(1, len(rowids) // size)
         return self.store.embeddings(list(rowids[::step]))
 
-    def _rebuild_dense(self) -> None:
-        """Rebuild the dense view from SQLite: drops tombstones and, with the "auto" factory,
-        moves to the tier that fits the index's size."""
+    def _rebuild(self, name: str) -> None:
+        """Rebuild a view from SQLite: drops tombstones and lets it take the form that fits
+        the index's size (the "auto" FAISS factory's tier)."""
         with self._views_lock.reading():
-            live = self.dense.live_ids().tolist()
-        fresh = DenseIndex(
-            self.manifest.model.dimension,
-            self.manifest.settings.faiss_factory,
-            expected_size=len(live),
-        )
-        if live and not fresh.is_trained:
-            fresh.train(self._training_sample(live, fresh))
-        logger.info("rebuilding the dense view of %s as %s", self.path, fresh.factory)
-        for offset in range(0, len(live), 4096):
-            batch = live[offset : offset + 4096]
-            fresh.add(np.array(batch, dtype=np.int64), self.store.embeddings(batch))
+            live = self.views[name].live_ids().tolist()
+        fresh = type(self.views[name]).create(self._spec, expected_size=len(live))
+        logger.info("rebuilding the %s view of %s (%s)", name, self.path, fresh.stats())
+        self._fill(fresh, live)
         with self._views_lock.writing():
-            self.dense = fresh
+            self.views[name] = fresh
 
     def repair(self) -> None:
         """Rebuild every view from SQLite and checkpoint it (the `lede repair` command)."""
         for candidate in self.path.iterdir():
             if _CHECKPOINT.match(candidate.name):
                 candidate.unlink()
+        size = self.store.counts()["chunks"]
         with self._views_lock.writing():
             self.catalog = Catalog()
-            self.lexical = LexicalIndex(self.analyzer, self.manifest.settings.bm25)
-            self.dense = DenseIndex(
-                self.manifest.model.dimension,
-                self.manifest.settings.faiss_factory,
-                expected_size=self.store.counts()["chunks"],
-            )
+            self.views = {
+                name: kind.create(self._spec, expected_size=size)
+                for name, kind in view_types().items()
+            }
         self._load_views()
         self.checkpoint()
 
@@ -465,31 +496,127 @@ class LedeIndex:
             self.refresh()
         return deleted
 
-    # --- reads ----------------------------------------------------------------------------
+    # --- reads (the SearchableIndex contract) ----------------------------------------------
+
+    def retrieve(self, request: RetrievalRequest) -> Retrieval:
+        """Search the named views in one snapshot, after applying every committed write.
+
+        A query whose lexical views walk many postings is encoded on another thread meanwhile
+        (decision 26).
+        """
+        self.refresh()
+        views = [self.views[name] for name in request.views]
+        query = ViewQuery(request.query, request.query_vector, request.ef_search, request.nprobe)
+        encoding: Future[np.ndarray] | None = None
+        if query.vector is None and any(v.query_input == "vector" for v in views):
+            lexical = [v for v in views if v.query_input == "text"]
+            if lexical and sum(v.cost(query) for v in lexical) >= OVERLAP_MIN_POSTINGS:
+                encoding = QUERY_ENCODING.submit(self.encode_query, request.query)
+            else:
+                query = ViewQuery(
+                    request.query, self.encode_query(request.query), query.ef_search, query.nprobe
+                )
+        lists: dict[str, RankedList] = {}
+        with self._views_lock.reading():
+            mask = self.catalog.mask(request.filters)
+            for name, view in zip(request.views, views, strict=True):
+                if view.query_input == "vector" and encoding is not None:
+                    query = ViewQuery(
+                        request.query, encoding.result(), query.ef_search, query.nprobe
+                    )
+                    encoding = None
+                lists[name] = view.search(query, request.depth, mask)
+            retrieval = Retrieval(lists)
+            if request.count != "none" or request.facets:
+                self._count(retrieval, request, views, query, mask)
+            if request.keys:
+                retrieval.keys = self._keys(lists)
+        return retrieval
+
+    def _count(
+        self,
+        retrieval: Retrieval,
+        request: RetrievalRequest,
+        views: list[View],
+        query: ViewQuery,
+        mask: np.ndarray | None,
+    ) -> None:
+        """What the query matches: every allowed chunk when a view ranks them all, else the
+        allowed chunks any view matched (counted by the view's own pass when it is alone)."""
+        only = retrieval.lists[request.views[0]] if len(views) == 1 else None
+        if request.count == "chunks" and not request.facets and only and only.matched is not None:
+            retrieval.total = only.matched
+            return
+        allowed = self.catalog.allowed(mask)
+        masks = [view.matching(query) for view in views]
+        if any(found is None for found in masks):
+            matching = allowed
+        else:
+            union = np.zeros(len(allowed), dtype=bool)
+            for found in masks:
+                assert found is not None
+                size = min(len(found), len(allowed))
+                union[:size] |= found[:size]
+            matching = union & allowed
+        if request.count == "articles":
+            retrieval.total = self.catalog.article_count(matching)
+        elif request.count == "chunks":
+            retrieval.total = int(np.count_nonzero(matching))
+        if request.facets:
+            retrieval.facets = self.catalog.facet_counts(matching, request.facets)
+
+    def _keys(self, lists: dict[str, RankedList]) -> dict[int, ChunkKey]:
+        ids = list(dict.fromkeys(doc for ranked in lists.values() for doc in ranked.ids))
+        articles = self.catalog.article_codes(ids).tolist()
+        published = self.catalog.published(ids).tolist()
+        return {
+            doc: ChunkKey(article, date)
+            for doc, article, date in zip(ids, articles, published, strict=True)
+        }
+
+    def records(self, ids: Sequence[int]) -> dict[int, ChunkRecord]:
+        return self.store.chunk_records(ids)
+
+    def encode_query(self, query: str) -> np.ndarray:
+        vectors: np.ndarray = self.embedder.embed([query])
+        return vectors
+
+    def analyze(self, text: str) -> list[str]:
+        return self.analyzer(text)
+
+    def article(self, article_id: str) -> tuple[Article, list[ChunkRecord]] | None:
+        """A stored article with its chunks, or None."""
+        return self.store.article_with_chunks(article_id)
+
+    def facet_values(self) -> dict[str, list[str]]:
+        """The sources and tags present in the index."""
+        return self.store.facets()
+
+    def warm_up(self) -> None:
+        """Load the embedding model and compile the BM25 kernels now."""
+        self.embedder.embed(["warm up"])
+        bm25_kernels.warm_up()
+
+    def stats(self) -> dict[str, Any]:
+        """Article and chunk counts and the embedding model's name."""
+        return {**self.store.counts(), "model": self.manifest.model.name}
 
     @contextmanager
     def reading(self) -> Iterator[None]:
-        """A consistent snapshot of the views for the duration of one query."""
+        """A consistent snapshot of the views for the duration of a block."""
         with self._views_lock.reading():
             yield
 
-    def filter_mask(self, filters: Filters | None) -> np.ndarray | None:
-        return self.catalog.mask(filters)
-
     def info(self) -> dict[str, Any]:
         sizes = {p.name: p.stat().st_size for p in sorted(self.path.iterdir()) if p.is_file()}
+        views: dict[str, Any] = {"seq": self.seq, "checkpoint_seq": self._checkpoint_seq}
+        for name, view in self.views.items():
+            views.update({f"{name}_{key}": value for key, value in view.stats().items()})
         return {
             "path": str(self.path),
             "manifest": self.manifest.to_json(),
             "counts": self.store.counts(),
-            "views": {
-                "seq": self.seq,
-                "checkpoint_seq": self._checkpoint_seq,
-                "bm25_documents": self.lexical.doc_count,
-                "bm25_terms": len(self.lexical.vocabulary),
-                "dense_vectors": self.dense.ntotal,
-                "dense_tombstones": self.dense.tombstones,
-            },
+            "views": views,
             "files": sizes,
             "total_bytes": sum(sizes.values()),
         }

@@ -11,6 +11,7 @@ A query costs time in proportion to the postings of its terms (compiled loops in
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 from collections import Counter
@@ -140,6 +141,12 @@ class LexicalIndex:
         self._tombstones.add(doc_id)
         self.doc_count -= 1
         self._total_len -= float(self._doc_len[doc_id])
+
+    def with_settings(self, settings: BM25Settings) -> LexicalIndex:
+        """The same postings scored with other k1 and b (shared, not copied: read only)."""
+        other = copy.copy(self)
+        other.settings = settings
+        return other
 
     # --- queries -------------------------------------------------------------------------
 

@@ -274,7 +274,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/facets", response_model=FacetsOut, tags=["search"], responses=reads)
     def facets(state: ReadState) -> dict[str, Any]:
         """Values to filter by: the sources and tags present in the index."""
-        return state.index.store.facets()
+        return state.index.facet_values()
 
     @app.get("/health", response_model=HealthOut, tags=["operations"])
     def health() -> dict[str, str]:
@@ -284,8 +284,7 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/ready", response_model=ReadyOut, tags=["operations"], responses=_errors(503))
     def ready(state: Annotated[ServiceState, Depends(_ready_state)]) -> dict[str, Any]:
         """The index is open and the models are warm (503 until then)."""
-        counts = state.index.store.counts()
-        return {"ready": True, **counts, "model": state.index.manifest.model.name}
+        return {"ready": True, **state.index.stats()}
 
     @app.get("/metrics", tags=["operations"], response_class=Response)
     def metrics() -> Response:
@@ -326,7 +325,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     def get_article(state: ReadState, article_id: str) -> dict[str, Any]:
         """A stored article with the spans of its chunks."""
-        found = state.index.store.article_with_chunks(article_id)
+        found = state.index.article(article_id)
         if found is None:
             raise ArticleNotFoundError(f"no article with id {article_id!r}")
         article, chunks = found
@@ -427,7 +426,7 @@ def _document_limits(app: FastAPI, settings: Settings) -> None:
 def _install_index_gauges(app: FastAPI, registry: CollectorRegistry) -> None:
     def count(name: str) -> float:
         state: ServiceState | None = getattr(app.state, "lede", None)
-        return float(state.index.store.counts()[name]) if state else 0.0
+        return float(state.index.stats()[name]) if state else 0.0
 
     Gauge("lede_index_articles", "Articles in the index.", registry=registry).set_function(
         lambda: count("articles")

@@ -3,24 +3,24 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
 
-from lede.indexer import bm25_kernels
 from lede.indexer.filters import Filters
-from lede.indexer.index import LedeIndex
-from lede.indexer.lexical import LexicalIndex
+from lede.indexer.ranked import RankedList
+from lede.indexer.searchable import ChunkKey, RetrievalRequest, SearchableIndex
 from lede.indexer.store import ChunkRecord
 from lede.service.fusion import (
     NORMALIZATIONS,
     FusionMethod,
     Normalization,
-    RankedList,
     convex_combination,
+    convex_weights,
     reciprocal_rank_fusion,
 )
 from lede.service.highlights import highlight_spans
@@ -34,33 +34,6 @@ Sort = Literal["relevance", "published_at"]
 SORTS: tuple[Sort, ...] = ("relevance", "published_at")
 
 
-# A hybrid query with much BM25 work encodes here while the calling thread runs BM25; with
-# little, the hand-over costs more than it hides (decision 26). Threads start on first use;
-# more than one so that concurrent requests do not queue behind each other.
-QUERY_ENCODING = ThreadPoolExecutor(max_workers=4, thread_name_prefix="lede-query-encode")
-OVERLAP_MIN_POSTINGS = 50_000
-
-
-def encode_beside_bm25(lexical: LexicalIndex, query: str) -> bool:
-    """Whether BM25 has enough postings to walk for the query's encoding to overlap it."""
-    return lexical.postings_count(query) >= OVERLAP_MIN_POSTINGS
-
-
-def bm25_list(ids: np.ndarray, scores: np.ndarray, depth: int) -> RankedList:
-    """BM25's hits as a ranked list: cut off when it filled `depth`, else every match is in it."""
-    return RankedList(ids.tolist(), scores.astype(np.float64).tolist(), truncated=len(ids) >= depth)
-
-
-def dense_list(ids: np.ndarray, scores: np.ndarray) -> RankedList:
-    """One query's FAISS row as a ranked list (empty slots, id -1, dropped).
-
-    Always treated as cut off: a short list from IVF or HNSW (few vectors in the probed cells
-    after filtering) does not mean the rest scored 0.
-    """
-    keep = ids >= 0
-    return RankedList(ids[keep].tolist(), scores[keep].astype(np.float64).tolist())
-
-
 @dataclass(frozen=True, slots=True)
 class EngineSettings:
     """Retrieval defaults (see docs/decisions.md for how they were chosen).
@@ -72,7 +45,7 @@ class EngineSettings:
             the default) or "minmax".
         rrf_k: the RRF constant; larger flattens the rank curve.
         bm25_weight, dense_weight: per-retriever RRF weights.
-        alpha: dense share of the convex combination.
+        alpha: dense share of the convex combination (the other views share the rest).
         candidates: depth each retriever fetches before hybrid fusion.
         rerank_depth: fused hits re-scored by the cross-encoder, when one is configured.
         sort_window: how many of the most relevant matches `sort="published_at"` orders by
@@ -93,7 +66,6 @@ class EngineSettings:
     facet_values: int = 20
     ef_search: int | None = None
     nprobe: int | None = None
-    faiss_threads: int = 1
 
     def __post_init__(self) -> None:
         if self.fusion not in ("rrf", "convex"):
@@ -175,11 +147,12 @@ class SearchResult:
 
 
 class SearchEngine:
-    """Ranked passages from an open `LedeIndex` in one of three modes."""
+    """Ranked passages from any `SearchableIndex` in one of three modes: "bm25" and "dense"
+    search that view alone, "hybrid" fuses every view the index keeps."""
 
     def __init__(
         self,
-        index: LedeIndex,
+        index: SearchableIndex,
         settings: EngineSettings | None = None,
         reranker: CrossEncoderReranker | None = None,
     ):
@@ -188,23 +161,16 @@ class SearchEngine:
         self.reranker = reranker
 
     def warm_up(self) -> None:
-        """Load the models now rather than on the first query.
-
-        FAISS runs single-threaded by default: one query at a time is faster that way on a
-        few cores (its OpenMP pool otherwise contends with torch's), and concurrent requests
-        already use the cores (see docs/decisions.md).
-        """
-        import faiss
-
-        faiss.omp_set_num_threads(self.settings.faiss_threads)
-        self.index.embedder.embed(["warm up"])
-        bm25_kernels.warm_up()
+        """Load the models now rather than on the first query."""
+        self.index.warm_up()
         if self.reranker is not None:
             self.reranker.warm_up()
 
     def embed_query(self, query: str) -> np.ndarray:
-        vectors: np.ndarray = self.index.embedder.embed([query])
-        return vectors
+        return self.index.encode_query(query)
+
+    def views_for(self, mode: Mode) -> tuple[str, ...]:
+        return self.index.view_names if mode == "hybrid" else (mode,)
 
     def search(
         self,
@@ -251,64 +217,42 @@ class SearchEngine:
                 f"offset + k must be within [1, {settings.sort_window}]; got {offset} + {k}"
             )
         started = time.perf_counter()
-        self.index.refresh()
         window = settings.sort_window if sort == "published_at" else offset + k
         wanted = window * 5 if group == "article" else window
         # Every page reads the retrievers to the same depth, so pages agree on tied scores.
         depth = max(wanted, settings.candidates)
         if self.reranker is not None:
             depth = max(depth, settings.rerank_depth)
-        encoding: Future[np.ndarray] | None = None
-        if (
-            mode == "hybrid"
-            and query_vector is None
-            and encode_beside_bm25(self.index.lexical, query)
-        ):
-            encoding = QUERY_ENCODING.submit(self.embed_query, query)
-        elif mode != "bm25" and query_vector is None:
-            query_vector = self.embed_query(query)
-        lists: dict[str, RankedList] = {}
-        with self.index.reading():
-            mask = self.index.filter_mask(filters)
-            bm25_matches = 0
-            if mode in ("bm25", "hybrid"):
-                ids, scores, bm25_matches = self.index.lexical.search_counted(query, depth, mask)
-                lists["bm25"] = bm25_list(ids, scores, depth)
-            if mode in ("dense", "hybrid"):
-                if encoding is not None:
-                    query_vector = encoding.result()
-                assert query_vector is not None
-                ids2d, scores2d = self.index.dense.search(
-                    query_vector, depth, mask, ef_search=settings.ef_search, nprobe=settings.nprobe
-                )
-                lists["dense"] = dense_list(ids2d[0], scores2d[0])
-            fused = _fuse(lists, mode, settings)
-            ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))
-            if group == "article" and self.reranker is None:
-                ranked = self._best_per_article(ranked)
-            if mode == "bm25" and group == "chunk" and not facets:
-                total = bm25_matches  # counted by BM25's own pass over the postings
-            else:
-                matching = self._matching(query, mode, mask)
-                total = (
-                    self.index.catalog.article_count(matching)
-                    if group == "article"
-                    else int(np.count_nonzero(matching))
-                )
-            facet_counts = (
-                self.index.catalog.facet_counts(matching, settings.facet_values) if facets else None
+        retrieval = self.index.retrieve(
+            RetrievalRequest(
+                query,
+                self.views_for(mode),
+                depth,
+                filters=filters,
+                query_vector=query_vector if mode != "bm25" else None,
+                ef_search=settings.ef_search,
+                nprobe=settings.nprobe,
+                count="articles" if group == "article" else "chunks",
+                facets=settings.facet_values if facets else 0,
+                keys=group == "article" or sort == "published_at",
             )
+        )
+        lists, keys = retrieval.lists, retrieval.keys
+        fused = _fuse(lists, mode, settings)
+        ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+        if group == "article" and self.reranker is None:
+            ranked = _best_per_article(ranked, keys)
         if self.reranker is not None:  # the cross-encoder reads what it must, no more
             ranked = ranked[: max(settings.rerank_depth, offset + k)]
         else:
             if sort == "published_at":
                 ranked = ranked[:window]
-                ranked = [ranked[i] for i in self._newest_first([doc for doc, _ in ranked])]
+                ranked = [ranked[i] for i in _newest_first([doc for doc, _ in ranked], keys)]
             ranked = ranked[offset : offset + k]
         # Only the hits that will be returned are read from SQLite.
-        records = self.index.store.chunk_records([doc for doc, _ in ranked])
+        records = self.index.records([doc for doc, _ in ranked])
         ranked = [(doc, score) for doc, score in ranked if doc in records]  # deleted meanwhile
-        positions = _positions(lists, [doc for doc, _ in ranked])
+        positions = _positions(lists, [doc for doc, _ in ranked], self.index.view_names)
         hits = [
             Hit(records[doc], float(score), where)
             for (doc, score), where in zip(ranked, positions, strict=True)
@@ -318,43 +262,12 @@ class SearchEngine:
             if group == "article":
                 hits = _best_hit_per_article(hits)
             if sort == "published_at":
-                hits = [hits[i] for i in self._newest_first([h.record.rowid for h in hits])]
+                hits = [hits[i] for i in _newest_first([h.record.rowid for h in hits], keys)]
             hits = hits[offset : offset + k]
         if highlight:
             self._highlight(query, hits)
         took_ms = (time.perf_counter() - started) * 1000
-        return SearchResult(hits, took_ms, total, facet_counts)
-
-    def _matching(self, query: str, mode: Mode, mask: np.ndarray | None) -> np.ndarray:
-        """The chunks a query matches: with a query term (bm25), or every allowed one (a
-        read-only view; nothing here is written)."""
-        allowed = self.index.catalog.allowed(mask)
-        if mode != "bm25":
-            return allowed
-        found = self.index.lexical.matching(query)
-        size = min(len(found), len(allowed))
-        matching: np.ndarray = found[:size] & allowed[:size]
-        return matching
-
-    def _newest_first(self, rowids: list[int]) -> list[int]:
-        """Positions of these chunks (in relevance order) newest first, undated last, ties in
-        relevance order; dates come from the in-memory catalog."""
-        dates = self.index.catalog.published(rowids)
-        undated = np.isnan(dates)
-        return sorted(
-            range(len(rowids)), key=lambda i: (bool(undated[i]), 0.0 if undated[i] else -dates[i])
-        )
-
-    def _best_per_article(self, ranked: list[tuple[int, float]]) -> list[tuple[int, float]]:
-        """Keep each article's best chunk, using the in-memory catalog (no database read)."""
-        codes = self.index.catalog.article_codes([doc for doc, _ in ranked])
-        seen: set[int] = set()
-        best = []
-        for (doc, score), code in zip(ranked, codes.tolist(), strict=True):
-            if code not in seen:
-                seen.add(code)
-                best.append((doc, score))
-        return best
+        return SearchResult(hits, took_ms, retrieval.total or 0, retrieval.facets)
 
     def _rerank(self, query: str, hits: list[Hit]) -> list[Hit]:
         assert self.reranker is not None
@@ -369,7 +282,7 @@ class SearchEngine:
         return reranked
 
     def _highlight(self, query: str, hits: list[Hit]) -> None:
-        analyze = self.index.analyzer
+        analyze = self.index.analyze
         terms = set(analyze(query))
         for hit in hits:
             hit.highlights = highlight_spans(hit.record.text, hit.record.start, terms, analyze)
@@ -380,15 +293,38 @@ def _fuse(lists: dict[str, RankedList], mode: Mode, settings: EngineSettings) ->
         ranked = lists[mode]
         return dict(zip(ranked.ids, ranked.scores, strict=True))
     if settings.fusion == "convex":
-        return convex_combination(lists, alpha=settings.alpha, normalization=settings.normalization)
-    weights = {"bm25": settings.bm25_weight, "dense": settings.dense_weight}
-    return reciprocal_rank_fusion(lists, k=settings.rrf_k, weights=weights)
+        weights = convex_weights(list(lists), settings.alpha)
+        return convex_combination(lists, weights=weights, normalization=settings.normalization)
+    rrf_weights = {"bm25": settings.bm25_weight, "dense": settings.dense_weight}
+    return reciprocal_rank_fusion(lists, k=settings.rrf_k, weights=rrf_weights)
+
+
+def _best_per_article(
+    ranked: list[tuple[int, float]], keys: dict[int, ChunkKey]
+) -> list[tuple[int, float]]:
+    """Keep each article's best chunk (by the article keys the retrieval returned)."""
+    seen: set[int] = set()
+    best = []
+    for doc, score in ranked:
+        code = keys[doc].article
+        if code not in seen:
+            seen.add(code)
+            best.append((doc, score))
+    return best
+
+
+def _newest_first(rowids: list[int], keys: dict[int, ChunkKey]) -> list[int]:
+    """Positions of these chunks (in relevance order) newest first, undated last, ties in
+    relevance order."""
+    dates = [keys[rowid].published for rowid in rowids]
+    undated = [math.isnan(date) for date in dates]
+    return sorted(range(len(rowids)), key=lambda i: (undated[i], 0.0 if undated[i] else -dates[i]))
 
 
 def _positions(
-    lists: dict[str, RankedList], docs: list[int]
+    lists: dict[str, RankedList], docs: list[int], names: Sequence[str]
 ) -> list[dict[str, RetrieverScore | None]]:
-    """Each doc's rank and score in each retriever (None where it was not returned)."""
+    """Each doc's rank and score in each of the index's views (None where not returned)."""
     wanted = set(docs)
     found: dict[str, dict[int, RetrieverScore]] = {}
     for name, ranked in lists.items():
@@ -397,7 +333,7 @@ def _positions(
             for rank, (doc, score) in enumerate(zip(ranked.ids, ranked.scores, strict=True), 1)
             if doc in wanted
         }
-    return [{name: found.get(name, {}).get(doc) for name in ("bm25", "dense")} for doc in docs]
+    return [{name: found.get(name, {}).get(doc) for name in names} for doc in docs]
 
 
 def _best_hit_per_article(hits: list[Hit]) -> list[Hit]:

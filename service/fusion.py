@@ -1,27 +1,15 @@
-"""Combining ranked lists from several retrievers into one."""
+"""Combining any number of named ranked lists (one per retriever view) into one."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Literal
+
+from lede.indexer.ranked import RankedList
 
 FusionMethod = Literal["rrf", "convex"]
 Normalization = Literal["max", "minmax"]
 NORMALIZATIONS: tuple[Normalization, ...] = ("max", "minmax")
-
-
-@dataclass(frozen=True, slots=True)
-class RankedList:
-    """One retriever's results: ids best first, with their raw scores.
-
-    `truncated` says the retriever stopped at a depth, so documents not listed may score up
-    to the last one; False means every document it scores above its floor is listed.
-    """
-
-    ids: Sequence[int]
-    scores: Sequence[float]
-    truncated: bool = True
 
 
 def reciprocal_rank_fusion(
@@ -36,14 +24,24 @@ def reciprocal_rank_fusion(
     return fused
 
 
+def convex_weights(names: Sequence[str], alpha: float, dense: str = "dense") -> dict[str, float]:
+    """Convex fusion's weights: `alpha` for the dense list, the rest shared by the others."""
+    others = [name for name in names if name != dense]
+    weights = {name: (1.0 - alpha) / len(others) for name in others}
+    if dense in names:
+        weights[dense] = alpha
+    return weights
+
+
 def convex_combination(
     lists: Mapping[str, RankedList],
     *,
-    alpha: float = 0.5,
-    dense: str = "dense",
+    weights: Mapping[str, float],
     normalization: Normalization = "max",
 ) -> dict[int, float]:
-    """alpha * dense + (1 - alpha) * others, each list's scores scaled to [0, 1] first.
+    """The weighted sum of any number of named lists, each list's scores scaled to [0, 1]
+    first (a list without a weight counts 0). With "bm25" at 1 - alpha and "dense" at alpha
+    this is the engine's convex fusion.
 
     "max" (the default) divides by the list's best score: the floor is the retriever's
     theoretical minimum, 0 for BM25 and for cosine (negative cosines count as 0), so a list
@@ -59,7 +57,7 @@ def convex_combination(
     docs = {doc for values in scaled.values() for doc in values}
     fused = dict.fromkeys(docs, 0.0)
     for name, values in scaled.items():
-        weight = alpha if name == dense else 1.0 - alpha
+        weight = weights.get(name, 0.0)
         lowest = min(values.values()) if lists[name].truncated else 0.0
         for doc in docs:
             fused[doc] += weight * values.get(doc, lowest)

@@ -140,9 +140,10 @@ def build_mcp_server(answerer: Answerer) -> Any:
     ) -> dict[str, Any]:
         from mcp.server.mcpserver.exceptions import ToolError
 
-        article = engine.index.store.get_article(id)
-        if article is None:  # a ToolError's message reaches the client; others only log
+        found = engine.index.article(id)
+        if found is None:  # a ToolError's message reaches the client; others only log
             raise ToolError(f"no article with id {id!r}; use an article_id from search results")
+        article, _ = found
         return {
             **article.model_dump(mode="json", exclude={"published_at", "metadata"}),
             "published_at": article.published_iso,

@@ -103,8 +103,10 @@ def test_answers_and_short_answers(
     assert answer.answer is not None, (question, answer.confidence)
     assert in_answer in answer.answer, (question, answer.answer)
     citation = answer.citations[0]
-    article = answerer.engine.index.store.get_article(citation.hit.record.article_id)
-    assert article is not None and article.text[citation.start : citation.end] == answer.answer
+    found = answerer.engine.index.article(citation.hit.record.article_id)
+    assert found is not None
+    article = found[0]
+    assert article.text[citation.start : citation.end] == answer.answer
     if span is not None:
         assert answer.answer_span is not None, question
         assert answer.answer_span.text == span

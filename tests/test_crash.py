@@ -20,6 +20,7 @@ from lede.eval.local_server import LEDE, lede_serve
 from lede.indexer.embedder import SentenceTransformerEmbedder
 from lede.indexer.index import LedeIndex
 from lede.indexer.models import Article
+from tests.views import dense_of, lexical_of
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
@@ -38,8 +39,8 @@ def _corpus(path: Path, sample_articles: list[Article], copies: int) -> int:
 
 def _check_consistent(index: LedeIndex) -> int:
     live = set(index.store.live_rowids().tolist())
-    assert set(index.lexical.doc_ids) == live
-    assert set(index.dense.live_ids().tolist()) == live
+    assert set(lexical_of(index).doc_ids) == live
+    assert set(dense_of(index).live_ids().tolist()) == live
     for article_id in index.store.article_ids():
         ordinals = [c.ordinal for c in index.store.article_chunks(article_id)]
         assert ordinals == list(range(len(ordinals))) and ordinals  # whole articles only
@@ -76,12 +77,12 @@ def test_sigkill_during_indexing_loses_nothing(
         fresh.add(Article.model_validate_json(line) for line in source.read_text().splitlines())
         assert index.store.counts() == fresh.store.counts()
         query = real_embedder.embed(["Tom Cruise car chase in Rome"])
-        a, _ = index.dense.search(query, 5)
-        b, _ = fresh.dense.search(query, 5)
+        a, _ = dense_of(index).search(query, 5)
+        b, _ = dense_of(fresh).search(query, 5)
         chunk_ids = [index.store.chunk_records(a[0].tolist())[r].chunk_id for r in a[0].tolist()]
         fresh_ids = [fresh.store.chunk_records(b[0].tolist())[r].chunk_id for r in b[0].tolist()]
         assert chunk_ids == fresh_ids
-        assert np.isfinite(index.lexical.average_length)
+        assert np.isfinite(lexical_of(index).average_length)
         fresh.close()
 
 

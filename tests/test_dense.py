@@ -14,6 +14,7 @@ from lede.indexer.index import LedeIndex
 from lede.indexer.manifest import IndexSettings
 from lede.indexer.models import Article
 from lede.service.engine import SearchEngine
+from tests.views import dense_of
 
 
 def _unit(rows: int, dim: int, seed: int) -> np.ndarray:
@@ -157,7 +158,7 @@ def test_refined_ivf_on_the_real_model_finds_what_exact_search_finds(
     settings = IndexSettings(faiss_factory="IVF1,PQ96x4fs,Refine(SQ8)")
     with LedeIndex.create(tmp_path / "ivf", embedder=real_embedder, settings=settings) as ivf:
         ivf.add(sample_articles)
-        assert ivf.dense.nprobe == 1
+        assert dense_of(ivf).nprobe == 1
         refined, exact = SearchEngine(ivf), SearchEngine(real_index)
         for question in sample_questions:
             ours = refined.search(question["question"], mode="dense", k=3).hits

@@ -17,6 +17,7 @@ from lede.eval.local_server import LEDE, lede_serve
 from lede.indexer.embedder import SentenceTransformerEmbedder
 from lede.indexer.index import LedeIndex
 from lede.service.engine import SearchEngine
+from tests.views import dense_of, lexical_of
 
 pytestmark = pytest.mark.model
 
@@ -102,7 +103,7 @@ def test_disk_full_during_indexing_keeps_the_index_readable(
         for article_id in fills:
             assert index.store.article_chunks(article_id)
         live = set(index.store.live_rowids().tolist())
-        assert set(index.lexical.doc_ids) == live == set(index.dense.live_ids().tolist())
+        assert set(lexical_of(index).doc_ids) == live == set(dense_of(index).live_ids().tolist())
         hits = SearchEngine(index).search("ferry harbour", k=5).hits
         assert hits and hits[0].record.article_id.startswith("base-")
 

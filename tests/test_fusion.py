@@ -10,12 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lede.indexer import index as index_module
 from lede.indexer.hashing_embedder import HashingEmbedder
 from lede.indexer.index import LedeIndex
 from lede.indexer.models import Article
-from lede.service import engine as engine_module
+from lede.indexer.ranked import RankedList
 from lede.service.engine import EngineSettings, SearchEngine
-from lede.service.fusion import RankedList, convex_combination, reciprocal_rank_fusion
+from lede.service.fusion import convex_combination, convex_weights, reciprocal_rank_fusion
+from tests.views import lexical_of
 
 
 def test_max_scaling_keeps_each_list_relative_to_zero() -> None:
@@ -23,30 +25,44 @@ def test_max_scaling_keeps_each_list_relative_to_zero() -> None:
         "bm25": RankedList([1, 2], [10.0, 5.0], truncated=False),
         "dense": RankedList([2, 1], [0.8, 0.6], truncated=False),
     }
-    fused = convex_combination(lists, alpha=0.5)
+    fused = convex_combination(lists, weights=convex_weights(["bm25", "dense"], 0.5))
     # bm25 scales to 1.0 / 0.5, dense to 1.0 / 0.75 (not 1 / 0 as min-max would make it)
     assert fused == pytest.approx({1: 0.5 * 1.0 + 0.5 * 0.75, 2: 0.5 * 0.5 + 0.5 * 1.0})
-    minmax = convex_combination(lists, alpha=0.5, normalization="minmax")
+    minmax = convex_combination(
+        lists, weights=convex_weights(["bm25", "dense"], 0.5), normalization="minmax"
+    )
     assert minmax == pytest.approx({1: 0.5, 2: 0.5})
 
 
 def test_negative_cosines_count_as_zero_and_alpha_weights_dense() -> None:
     lists = {"dense": RankedList([1, 2], [0.5, -0.2], truncated=False)}
-    assert convex_combination(lists, alpha=0.7) == pytest.approx({1: 0.7, 2: 0.0})
+    assert convex_combination(
+        lists, weights=convex_weights(["bm25", "dense"], 0.7)
+    ) == pytest.approx({1: 0.7, 2: 0.0})
 
 
 def test_a_document_missing_from_a_truncated_list_gets_its_lowest_score() -> None:
     bm25 = RankedList([1, 2], [4.0, 2.0])  # stopped at depth 2: doc 3 scores at most 2.0
     dense = RankedList([3, 1, 2], [0.9, 0.3, 0.3], truncated=False)
-    fused = convex_combination({"bm25": bm25, "dense": dense}, alpha=0.5)
+    fused = convex_combination(
+        {"bm25": bm25, "dense": dense}, weights=convex_weights(["bm25", "dense"], 0.5)
+    )
     assert fused[3] == pytest.approx(0.5 * 0.5 + 0.5 * 1.0)
     complete = RankedList([1, 2], [4.0, 2.0], truncated=False)  # doc 3 matched no term
-    fused = convex_combination({"bm25": complete, "dense": dense}, alpha=0.5)
+    fused = convex_combination(
+        {"bm25": complete, "dense": dense}, weights=convex_weights(["bm25", "dense"], 0.5)
+    )
     assert fused[3] == pytest.approx(0.5 * 0.0 + 0.5 * 1.0)
 
 
 def test_empty_lists_and_rrf() -> None:
-    assert convex_combination({"bm25": RankedList([], []), "dense": RankedList([], [])}) == {}
+    assert (
+        convex_combination(
+            {"bm25": RankedList([], []), "dense": RankedList([], [])},
+            weights=convex_weights(["bm25", "dense"], 0.5),
+        )
+        == {}
+    )
     fused = reciprocal_rank_fusion(
         {"bm25": RankedList([1, 2], [3.0, 1.0]), "dense": RankedList([2], [0.5])}, k=10
     )
@@ -102,12 +118,12 @@ def test_hybrid_encodes_the_query_beside_bm25_when_bm25_has_much_to_do(
         engine = SearchEngine(index)
         query = "Rome car chase"
         terms = set(index.analyzer(query))
-        postings = sum(len(index.lexical.search(term, 1000)[0]) for term in terms)
-        assert index.lexical.postings_count(query) == postings > 0
+        postings = sum(len(lexical_of(index).search(term, 1000)[0]) for term in terms)
+        assert lexical_of(index).postings_count(query) == postings > 0
         embedder.threads.clear()
         inline = engine.search(query, k=5)  # a small index: BM25 is quicker than a hand-over
         assert embedder.threads == [threading.current_thread().name]
-        monkeypatch.setattr(engine_module, "OVERLAP_MIN_POSTINGS", postings)
+        monkeypatch.setattr(index_module, "OVERLAP_MIN_POSTINGS", postings)
         embedder.threads.clear()
         overlapped = engine.search(query, k=5)
         assert len(embedder.threads) == 1
@@ -127,7 +143,7 @@ def test_hybrid_encodes_the_query_beside_bm25_when_bm25_has_much_to_do(
 def test_real_model_hybrid_with_overlapped_encoding_matches_a_given_vector(
     real_index: LedeIndex, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(engine_module, "OVERLAP_MIN_POSTINGS", 0)
+    monkeypatch.setattr(index_module, "OVERLAP_MIN_POSTINGS", 0)
     engine = SearchEngine(real_index)
     for query in ("Who plays Ethan Hunt?", "river cleanup volunteers", "interest rates"):
         overlapped = engine.search(query, k=10)

@@ -17,6 +17,7 @@ from lede.indexer.lexical import BM25Settings
 from lede.indexer.manifest import IndexSettings
 from lede.indexer.models import Article
 from lede.service.engine import SearchEngine
+from tests.views import dense_of, lexical_of
 
 
 def _ids(index: LedeIndex, query: str, mode: str = "hybrid", k: int = 10) -> list[str]:
@@ -27,8 +28,8 @@ def _ids(index: LedeIndex, query: str, mode: str = "hybrid", k: int = 10) -> lis
 def _consistent(index: LedeIndex) -> set[int]:
     """Every view holds exactly SQLite's live chunks; returns them."""
     live = set(index.store.live_rowids().tolist())
-    assert set(index.lexical.doc_ids) == live
-    assert set(index.dense.live_ids().tolist()) == live
+    assert set(lexical_of(index).doc_ids) == live
+    assert set(dense_of(index).live_ids().tolist()) == live
     assert set(np.flatnonzero(index.catalog.live).tolist()) == live
     return live
 
@@ -81,7 +82,7 @@ def test_delete_removes_from_every_view_and_reopen_reconciles(
     index.close()
     reopened = LedeIndex.open(path, embedder=fake_embedder)  # views replayed past checkpoint
     assert _consistent(reopened) == live
-    assert reopened.dense.tombstones == reopened.dense.ntotal - len(live) > 0
+    assert dense_of(reopened).tombstones == dense_of(reopened).ntotal - len(live) > 0
 
 
 def test_other_process_writes_become_visible_on_refresh(
@@ -123,12 +124,12 @@ def test_an_index_keeps_the_bm25_settings_it_was_created_with(
     classic = IndexSettings(bm25=BM25Settings(k1=1.2, b=0.75))
     created = LedeIndex.create(path, embedder=fake_embedder, settings=classic)
     created.add(sample_articles)
-    before = created.lexical.search("film festival in Venice", 10)
+    before = lexical_of(created).search("film festival in Venice", 10)
     created.checkpoint()
     created.close()
     reopened = LedeIndex.open(path, embedder=fake_embedder)
-    assert reopened.lexical.settings == BM25Settings(k1=1.2, b=0.75) != BM25Settings()
-    after = reopened.lexical.search("film festival in Venice", 10)
+    assert lexical_of(reopened).settings == BM25Settings(k1=1.2, b=0.75) != BM25Settings()
+    after = lexical_of(reopened).search("film festival in Venice", 10)
     assert after[0].tolist() == before[0].tolist() and after[1].tolist() == before[1].tolist()
     reopened.close()
 
@@ -196,17 +197,17 @@ def test_auto_factory_moves_to_ivf_when_the_index_grows(
     ]
     index = LedeIndex.create(tmp_path / "index", embedder=fake_embedder)
     index.add(articles[:600])
-    assert index.dense.factory == "Flat"
+    assert dense_of(index).factory == "Flat"
     exact = _ids(index, "gamma story 5", mode="dense", k=1)
     index.add(articles[600:])
-    assert index.dense.factory == "IVF16,SQ8"
+    assert dense_of(index).factory == "IVF16,SQ8"
     _consistent(index)
     index.close()
     reopened = LedeIndex.open(tmp_path / "index", embedder=fake_embedder)
-    assert reopened.dense.factory == "IVF16,SQ8"
+    assert dense_of(reopened).factory == "IVF16,SQ8"
     assert exact[0] in _ids(reopened, "gamma story 5", mode="dense", k=5)  # SQ8 is approximate
     reopened.repair()
-    assert reopened.dense.factory == "IVF16,SQ8"
+    assert dense_of(reopened).factory == "IVF16,SQ8"
     _consistent(reopened)
     reopened.close()
 
@@ -224,22 +225,31 @@ def test_an_index_stored_in_an_older_tier_format_moves_to_the_current_one(
     ]
     index = LedeIndex.create(tmp_path / "index", embedder=fake_embedder)
     index.add(articles[:800])
-    assert index.dense.factory == "IVF16,SQ8"
+    assert dense_of(index).factory == "IVF16,SQ8"
     index.close()
     refined = "IVF16,PQ16x4fs,Refine(SQ8)"
     monkeypatch.setattr(
         "lede.indexer.dense.AUTO_TIERS", (Tier(700, refined, nprobe=16), Tier(0, "Flat"))
     )
     reopened = LedeIndex.open(tmp_path / "index", embedder=fake_embedder)
-    assert (reopened.dense.factory, reopened.dense.factory_due()) == ("IVF16,SQ8", refined)
+    assert (
+        dense_of(reopened).factory,
+        dense_of(reopened).factory_due(),
+    ) == ("IVF16,SQ8", refined)
     before = _ids(reopened, "word5 story 5", mode="dense", k=1)
     reopened.add(articles[800:])
-    assert (reopened.dense.factory, reopened.dense.factory_due()) == (refined, None)
+    assert (
+        dense_of(reopened).factory,
+        dense_of(reopened).factory_due(),
+    ) == (refined, None)
     live = _consistent(reopened)
     assert len(live) == 801
     assert before[0] in _ids(reopened, "word5 story 5", mode="dense", k=5)
     reopened.close()
     again = LedeIndex.open(tmp_path / "index", embedder=fake_embedder)
-    assert (again.dense.factory, again.dense.factory_due()) == (refined, None)
+    assert (
+        dense_of(again).factory,
+        dense_of(again).factory_due(),
+    ) == (refined, None)
     _consistent(again)
     again.close()

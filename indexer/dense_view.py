@@ -1,0 +1,91 @@
+"""The "dense" view: FAISS inner-product search over the chunks' embeddings (`dense.py`)."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+
+from lede.indexer.dense import DenseIndex
+from lede.indexer.ranked import RankedList
+from lede.indexer.views import ChunkRows, Input, ViewQuery, ViewSpec
+
+
+class DenseView:
+    """Embeddings in FAISS (Flat, or an IVF tier by size); deletes are tombstones until a
+    checkpoint rebuilds the view."""
+
+    name: ClassVar[str] = "dense"
+    suffix: ClassVar[str] = "faiss"
+    inputs: ClassVar[frozenset[Input]] = frozenset({"vector"})
+    query_input: ClassVar[Input] = "vector"
+
+    def __init__(self, dense: DenseIndex):
+        self.dense = dense
+
+    @classmethod
+    def create(cls, spec: ViewSpec, expected_size: int = 0) -> DenseView:
+        settings = spec.manifest.settings
+        return cls(
+            DenseIndex(
+                spec.manifest.model.dimension, settings.faiss_factory, expected_size=expected_size
+            )
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes, spec: ViewSpec) -> DenseView:
+        dimension, factory = spec.manifest.model.dimension, spec.manifest.settings.faiss_factory
+        return cls(DenseIndex.from_bytes(data, dimension, factory))
+
+    def to_bytes(self) -> bytes:
+        return self.dense.to_bytes()
+
+    def add(self, rows: ChunkRows) -> None:
+        assert rows.vectors is not None, "the dense view indexes vectors"
+        self.dense.add(rows.ids, rows.vectors)
+
+    def delete(self, ids: np.ndarray) -> None:
+        self.dense.delete(ids)
+
+    def __contains__(self, chunk_id: int) -> bool:
+        return chunk_id in self.dense
+
+    def live_ids(self) -> np.ndarray:
+        return self.dense.live_ids()
+
+    def search(self, query: ViewQuery, k: int, allowed: np.ndarray | None) -> RankedList:
+        """Always treated as cut off: a short list from IVF or HNSW (few vectors in the probed
+        cells after filtering) does not mean the rest scored 0. Empty slots are dropped."""
+        assert query.vector is not None, "the dense view searches with the query's embedding"
+        ids, scores = self.dense.search(
+            query.vector, k, allowed, ef_search=query.ef_search, nprobe=query.nprobe
+        )
+        keep = ids[0] >= 0
+        return RankedList(ids[0][keep].tolist(), scores[0][keep].astype(np.float64).tolist())
+
+    def matching(self, query: ViewQuery) -> np.ndarray | None:
+        return None  # every chunk has a similarity to the query
+
+    def cost(self, query: ViewQuery) -> int:
+        return 0
+
+    @property
+    def is_trained(self) -> bool:
+        return self.dense.is_trained
+
+    @property
+    def training_size(self) -> int:
+        return self.dense.training_size
+
+    def train(self, vectors: np.ndarray) -> None:
+        self.dense.train(vectors)
+
+    def resize_due(self) -> bool:
+        return self.dense.factory_due() is not None
+
+    def rebuild_due(self) -> bool:
+        dense = self.dense
+        return dense.tombstones > max(1000, dense.ntotal // 5) or self.resize_due()
+
+    def stats(self) -> dict[str, Any]:
+        return {"vectors": self.dense.ntotal, "tombstones": self.dense.tombstones}

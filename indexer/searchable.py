@@ -1,0 +1,101 @@
+"""The searchable-index contract: everything the search engine needs from an index.
+
+The engine, answers, the HTTP app, the CLI, MCP, Slack and the evaluation read an index only
+through `SearchableIndex`. `LedeIndex` (one directory on this machine) is its first
+implementation; an index spread over machines is another, and both pass the same contract
+tests (tests/contracts/). Filters travel as the `Filters` value, so an index applies them
+where its data lives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from lede.indexer.filters import Filters
+from lede.indexer.models import Article
+from lede.indexer.ranked import RankedList
+from lede.indexer.store import ChunkRecord
+
+Count = Literal["none", "chunks", "articles"]
+
+
+@dataclass(frozen=True, slots=True)
+class RetrievalRequest:
+    """One query for every view it names.
+
+    Attributes:
+        views: the views to search, in order (their names, e.g. ("bm25", "dense")).
+        depth: how many chunks each view returns at most.
+        query_vector: the query's embedding when the caller has it; else the index encodes
+            the query when a named view needs it.
+        count: also count what the query matches: chunks, articles, or nothing.
+        facets: also count the matching articles per source and tag (this many values each).
+        keys: also return each listed chunk's article key and publication time.
+    """
+
+    query: str
+    views: tuple[str, ...]
+    depth: int
+    filters: Filters | None = None
+    query_vector: np.ndarray | None = None
+    ef_search: int | None = None
+    nprobe: int | None = None
+    count: Count = "none"
+    facets: int = 0
+    keys: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkKey:
+    """What grouping and date order need of a chunk: an article key (equal for chunks of
+    the same article) and its publication time (POSIX seconds; NaN when undated)."""
+
+    article: int
+    published: float
+
+
+@dataclass(slots=True)
+class Retrieval:
+    """Every view's ranked list from one consistent snapshot of the index, and what the
+    request asked to be counted there."""
+
+    lists: dict[str, RankedList]
+    total: int | None = None
+    facets: dict[str, list[dict[str, Any]]] | None = None
+    keys: dict[int, ChunkKey] = field(default_factory=dict)
+
+
+class SearchableIndex(Protocol):
+    """What an index offers the engine; see the module docstring."""
+
+    @property
+    def view_names(self) -> tuple[str, ...]:
+        """Every view the index keeps, in the order hybrid retrieval fuses them."""
+
+    def retrieve(self, request: RetrievalRequest) -> Retrieval:
+        """Search the named views in one snapshot that includes every committed write."""
+
+    def records(self, ids: Sequence[int]) -> dict[int, ChunkRecord]:
+        """The stored chunks with these ids (ids deleted meanwhile are absent)."""
+
+    def encode_query(self, query: str) -> np.ndarray:
+        """The query's embedding, shape (1, dimension), from the index's own model."""
+
+    def article(self, article_id: str) -> tuple[Article, list[ChunkRecord]] | None:
+        """A stored article with its chunks, or None."""
+
+    def facet_values(self) -> dict[str, list[str]]:
+        """The sources and tags present in the index (values to filter by)."""
+
+    def analyze(self, text: str) -> list[str]:
+        """The index's lexical terms of a text (for highlighting the query's terms)."""
+
+    def warm_up(self) -> None:
+        """Load models and compile kernels now rather than on the first query."""
+
+    def stats(self) -> dict[str, Any]:
+        """Counts of articles, chunks and views, and the index's settings."""

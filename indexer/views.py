@@ -1,0 +1,115 @@
+"""The view contract: one retriever's derived index of the chunks that SQLite holds.
+
+A view is built from the rows a write commits (chunk ids with their lexical text and their
+embedding), deletes by chunk id, answers a query with one `RankedList` restricted to an
+allowed-id mask, and saves itself to bytes that the index checkpoints as `NAME-SEQ.SUFFIX`.
+`LedeIndex` holds its views by name (`VIEW_TYPES`); adding a retriever is one module that
+implements `View` plus its line in `VIEW_TYPES` (see `bm25_view.py` and `dense_view.py`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+
+import numpy as np
+
+from lede.indexer.ranked import RankedList
+
+if TYPE_CHECKING:
+    from lede.indexer.manifest import Manifest
+    from lede.indexer.text_analysis import Analyzer
+
+Input = Literal["text", "vector"]
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRows:
+    """Chunks to add to a view: ids, and the inputs the view asked for (`View.inputs`)."""
+
+    ids: np.ndarray  # int64 chunk row ids
+    texts: Sequence[str] | None = None  # what BM25 indexes (title line + text, per settings)
+    vectors: np.ndarray | None = None  # (len(ids), dimension) float32 embeddings
+
+
+@dataclass(frozen=True, slots=True)
+class ViewQuery:
+    """A query as every view sees it: the text, its embedding where one is needed, and the
+    approximate search's per-request knobs (views that have none ignore them)."""
+
+    text: str
+    vector: np.ndarray | None = None  # (1, dimension)
+    ef_search: int | None = None
+    nprobe: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ViewSpec:
+    """What a view needs from the index to be created or loaded."""
+
+    manifest: Manifest
+    analyzer: Analyzer
+
+
+class View(Protocol):
+    """One retriever's view over the chunks; see the module docstring."""
+
+    name: ClassVar[str]  # the retriever's name in results ("bm25"), and the checkpoint prefix
+    suffix: ClassVar[str]  # checkpoint file extension
+    inputs: ClassVar[frozenset[Input]]  # what `add` reads from `ChunkRows`
+    query_input: ClassVar[Input]  # what `search` reads from `ViewQuery`
+
+    @classmethod
+    def create(cls, spec: ViewSpec, expected_size: int = 0) -> View: ...
+
+    @classmethod
+    def from_bytes(cls, data: bytes, spec: ViewSpec) -> View: ...
+
+    def to_bytes(self) -> bytes: ...
+
+    def add(self, rows: ChunkRows) -> None:
+        """Index these chunks; ids already present are skipped (replay is idempotent)."""
+
+    def delete(self, ids: np.ndarray) -> None:
+        """Remove these chunk ids; unknown ids are ignored."""
+
+    def __contains__(self, chunk_id: int) -> bool: ...
+
+    def live_ids(self) -> np.ndarray:
+        """Sorted ids of the chunks the view holds."""
+
+    def search(self, query: ViewQuery, k: int, allowed: np.ndarray | None) -> RankedList:
+        """The top k allowed chunks for the query (`allowed`: a boolean mask over ids)."""
+
+    def matching(self, query: ViewQuery) -> np.ndarray | None:
+        """A boolean mask of the chunks the query matches, or None: it ranks every chunk."""
+
+    def cost(self, query: ViewQuery) -> int:
+        """About how much work a search for the query is (postings walked; 0 when flat)."""
+
+    @property
+    def is_trained(self) -> bool: ...
+
+    @property
+    def training_size(self) -> int:
+        """Vectors it must be trained on before the first add (when not `is_trained`)."""
+
+    def train(self, vectors: np.ndarray) -> None: ...
+
+    def resize_due(self) -> bool:
+        """Whether the view should be rebuilt in another form for the index's size now."""
+
+    def rebuild_due(self) -> bool:
+        """Whether a checkpoint should rebuild it from SQLite (size, or too many tombstones)."""
+
+    def stats(self) -> dict[str, Any]:
+        """Counts for `lede info`, keyed without the view's name."""
+
+
+def view_types() -> dict[str, type[View]]:
+    """The registered views, by name, in the order hybrid retrieval lists them."""
+    from lede.indexer.bm25_view import BM25View
+    from lede.indexer.dense_view import DenseView
+
+    return {BM25View.name: BM25View, DenseView.name: DenseView}

@@ -1,0 +1,17 @@
+"""The engines behind an index's two built-in views, for tests that look inside them."""
+
+from __future__ import annotations
+
+from lede.indexer.bm25_view import BM25View
+from lede.indexer.dense import DenseIndex
+from lede.indexer.dense_view import DenseView
+from lede.indexer.index import LedeIndex
+from lede.indexer.lexical import LexicalIndex
+
+
+def lexical_of(index: LedeIndex) -> LexicalIndex:
+    return index.view("bm25", BM25View).lexical
+
+
+def dense_of(index: LedeIndex) -> DenseIndex:
+    return index.view("dense", DenseView).dense
