@@ -126,7 +126,7 @@ def bench_add_one(index: LedeIndex, real: SentenceTransformerEmbedder) -> dict[s
     for attempt in range(5):
         copy = article.model_copy(update={"id": f"added-{attempt}"})
         started = time.perf_counter()
-        index.add([copy], progress=False)
+        index.add([copy])
         times.append((time.perf_counter() - started) * 1000)
     inputs = [f"{article.title}\n{article.text}"]
     real.embed(inputs)
@@ -149,7 +149,7 @@ def bench_throughput(real: SentenceTransformerEmbedder, articles: list[Article])
     with tempfile.TemporaryDirectory() as directory:
         index = LedeIndex.create(Path(directory) / "index", embedder=real)
         started = time.perf_counter()
-        report = index.add(articles, progress=False)
+        report = index.add(articles)
         pipeline_s = time.perf_counter() - started
         records = list(index.store.all_chunk_records())
         index.close()
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> None:
         embedder = HashingEmbedder(dimension=384, max_tokens=254)
         started = time.perf_counter()
         index = LedeIndex.create(Path(directory) / "index", embedder=embedder)
-        index.add(articles, progress=False, batch_size=2000)
+        index.add(articles, batch_size=2000)
         figures["build_100k"] = {
             "seconds": round(time.perf_counter() - started, 1),
             "chunks": index.store.counts()["chunks"],

@@ -11,7 +11,8 @@ from lede.indexer.errors import (
     SourceError,
 )
 from lede.indexer.filters import Filters
-from lede.indexer.index import LedeIndex, WriteReport
+from lede.indexer.index import LedeIndex
+from lede.indexer.ingest import WriteReport
 from lede.indexer.manifest import IndexSettings
 from lede.indexer.models import Article, Chunk, parse_article
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from lede.indexer.embedder import Embedder
 from lede.indexer.models import Article, Chunk
 from lede.indexer.sentences import Span, sentence_spans, strip_span
+from lede.indexer.tokenizer import TokenCounter
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +36,10 @@ class ChunkerSettings:
 class Chunker:
     """Cuts articles into passages that fit the embedding model's window, never truncating."""
 
-    def __init__(self, embedder: Embedder, settings: ChunkerSettings | None = None):
-        self.embedder = embedder
+    def __init__(self, tokens: TokenCounter, settings: ChunkerSettings | None = None):
+        """`tokens`: the embedding model's tokenizer (an embedder is one; so is a
+        `ModelTokenizer`, which loads no model)."""
+        self.tokens = tokens
         self.settings = settings or ChunkerSettings()
 
     def embedding_title(self, title: str) -> str:
@@ -45,7 +47,7 @@ class Chunker:
         title = " ".join(title.split())
         if not title or self.settings.title_max_tokens == 0:
             return ""
-        spans = self.embedder.token_spans(title)
+        spans = self.tokens.token_spans(title)
         if len(spans) <= self.settings.title_max_tokens:
             return title
         return title[: spans[self.settings.title_max_tokens - 1][1]]
@@ -58,8 +60,8 @@ class Chunker:
     def budget(self, article: Article) -> int:
         """Tokens available to the passage text once the title has taken its share."""
         title = self.embedding_title(article.title)
-        title_tokens = self.embedder.count_tokens([title])[0] + 1 if title else 0
-        return max(4, min(self.settings.max_tokens, self.embedder.max_tokens) - title_tokens)
+        title_tokens = self.tokens.count_tokens([title])[0] + 1 if title else 0
+        return max(4, min(self.settings.max_tokens, self.tokens.max_tokens) - title_tokens)
 
     def chunk(self, article: Article) -> list[Chunk]:
         """Cut an article into chunks whose `start`/`end` index `article.text` exactly."""
@@ -68,7 +70,7 @@ class Chunker:
         pieces = self._fit_pieces(text, sentence_spans(text), budget)
         if not pieces:
             return []
-        counts = self.embedder.count_tokens([text[s:e] for s, e in pieces])
+        counts = self.tokens.count_tokens([text[s:e] for s, e in pieces])
         spans = self._pack(text, pieces, counts, budget)
         return [
             Chunk(article.id, ordinal, start, end, text[start:end])
@@ -77,7 +79,7 @@ class Chunker:
 
     def _fit_pieces(self, text: str, spans: list[Span], budget: int) -> list[Span]:
         """Sentences, with any sentence longer than the budget cut at token boundaries."""
-        counts = self.embedder.count_tokens([text[s:e] for s, e in spans])
+        counts = self.tokens.count_tokens([text[s:e] for s, e in spans])
         pieces: list[Span] = []
         for span, count in zip(spans, counts, strict=True):
             if count <= budget:
@@ -90,7 +92,7 @@ class Chunker:
         start, end = span
         if end - start <= 1:
             return [span]
-        token_spans = self.embedder.token_spans(text[start:end])
+        token_spans = self.tokens.token_spans(text[start:end])
         cuts = [start + token_spans[i][0] for i in range(budget, len(token_spans), budget)]
         bounds = [start, *[c for c in cuts if start < c < end], end]
         result: list[Span] = []
@@ -98,7 +100,7 @@ class Chunker:
             piece = strip_span(text, piece_start, piece_end)
             if piece is None:
                 continue
-            if self.embedder.count_tokens([text[piece[0] : piece[1]]])[0] <= budget:
+            if self.tokens.count_tokens([text[piece[0] : piece[1]]])[0] <= budget:
                 result.append(piece)
             else:  # tokenizing a substring can add a token or two: halve and retry
                 middle = _middle_cut(text, piece)
@@ -123,7 +125,7 @@ class Chunker:
             # Joined text can tokenize differently from its parts; verify and shrink.
             while last > first:
                 joined = text[pieces[first][0] : pieces[last][1]]
-                if self.embedder.count_tokens([joined])[0] <= budget:
+                if self.tokens.count_tokens([joined])[0] <= budget:
                     break
                 last -= 1
             chunks.append((pieces[first][0], pieces[last][1]))

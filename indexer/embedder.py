@@ -15,6 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from lede.indexer.onnx_encoder import AGREEMENT, OnnxTransformer, OnnxUnavailable, agreement
+from lede.indexer.tokenizer import ModelTokenizer
 from lede.indexer.vectors import unit_rows
 
 logger = logging.getLogger(__name__)
@@ -72,6 +73,13 @@ def resolve_model_path(model: str) -> str:
     return model
 
 
+def _best_device() -> str:
+    """CUDA when PyTorch sees a GPU (embedding runs in PyTorch there), else the CPU."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def _fingerprint(model_dir: Path) -> str:
     """Stable id of a local model: hash of its config files and the sizes of all files."""
     digest = hashlib.sha256()
@@ -86,9 +94,11 @@ def _fingerprint(model_dir: Path) -> str:
 class SentenceTransformerEmbedder:
     """A sentence-transformers model; loads lazily on first use (see `warm_up`).
 
-    With the onnx backend (the default) the transformer runs in ONNX Runtime and the rest of the
-    model in PyTorch (`indexer.onnx_encoder`); the embedder falls back to PyTorch, with a warning,
-    for a model that cannot be exported or whose exported outputs disagree with PyTorch's.
+    With the onnx backend (the default) the transformer runs in ONNX Runtime on the CPU and the
+    rest of the model in PyTorch (`onnx_encoder`); the embedder falls back to PyTorch, with a
+    warning, for a model that cannot be exported or whose exported outputs disagree with
+    PyTorch's. On a GPU (`device="cuda"`, or "auto" where PyTorch sees one) PyTorch embeds.
+    Tokenizing (what chunking needs) uses the tokenizer alone and never loads the model.
     """
 
     def __init__(
@@ -127,7 +137,11 @@ class SentenceTransformerEmbedder:
             transformers_logging.disable_progress_bar()
             transformers_logging.set_verbosity_error()  # we count long texts' tokens on purpose
 
-            logger.info("loading embedding model %s from %s", self._name, self._path)
+            if self._device == "auto":
+                self._device = _best_device()
+            logger.info(
+                "loading embedding model %s from %s on %s", self._name, self._path, self._device
+            )
             model = SentenceTransformer(self._path, device=self._device)
             if self._backend == "onnx" and self._device == "cpu":
                 self._onnx = self._load_onnx(model)
@@ -184,26 +198,18 @@ class SentenceTransformerEmbedder:
 
     @property
     def max_tokens(self) -> int:
-        model = self.model
-        return int(model.max_seq_length) - 2  # type: ignore[attr-defined]
+        return self.tokenizer.max_tokens
 
-    @property
-    def _tokenizer(self) -> object:
-        return self.model.tokenizer  # type: ignore[attr-defined]
+    @functools.cached_property
+    def tokenizer(self) -> ModelTokenizer:
+        """The model's tokenizer alone (chunking needs no more; the model stays unloaded)."""
+        return ModelTokenizer(self._path)
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        if not texts:
-            return []
-        with self._lock:
-            encoded = self._tokenizer(list(texts), add_special_tokens=False)  # type: ignore[operator]
-        return [len(ids) for ids in encoded["input_ids"]]
+        return self.tokenizer.count_tokens(texts)
 
     def token_spans(self, text: str) -> list[tuple[int, int]]:
-        with self._lock:
-            encoded = self._tokenizer(  # type: ignore[operator]
-                text, add_special_tokens=False, return_offsets_mapping=True
-            )
-        return [(int(s), int(e)) for s, e in encoded["offset_mapping"]]
+        return self.tokenizer.token_spans(text)
 
     def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         if not texts:

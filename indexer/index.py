@@ -8,13 +8,11 @@ crash at any point loses no committed write and never leaves an unreadable index
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,9 +21,17 @@ import numpy as np
 from lede.indexer import bm25_kernels
 from lede.indexer.chunker import Chunker
 from lede.indexer.embedder import Embedder, SentenceTransformerEmbedder
-from lede.indexer.errors import IndexFormatError, InvalidArticleError, StorageError
+from lede.indexer.errors import IndexFormatError, StorageError
 from lede.indexer.files import WriteLock, atomic_write
 from lede.indexer.filters import Catalog
+from lede.indexer.ingest import (
+    EmbeddedBatch,
+    Progress,
+    WriteReport,
+    check_unique_ids,
+    chunk_articles,
+    embed_articles,
+)
 from lede.indexer.manifest import (
     IndexSettings,
     Manifest,
@@ -34,18 +40,17 @@ from lede.indexer.manifest import (
     write_manifest,
 )
 from lede.indexer.models import Article
-from lede.indexer.progress import IndexProgress
 from lede.indexer.ranked import RankedList
 from lede.indexer.rwlock import ReadWriteLock
 from lede.indexer.searchable import ChunkKey, Retrieval, RetrievalRequest
 from lede.indexer.store import ArticleWrite, ChunkRecord, Store, is_storage_failure
 from lede.indexer.text_analysis import Analyzer
+from lede.indexer.tokenizer import TokenCounter
 from lede.indexer.views import ChunkRows, View, ViewQuery, ViewSpec, view_types
 
 logger = logging.getLogger(__name__)
 
 DATABASE_NAME = "lede.sqlite"
-EMBED_SLICE = 256  # texts per embedder call while indexing: how often the progress bar moves
 ADD_SLICE = 4096  # chunks per view add when a view is rebuilt or reconciled from SQLite
 _CHECKPOINT = re.compile(r"^([a-z0-9_]+)-(\d+)\.([a-z0-9]+)$")
 
@@ -58,23 +63,6 @@ OVERLAP_MIN_POSTINGS = 50_000
 V = TypeVar("V")
 
 
-@dataclass(slots=True)
-class WriteReport:
-    """What a write did, in the shape of `lede index --json`."""
-
-    added: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    deleted: int = 0
-    chunks: int = 0
-    embedded: int = 0
-    skipped: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _input_hash(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
-
-
 class LedeIndex:
     """An open index directory. Use `LedeIndex.open` or `LedeIndex.create`.
 
@@ -82,11 +70,21 @@ class LedeIndex:
     name in `views`, in the order of `view_types()`.
     """
 
-    def __init__(self, path: Path, manifest: Manifest, store: Store, embedder: Embedder | None):
+    def __init__(
+        self,
+        path: Path,
+        manifest: Manifest,
+        store: Store,
+        embedder: Embedder | None,
+        *,
+        device: str = "cpu",
+        embed_batch_size: int = 64,
+    ):
         self.path = path
         self.manifest = manifest
         self.store = store
         self._embedder = embedder
+        self._device, self._embed_batch_size = device, embed_batch_size
         settings = manifest.settings
         self.analyzer = Analyzer(settings.analyzer)
         self._views_lock = ReadWriteLock()
@@ -98,6 +96,7 @@ class LedeIndex:
         self.seq = 0
         self._checkpoint_seq = -1
         self._embedder_checked = False
+        self._fresh_vectors: dict[int, np.ndarray] = {}  # the write in progress (write_prepared)
 
     # --- opening --------------------------------------------------------------------------
 
@@ -109,14 +108,23 @@ class LedeIndex:
         embedder: Embedder | None = None,
         model: str | None = None,
         settings: IndexSettings | None = None,
+        device: str = "cpu",
+        embed_batch_size: int = 64,
     ) -> LedeIndex:
-        """Create a new index directory (or open it if it exists with the same model)."""
+        """Create a new index directory (or open it if it exists with the same model).
+
+        `device` ("cpu", "cuda" or "auto") and `embed_batch_size` configure the embedder the
+        index builds when none is given.
+        """
         path = Path(path)
+        options: dict[str, Any] = {"device": device, "embed_batch_size": embed_batch_size}
         if (path / "manifest.json").exists():
-            return cls.open(path, embedder=embedder, model=model)
+            return cls.open(path, embedder=embedder, model=model, **options)
         if path.exists() and any(path.iterdir()):
             raise IndexFormatError(f"{path} exists, is not empty and is not a Lede index")
-        embedder = embedder or SentenceTransformerEmbedder(model or "all-MiniLM-L6-v2")
+        embedder = embedder or SentenceTransformerEmbedder(
+            model or "all-MiniLM-L6-v2", device=device, batch_size=embed_batch_size
+        )
         settings = settings or IndexSettings()
         info = ModelInfo(embedder.name, embedder.dimension, embedder.revision)
         path.mkdir(parents=True, exist_ok=True)
@@ -124,27 +132,37 @@ class LedeIndex:
         store.create_schema()
         manifest = Manifest.new(info, settings)
         write_manifest(path, manifest)
-        index = cls(path, manifest, store, embedder)
+        index = cls(path, manifest, store, embedder, **options)
         index._embedder_checked = True
         index._load_views()
         return index
 
     @classmethod
     def open(
-        cls, path: Path, *, embedder: Embedder | None = None, model: str | None = None
+        cls,
+        path: Path,
+        *,
+        embedder: Embedder | None = None,
+        model: str | None = None,
+        device: str = "cpu",
+        embed_batch_size: int = 64,
     ) -> LedeIndex:
         """Open an existing index; refuses a model other than the one it was built with."""
         path = Path(path)
         manifest = read_manifest(path)
         if embedder is None:
-            embedder = SentenceTransformerEmbedder(model or manifest.model.name)
+            embedder = SentenceTransformerEmbedder(
+                model or manifest.model.name, device=device, batch_size=embed_batch_size
+            )
         if embedder.name != manifest.model.name and model is not None:
             raise IndexFormatError(
                 f"{path} was built with model {manifest.model.name!r}, not {embedder.name!r}; "
                 "use the same --model or index into a new directory"
             )
         store = Store(path / DATABASE_NAME)
-        index = cls(path, manifest, store, embedder)
+        index = cls(
+            path, manifest, store, embedder, device=device, embed_batch_size=embed_batch_size
+        )
         index._load_views()
         return index
 
@@ -171,11 +189,16 @@ class LedeIndex:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _new_embedder(self) -> Embedder:
+        return SentenceTransformerEmbedder(
+            self.manifest.model.name, device=self._device, batch_size=self._embed_batch_size
+        )
+
     @property
     def embedder(self) -> Embedder:
         """The index's embedding model, checked against the manifest on first use."""
         if self._embedder is None:
-            self._embedder = SentenceTransformerEmbedder(self.manifest.model.name)
+            self._embedder = self._new_embedder()
         if not self._embedder_checked:
             self._check_model(self._embedder)
             self._embedder_checked = True
@@ -276,7 +299,7 @@ class LedeIndex:
         records = self.store.chunk_records(added)
         present = [r for r in added if r in records]  # rows deleted meanwhile are skipped
         needs_vectors = any("vector" in view.inputs for view in self.views.values())
-        embeddings = self.store.embeddings(present) if present and needs_vectors else None
+        embeddings = self._embeddings(present) if present and needs_vectors else None
         rows = ChunkRows(
             np.array(present, dtype=np.int64),
             [self._lexical_text(records[rowid]) for rowid in present],
@@ -293,6 +316,13 @@ class LedeIndex:
             self.catalog.add([records[r] for r in present])
             self.seq = changes[-1].seq
         return len(changes)
+
+    def _embeddings(self, rowids: list[int]) -> np.ndarray:
+        """These chunks' embeddings: from the write just committed, else from SQLite."""
+        fresh = self._fresh_vectors
+        if fresh and all(rowid in fresh for rowid in rowids):
+            return np.stack([fresh[rowid] for rowid in rowids]).astype(np.float32, copy=False)
+        return self.store.embeddings(rowids)
 
     def checkpoint_due(self) -> bool:
         """True once the change log since the last checkpoint is long enough to be worth
@@ -386,22 +416,34 @@ class LedeIndex:
         articles: Iterable[Article],
         *,
         batch_size: int = 512,
-        progress: bool | None = None,
+        progress: Progress | None = None,
         on_batch: Callable[[WriteReport], None] | None = None,
         checkpoint: bool = True,
         lock_timeout: float = 60.0,
-        total: int | None = None,
     ) -> WriteReport:
         """Add new articles, update changed ones, skip unchanged ones (by content hash).
 
-        Takes the write lock. Each batch is one SQLite transaction; a batch is either
-        entirely stored or not at all. `progress` (None: on a terminal) draws a bar, against
-        `total` articles when the caller knows about how many there are.
+        Runs the ingest stages (ingest.py) batch by batch: chunk and embed without the write
+        lock, then write the batch under it, as one SQLite transaction (a batch is either
+        entirely stored or not at all). `progress` hears of every embedded slice and stored
+        batch (the caller owns it: the CLI's bar, say).
         """
         report = WriteReport()
-        bar = IndexProgress(total, show=progress)
         try:
-            self._add(articles, report, batch_size, bar, on_batch, checkpoint, lock_timeout)
+            batch: list[Article] = []
+            for article in articles:
+                batch.append(article)
+                if len(batch) >= batch_size:
+                    self._add_batch(batch, report, progress, lock_timeout)
+                    batch = []
+                    if on_batch:
+                        on_batch(report)
+            if batch:
+                self._add_batch(batch, report, progress, lock_timeout)
+            if checkpoint:
+                with self.writing(lock_timeout):
+                    if self.checkpoint_due():
+                        self.checkpoint()
         except StorageError as error:
             committed = report.added + report.updated
             raise StorageError(
@@ -409,90 +451,61 @@ class LedeIndex:
                 "before it; run the same command again once there is space: unchanged "
                 "articles are skipped)"
             ) from error
-        finally:
-            bar.close()
         return report
 
-    def _add(
+    def _add_batch(
         self,
-        articles: Iterable[Article],
+        articles: list[Article],
         report: WriteReport,
-        batch_size: int,
-        bar: IndexProgress,
-        on_batch: Callable[[WriteReport], None] | None,
-        checkpoint: bool,
+        progress: Progress | None,
         lock_timeout: float,
     ) -> None:
-        with self.writing(lock_timeout):
-            batch: list[Article] = []
-            for article in articles:
-                batch.append(article)
-                if len(batch) >= batch_size:
-                    self._write_batch(batch, report, bar)
-                    bar.articles(len(batch))
-                    batch = []
-                    if on_batch:
-                        on_batch(report)
-            if batch:
-                self._write_batch(batch, report, bar)
-                bar.articles(len(batch))
-            if checkpoint and self.checkpoint_due():
-                self.checkpoint()
+        check_unique_ids(articles)
+        stored = self.store.content_hashes([a.id for a in articles])
+        changed = [a for a in articles if stored.get(a.id) != a.content_hash()]
+        report.unchanged += len(articles) - len(changed)
+        if changed:
+            prepared = chunk_articles(changed, Chunker(self.tokens, self.manifest.settings.chunker))
+            known = self.store.embeddings_by_input([a.id for a in changed if a.id in stored])
+            embedded = embed_articles(prepared, self.embedder, known, progress)
+            with self.writing(lock_timeout):
+                self.write_prepared(embedded)
+            report.updated += sum(1 for a in changed if a.id in stored)
+            report.added += sum(1 for a in changed if a.id not in stored)
+            report.chunks += sum(len(p.chunks) for p in prepared)
+            report.embedded += embedded.embedded
+        if progress is not None:
+            progress.articles(len(articles))
 
-    def _write_batch(
-        self, articles: list[Article], report: WriteReport, bar: IndexProgress | None = None
-    ) -> None:
-        ids = [a.id for a in articles]
-        if len(set(ids)) != len(ids):
-            duplicate = next(i for i in ids if ids.count(i) > 1)
-            raise InvalidArticleError(f"article id {duplicate!r} appears twice in one batch")
-        stored = self.store.content_hashes(ids)
-        chunker: Chunker | None = None
-        writes: list[tuple[Article, str, list[Any], list[str], list[str]]] = []
-        for article in articles:
-            content_hash = article.content_hash()
-            if stored.get(article.id) == content_hash:
-                report.unchanged += 1
-                continue
-            if chunker is None:
-                chunker = Chunker(self.embedder, self.manifest.settings.chunker)
-            chunks = chunker.chunk(article)
-            inputs = chunker.embedding_inputs(article, chunks)
-            writes.append((article, content_hash, chunks, inputs, [_input_hash(t) for t in inputs]))
-            if article.id in stored:
-                report.updated += 1
-            else:
-                report.added += 1
-        if not writes:
-            return
-        known = self.store.embeddings_by_input([w[0].id for w in writes if w[0].id in stored])
-        todo: dict[str, str] = {}
-        for _, _, _, inputs, hashes in writes:
-            for text, input_hash in zip(inputs, hashes, strict=True):
-                if input_hash not in known:
-                    todo.setdefault(input_hash, text)
-        if todo:
-            texts = list(todo.values())
-            parts = []
-            for start in range(0, len(texts), EMBED_SLICE):
-                parts.append(self.embedder.embed(texts[start : start + EMBED_SLICE]))
-                if bar is not None:
-                    bar.chunks(len(parts[-1]), len(articles), len(texts))
-            vectors = np.concatenate(parts)
-            known.update(zip(todo, vectors, strict=True))
-            report.embedded += len(todo)
+    @property
+    def tokens(self) -> TokenCounter:
+        """The embedding model's tokenizer, for chunking (the model itself is not loaded)."""
+        if self._embedder is None:
+            self._embedder = self._new_embedder()
+        return self._embedder
+
+    def write_prepared(self, batch: EmbeddedBatch) -> None:
+        """The write stage: store the batch in one transaction, then apply it to the views
+        with its vectors from memory. Hold `writing()` around it."""
         upserts = []
-        for article, content_hash, chunks, _, hashes in writes:
-            matrix = np.stack([known[h] for h in hashes]) if hashes else np.zeros((0, 1))
-            upserts.append(ArticleWrite(article, content_hash, chunks, hashes, matrix))
-            report.chunks += len(chunks)
-        self.store.write(upserts)
-        self.refresh()
+        for item in batch.articles:
+            hashes = item.input_hashes
+            matrix = np.stack([batch.vectors[h] for h in hashes]) if hashes else np.zeros((0, 1))
+            upserts.append(
+                ArticleWrite(item.article, item.content_hash, item.chunks, hashes, matrix)
+            )
+        written = self.store.write(upserts)
+        vectors = (batch.vectors[h] for item in batch.articles for h in item.input_hashes)
+        self._fresh_vectors = dict(zip(written.added, vectors, strict=True))
+        try:
+            self.refresh()
+        finally:
+            self._fresh_vectors = {}
 
     def delete(self, article_ids: Sequence[str], *, lock_timeout: float = 60.0) -> int:
         """Delete articles from SQLite and every view; returns how many existed."""
         with self.writing(lock_timeout):
-            deleted = self.store.write([], deletes=list(article_ids))
+            deleted = self.store.write([], deletes=list(article_ids)).deleted
             self.refresh()
         return deleted
 

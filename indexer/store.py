@@ -88,6 +88,15 @@ class ArticleWrite:
     embeddings: np.ndarray
 
 
+@dataclass(frozen=True, slots=True)
+class StoreWrite:
+    """What one write transaction did: articles deleted, and the row ids of the chunks it
+    added, in the order of the upserts' chunks."""
+
+    deleted: int
+    added: list[int]
+
+
 _RECORD_COLUMNS = (
     'c.rowid, c.chunk_id, c.article_id, c.ordinal, c.start, c."end", c.text, a.title, a.url, '
     "a.published_at, a.published_ts, a.source, a.author, a.tags"
@@ -283,13 +292,10 @@ class Store:
 
     # --- writes ----------------------------------------------------------------------------
 
-    def write(self, upserts: Sequence[ArticleWrite], deletes: Sequence[str] = ()) -> int:
-        """Apply upserts and deletes in one transaction, logging every chunk change.
-
-        Returns:
-            The number of articles deleted.
-        """
+    def write(self, upserts: Sequence[ArticleWrite], deletes: Sequence[str] = ()) -> StoreWrite:
+        """Apply upserts and deletes in one transaction, logging every chunk change."""
         deleted = 0
+        added: list[int] = []
         with self._transaction() as conn:
             for article_id in deletes:
                 self._drop_chunks(conn, article_id)
@@ -318,7 +324,9 @@ class Store:
                         "INSERT INTO changes (op, chunk_rowid) VALUES ('add', ?)",
                         (cursor.lastrowid,),
                     )
-        return deleted
+                    assert cursor.lastrowid is not None
+                    added.append(cursor.lastrowid)
+        return StoreWrite(deleted, added)
 
     @staticmethod
     def _drop_chunks(conn: sqlite3.Connection, article_id: str) -> None:

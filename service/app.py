@@ -19,7 +19,7 @@ from starlette.routing import Route
 
 from lede.indexer.documents import html_fields, looks_like_html
 from lede.indexer.errors import ArticleNotFoundError, LedeError
-from lede.indexer.index import WriteReport
+from lede.indexer.ingest import WriteReport
 from lede.indexer.models import Article, parse_article
 from lede.service.auth import check_key
 from lede.service.engine import EngineSettings
@@ -178,9 +178,7 @@ def _write(state: ServiceState, articles: list[Article]) -> dict[str, Any]:
             code="duplicate_id",
             details=[{"field": "articles.id", "values": duplicates}],
         )
-    report: WriteReport = state.index.add(
-        articles, progress=False, lock_timeout=state.settings.write_timeout
-    )
+    report: WriteReport = state.index.add(articles, lock_timeout=state.settings.write_timeout)
     state.wrote = True
     return {
         "added": report.added,

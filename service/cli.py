@@ -16,9 +16,11 @@ from pydantic import ValidationError
 
 from lede.indexer.errors import LedeError
 from lede.indexer.filters import Filters, parse_date
-from lede.indexer.index import LedeIndex, WriteReport
+from lede.indexer.index import LedeIndex
+from lede.indexer.ingest import WriteReport
 from lede.indexer.manifest import IndexSettings
 from lede.indexer.models import Article
+from lede.indexer.progress import IndexProgress
 from lede.indexer.sources import Skipped, count_records, read_source
 from lede.service import remote
 from lede.service.cli_help import PlainHelpCommand
@@ -97,11 +99,16 @@ def index_command(
     factory: Annotated[
         str,
         typer.Option(
-            help="FAISS factory for a new index: 'auto' (Flat, then IVF+SQ8 from 100k chunks) "
+            help="FAISS factory for a new index: 'auto' (Flat, then IVF tiers by size) "
             "or any factory string (e.g. Flat, HNSW32)."
         ),
     ] = "auto",
     batch_size: Annotated[int, typer.Option(min=1, help="Articles per transaction.")] = 512,
+    device: Annotated[
+        str,
+        typer.Option(help="Where to embed: cpu (ONNX Runtime), cuda, or auto (a GPU if any)."),
+    ] = "auto",
+    embed_batch_size: Annotated[int, typer.Option(min=1, help="Texts per embedding batch.")] = 64,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bar (none is drawn off a terminal).")
     ] = False,
@@ -137,11 +144,23 @@ def index_command(
         for source in sources:
             if not source.exists():
                 raise _fail(f"source {source} does not exist")
+        if device not in ("cpu", "cuda", "auto"):
+            raise _fail(f"--device must be cpu, cuda or auto; got {device!r}")
         show = sys.stderr.isatty() and not quiet
         total = sum(count_records(source) for source in sources) if show else None
-        lede = LedeIndex.create(index, model=model, settings=IndexSettings(faiss_factory=factory))
-        with lede:
-            report = lede.add(articles(), batch_size=batch_size, progress=show, total=total)
+        lede = LedeIndex.create(
+            index,
+            model=model,
+            settings=IndexSettings(faiss_factory=factory),
+            device=device,
+            embed_batch_size=embed_batch_size,
+        )
+        bar = IndexProgress(total, show=show)
+        try:
+            with lede:
+                report = lede.add(articles(), batch_size=batch_size, progress=bar)
+        finally:
+            bar.close()
     except LedeError as error:
         raise _fail(str(error)) from None
     except ValueError as error:

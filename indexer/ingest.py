@@ -1,0 +1,124 @@
+"""Ingest in stages that may run in different processes: read -> chunk -> embed -> write.
+
+- read: the caller's (`sources.read_source`, an HTTP body, a Ray Data reader).
+- chunk (`chunk_articles`): needs only the model's tokenizer (`tokenizer.ModelTokenizer`),
+  not the model.
+- embed (`embed_articles`): an injected embedder (its device, batch size and backend are the
+  embedder's own: `embedder.make_embedder`); embeddings already stored for an unchanged
+  chunk input are reused rather than recomputed.
+- write (`LedeIndex.write_prepared`): the only stage under the index's write lock; the new
+  vectors go to the views from memory.
+
+`LedeIndex.add` runs the four stages in one process; progress is reported to a hook that the
+caller owns (e.g. the CLI's `IndexProgress` bar).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from lede.indexer.chunker import Chunker
+from lede.indexer.embedder import Embedder
+from lede.indexer.errors import InvalidArticleError
+from lede.indexer.models import Article, Chunk
+
+EMBED_SLICE = 256  # texts per embedder call: how often progress is reported
+
+
+class Progress(Protocol):
+    """Where ingest reports its progress (`progress.IndexProgress` draws it as a bar)."""
+
+    def chunks(self, count: int, batch_articles: int, batch_texts: int) -> None:
+        """`count` more of a batch's `batch_texts` texts were embedded."""
+
+    def articles(self, count: int) -> None:
+        """A batch of `count` articles is stored."""
+
+
+@dataclass(slots=True)
+class WriteReport:
+    """What a write did, in the shape of `lede index --json`."""
+
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    chunks: int = 0
+    embedded: int = 0
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class PreparedArticle:
+    """An article cut into chunks, with the texts to embed and their hashes."""
+
+    article: Article
+    content_hash: str
+    chunks: list[Chunk]
+    inputs: list[str]
+    input_hashes: list[str]
+
+
+@dataclass(slots=True)
+class EmbeddedBatch:
+    """Prepared articles with an embedding for every input hash they hold."""
+
+    articles: list[PreparedArticle]
+    vectors: dict[str, np.ndarray]
+    embedded: int  # how many of the vectors were computed (the rest were stored already)
+
+
+def input_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def check_unique_ids(articles: Iterable[Article]) -> None:
+    """Refuse a batch that holds one article id twice (which version would win is unclear)."""
+    seen: set[str] = set()
+    for article in articles:
+        if article.id in seen:
+            raise InvalidArticleError(f"article id {article.id!r} appears twice in one batch")
+        seen.add(article.id)
+
+
+def chunk_articles(articles: Iterable[Article], chunker: Chunker) -> list[PreparedArticle]:
+    """The chunk stage: each article's chunks and the texts the embedder will read."""
+    prepared = []
+    for article in articles:
+        chunks = chunker.chunk(article)
+        inputs = chunker.embedding_inputs(article, chunks)
+        prepared.append(
+            PreparedArticle(
+                article, article.content_hash(), chunks, inputs, [input_hash(t) for t in inputs]
+            )
+        )
+    return prepared
+
+
+def embed_articles(
+    prepared: list[PreparedArticle],
+    embedder: Embedder,
+    known: dict[str, np.ndarray] | None = None,
+    progress: Progress | None = None,
+) -> EmbeddedBatch:
+    """The embed stage: an embedding for every input not in `known` (each distinct text once)."""
+    vectors = dict(known or {})
+    todo: dict[str, str] = {}
+    for item in prepared:
+        for text, digest in zip(item.inputs, item.input_hashes, strict=True):
+            if digest not in vectors:
+                todo.setdefault(digest, text)
+    texts = list(todo.values())
+    parts = []
+    for start in range(0, len(texts), EMBED_SLICE):
+        parts.append(embedder.embed(texts[start : start + EMBED_SLICE]))
+        if progress is not None:
+            progress.chunks(len(parts[-1]), len(prepared), len(texts))
+    if parts:
+        vectors.update(zip(todo, np.concatenate(parts), strict=True))
+    return EmbeddedBatch(prepared, vectors, len(todo))
