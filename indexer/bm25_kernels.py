@@ -9,6 +9,9 @@ are warm or cold (the query encoder, running beside BM25, evicts them): at 1M ch
 decision 30), which also saved 8 MB per thread. Lucene's BooleanScorer scores disjunctions
 in windows the same way.
 
+numba caches the compiled loop beside this file, keyed by the file's size and time: editing
+this file is what invalidates a cache compiled under another module name (before `lede.`).
+
 A document's contributions are added in query-term order, each computed in float32 (the
 stored uint16 term counts convert exactly) and added in float64, exactly as the numpy
 expression these loops replaced, so scores are bit-identical to it (decision 23). The inner

@@ -1,18 +1,20 @@
-"""The dense view: a FAISS index of chunk embeddings keyed by chunk row id.
+"""FAISS search over chunk embeddings keyed by chunk row id (the engine of the dense view).
 
 Inner product on L2-normalized vectors (cosine). Deletes are tombstones: the vector stays in
 FAISS and every search passes an `IDSelectorBitmap` of the allowed ids, which also carries the
 query's filters, so filtered searches return k hits whenever k allowed vectors exist. HNSW
 cannot remove vectors, so one delete path serves every factory; `LedeIndex.checkpoint` rebuilds.
 
-The default factory is "auto": exact `Flat` while the index is small, then IVF with 8-bit
-scalar quantization once it grows past the thresholds measured by `lede bench ann` (see
-docs/decisions.md). `LedeIndex.checkpoint` switches tiers by rebuilding the view from SQLite.
+The default factory is "auto": exact `Flat` while the index is small, then IVF tiers that find
+candidates with 4-bit fast-scan PQ and re-score them with SQ8 codes once it grows past the
+thresholds measured by `lede bench ann` (decision 28). `LedeIndex.checkpoint` switches tiers by
+rebuilding the view from SQLite. Saved bytes end with the ids of the tombstones, if any.
 """
 
 from __future__ import annotations
 
 import logging
+import struct
 from dataclasses import dataclass
 
 import faiss
@@ -22,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 AUTO = "auto"
 DEFAULT_FACTORY = AUTO
+_TOMBSTONES = b"LEDE-TOMBSTONES-1"  # ends saved bytes that carry tombstone ids
 
 
 @dataclass(frozen=True, slots=True)
@@ -266,10 +269,22 @@ class DenseIndex:
         return np.packbits(mask, bitorder="little")
 
     def to_bytes(self) -> bytes:
-        return bytes(faiss.serialize_index(self._index))
+        """The FAISS index, then (when there are any) the ids of its tombstones."""
+        data = bytes(faiss.serialize_index(self._index))
+        dead = np.flatnonzero(self._present & ~self._live).astype("<i8")
+        if not len(dead):
+            return data  # the format of files written before tombstones were saved
+        return data + dead.tobytes() + struct.pack("<Q", len(dead)) + _TOMBSTONES
 
     @classmethod
     def from_bytes(cls, data: bytes, dimension: int, factory: str) -> DenseIndex:
+        dead = np.zeros(0, dtype=np.int64)
+        if data.endswith(_TOMBSTONES):
+            end = len(data) - len(_TOMBSTONES)
+            (count,) = struct.unpack("<Q", data[end - 8 : end])
+            start = end - 8 - 8 * count
+            dead = np.frombuffer(data[start : end - 8], dtype="<i8").astype(np.int64)
+            data = data[:start]
         dense = cls.__new__(cls)
         dense.dimension = dimension
         dense.requested = factory
@@ -280,7 +295,8 @@ class DenseIndex:
         dense._present = np.zeros(size, dtype=bool)
         dense._present[ids] = True
         dense._live = dense._present.copy()
-        dense.tombstones = 0
+        dense._live[dead] = False
+        dense.tombstones = len(dead)
         dense._bitmap_cache = None
         return dense
 

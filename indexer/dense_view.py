@@ -55,13 +55,16 @@ class DenseView:
 
     def search(self, query: ViewQuery, k: int, allowed: np.ndarray | None) -> RankedList:
         """Always treated as cut off: a short list from IVF or HNSW (few vectors in the probed
-        cells after filtering) does not mean the rest scored 0. Empty slots are dropped."""
+        cells after filtering) does not mean the rest scored 0. Empty slots are dropped; tied
+        scores go to the lower id first, as in every view."""
         assert query.vector is not None, "the dense view searches with the query's embedding"
         ids, scores = self.dense.search(
             query.vector, k, allowed, ef_search=query.ef_search, nprobe=query.nprobe
         )
         keep = ids[0] >= 0
-        return RankedList(ids[0][keep].tolist(), scores[0][keep].astype(np.float64).tolist())
+        found, values = ids[0][keep], scores[0][keep]
+        order = np.lexsort((found, -values))  # FAISS leaves tied scores in any order
+        return RankedList(found[order].tolist(), values[order].astype(np.float64).tolist())
 
     def matching(self, query: ViewQuery) -> np.ndarray | None:
         return None  # every chunk has a similarity to the query
