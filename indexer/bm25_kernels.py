@@ -98,15 +98,16 @@ def top_k(
             slot = touched[j]
             score = sums[slot]
             sums[slot] = 0.0
-            # A later window's document ties lose to the heap's (lower ids), so only a higher
-            # score than the floor can enter a full heap.
-            if score > floor:
+            # The heap's root is its worst entry: the lowest score, and of tied ones the
+            # highest id (entries hold -id). A window's documents arrive in the order the terms
+            # touched them, not by id, so a tie with the floor enters when its id is lower.
+            if score >= floor:
                 entry = (score, -(low + slot))
                 if len(heap) < k:
                     heapq.heappush(heap, entry)
                     if len(heap) == k:
                         floor = heap[0][0]
-                else:
+                elif entry > heap[0]:
                     heapq.heapreplace(heap, entry)
                     floor = heap[0][0]
     for j in range(len(heap)):

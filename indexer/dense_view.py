@@ -55,15 +55,25 @@ class DenseView:
 
     def search(self, query: ViewQuery, k: int, allowed: np.ndarray | None) -> RankedList:
         """Always treated as cut off: a short list from IVF or HNSW (few vectors in the probed
-        cells after filtering) does not mean the rest scored 0. Empty slots are dropped; tied
-        scores go to the lower id first, as in every view."""
+        cells after filtering) does not mean the rest scored 0. Empty slots are dropped.
+
+        Tied scores go to the lower id first, as in every view, at the cut too: FAISS keeps
+        ties in any order, so it is asked for more until the k-th score's ties are all in.
+        """
         assert query.vector is not None, "the dense view searches with the query's embedding"
-        ids, scores = self.dense.search(
-            query.vector, k, allowed, ef_search=query.ef_search, nprobe=query.nprobe
-        )
-        keep = ids[0] >= 0
-        found, values = ids[0][keep], scores[0][keep]
-        order = np.lexsort((found, -values))  # FAISS leaves tied scores in any order
+        fetch = k + 1
+        while True:
+            ids, scores = self.dense.search(
+                query.vector, fetch, allowed, ef_search=query.ef_search, nprobe=query.nprobe
+            )
+            keep = ids[0] >= 0
+            found, values = ids[0][keep], scores[0][keep]
+            if len(found) <= k or len(found) < fetch or values[-1] < values[k - 1]:
+                break
+            if fetch >= self.dense.ntotal:
+                break
+            fetch = min(2 * fetch, self.dense.ntotal)
+        order = np.lexsort((found, -values))[:k]
         return RankedList(found[order].tolist(), values[order].astype(np.float64).tolist())
 
     def matching(self, query: ViewQuery) -> np.ndarray | None:
