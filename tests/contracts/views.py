@@ -76,7 +76,7 @@ class ViewContract:
 
     def test_ties_at_the_cut_keep_the_lower_ids(self) -> None:
         view = self.filled()
-        for text in QUERIES + ["island ferry"]:
+        for text in [*QUERIES, "island ferry"]:
             ranked = view.search(query(text), len(TEXTS), None)
             for k in range(1, len(ranked.ids) + 1):
                 cut = view.search(query(text), k, None)
