@@ -21,7 +21,7 @@ from lede.indexer.filters import Filters
 from lede.indexer.hashing_embedder import HashingEmbedder
 from lede.indexer.index import LedeIndex
 from lede.indexer.models import Article
-from lede.indexer.searchable import RetrievalRequest, SearchableIndex
+from lede.indexer.searchable import Count, RetrievalRequest, SearchableIndex
 from lede.service.engine import MODES, SearchEngine
 
 QUERIES = [
