@@ -49,7 +49,7 @@ from lede.service.state import ServiceState
 logger = logging.getLogger(__name__)
 
 _STATIC = {
-    name: (files("service") / "static" / name).read_bytes()
+    name: (files("lede.service") / "static" / name).read_bytes()
     for name in ("index.html", "app.js", "style.css")
 }
 # What each status means on Lede's routes; every route lists exactly the ones it can return.

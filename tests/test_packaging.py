@@ -1,0 +1,55 @@
+"""Installing Lede adds one import package, `lede`, and the `lede` command (decision 37)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+
+def test_the_wheel_holds_one_top_level_package_with_its_data(tmp_path: Path) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
+    )
+    (wheel,) = tmp_path.glob("lede-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    tops = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
+    assert tops == {"lede"}
+    for part in ("indexer", "service", "eval"):
+        assert f"lede/{part}/__init__.py" in names
+    assert "lede/service/static/index.html" in names
+    assert "lede/service/answer_weights/weights.safetensors" in names
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    text = zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "lede = lede.service.cli:main" in text and "eval = lede.eval.cli:register" in text
+
+
+def test_outside_the_repository_only_lede_imports(tmp_path: Path) -> None:
+    probe = (
+        "import importlib.util, lede.service.app, lede.eval.cli; "
+        "print([n for n in ('indexer', 'service', 'eval') if importlib.util.find_spec(n)])"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    completed = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout.strip() == "[]"
