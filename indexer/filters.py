@@ -40,6 +40,44 @@ class Filters:
     since: datetime | None = None
     until: datetime | None = None
 
+    def __post_init__(self) -> None:
+        for name in ("since", "until"):
+            value = getattr(self, name)
+            if value is not None:  # naive datetimes are UTC, aware ones are converted to it
+                utc = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+                object.__setattr__(self, name, utc)
+
+    @classmethod
+    def from_values(
+        cls,
+        *,
+        sources: Iterable[str] | None = None,
+        authors: Iterable[str] | None = None,
+        tags: Iterable[str] | None = None,
+        article_ids: Iterable[str] | None = None,
+        since: str | datetime | None = None,
+        until: str | datetime | None = None,
+        names: tuple[str, str] = ("since", "until"),
+    ) -> Filters:
+        """Filters from lists (None: any value) and ISO 8601 dates, as the CLI, MCP and HTTP
+        take them.
+
+        Raises:
+            ValueError: a date that is not ISO 8601, named as the caller calls it (`names`).
+        """
+
+        def date(value: str | datetime | None, name: str) -> datetime | None:
+            return parse_date(value, name) if isinstance(value, str) else value
+
+        return cls(
+            sources=tuple(sources or ()),
+            authors=tuple(authors or ()),
+            tags=tuple(tags or ()),
+            article_ids=tuple(article_ids or ()),
+            since=date(since, names[0]),
+            until=date(until, names[1]),
+        )
+
     @property
     def empty(self) -> bool:
         return not (

@@ -387,6 +387,19 @@ class LedeIndex:
         with self._views_lock.writing():
             self.views[name] = fresh
 
+    @classmethod
+    def repair_directory(cls, path: Path) -> dict[str, int]:
+        """Rebuild the views of the index at `path` from SQLite, without reading them first
+        (they may be what is damaged); returns the article and chunk counts."""
+        path = Path(path)
+        index = cls(path, read_manifest(path), Store(path / DATABASE_NAME), None)
+        try:
+            with index.writing():
+                index.repair()
+            return index.store.counts()
+        finally:
+            index.close()
+
     def repair(self) -> None:
         """Rebuild every view from SQLite and checkpoint it (the `lede repair` command)."""
         for candidate in self.path.iterdir():
@@ -502,12 +515,16 @@ class LedeIndex:
         finally:
             self._fresh_vectors = {}
 
-    def delete(self, article_ids: Sequence[str], *, lock_timeout: float = 60.0) -> int:
-        """Delete articles from SQLite and every view; returns how many existed."""
+    def delete(self, article_ids: Sequence[str], *, lock_timeout: float = 60.0) -> list[str]:
+        """Delete articles from SQLite and every view; returns the ids that were there."""
         with self.writing(lock_timeout):
-            deleted = self.store.write([], deletes=list(article_ids)).deleted
+            present = set(self.store.content_hashes(list(article_ids)))
+            found = [
+                article_id for article_id in dict.fromkeys(article_ids) if article_id in present
+            ]
+            self.store.write([], deletes=found)
             self.refresh()
-        return deleted
+        return found
 
     # --- reads (the SearchableIndex contract) ----------------------------------------------
 

@@ -16,6 +16,7 @@ caller owns (e.g. the CLI's `IndexProgress` bar).
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -77,13 +78,17 @@ def input_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
 
 
+def duplicate_ids(articles: Iterable[Article]) -> list[str]:
+    """The ids that appear more than once among these articles, sorted."""
+    counts = Counter(article.id for article in articles)
+    return sorted(article_id for article_id, count in counts.items() if count > 1)
+
+
 def check_unique_ids(articles: Iterable[Article]) -> None:
     """Refuse a batch that holds one article id twice (which version would win is unclear)."""
-    seen: set[str] = set()
-    for article in articles:
-        if article.id in seen:
-            raise InvalidArticleError(f"article id {article.id!r} appears twice in one batch")
-        seen.add(article.id)
+    duplicates = duplicate_ids(articles)
+    if duplicates:
+        raise InvalidArticleError(f"article id {duplicates[0]!r} appears twice in one batch")
 
 
 def chunk_articles(articles: Iterable[Article], chunker: Chunker) -> list[PreparedArticle]:

@@ -7,7 +7,6 @@ import logging
 import os
 import sys
 from collections.abc import Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -15,7 +14,7 @@ import typer
 from pydantic import ValidationError
 
 from lede.indexer.errors import LedeError
-from lede.indexer.filters import Filters, parse_date
+from lede.indexer.filters import Filters
 from lede.indexer.index import LedeIndex
 from lede.indexer.ingest import WriteReport
 from lede.indexer.manifest import IndexSettings
@@ -205,8 +204,9 @@ def delete_command(
     """
     try:
         with LedeIndex.open(index) as lede:
-            missing = sorted(set(article_ids) - set(lede.store.content_hashes(article_ids)))
-            deleted = lede.delete(article_ids)
+            found = lede.delete(article_ids)
+        missing = sorted(set(article_ids) - set(found))
+        deleted = len(found)
     except LedeError as error:
         raise _fail(str(error)) from None
     if as_json:
@@ -218,15 +218,6 @@ def delete_command(
         raise typer.Exit(EXIT_SKIPPED)
 
 
-def _parse_date(value: str | None, name: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        return parse_date(value, name)
-    except ValueError as error:
-        raise _fail(str(error)) from None
-
-
 def _filters(
     source: list[str] | None,
     author: list[str] | None,
@@ -236,13 +227,14 @@ def _filters(
     until: str | None,
 ) -> Filters:
     try:
-        return Filters(
-            sources=tuple(source or ()),
-            authors=tuple(author or ()),
-            tags=tuple(tag or ()),
-            article_ids=tuple(article or ()),
-            since=_parse_date(since, "--since"),
-            until=_parse_date(until, "--until"),
+        return Filters.from_values(
+            sources=source,
+            authors=author,
+            tags=tag,
+            article_ids=article,
+            since=since,
+            until=until,
+            names=("--since", "--until"),
         )
     except ValueError as error:
         raise _fail(str(error)) from None
@@ -456,20 +448,9 @@ def info_command(index: IndexOption, as_json: JsonOption = False) -> None:
 
 @app.command("repair", cls=PlainHelpCommand)
 def repair_command(index: IndexOption) -> None:
-    """Rebuild the BM25 and FAISS views from the SQLite source of truth."""
-    from lede.indexer.index import DATABASE_NAME
-    from lede.indexer.index import LedeIndex as Index
-    from lede.indexer.manifest import read_manifest
-    from lede.indexer.store import Store
-
+    """Rebuild every view (BM25, FAISS) from the SQLite source of truth."""
     try:
-        manifest = read_manifest(index)
-        store = Store(index / DATABASE_NAME)
-        lede = Index(index, manifest, store, None)
-        with lede.writing():
-            lede.repair()
-        counts = store.counts()
-        lede.close()
+        counts = LedeIndex.repair_directory(index)
     except LedeError as error:
         raise _fail(str(error)) from None
     typer.echo(f"repaired {index}: {counts['articles']} articles, {counts['chunks']} chunks")

@@ -169,9 +169,16 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def _allowed_methods(app: FastAPI, request: Request) -> list[str]:
-    """Every method some route serves at this path (Starlette names only the first route's)."""
+    """Every method some route serves at this path (Starlette names only the first route's);
+    routers mounted with `include_router` (no prefix) are walked too."""
     methods: set[str] = set()
-    for route in app.router.routes:
+    pending = list(app.router.routes)
+    while pending:
+        route = pending.pop()
+        included = getattr(route, "original_router", None)  # FastAPI >= 0.16x keeps routers
+        if included is not None:
+            pending.extend(included.routes)
+            continue
         route_methods = getattr(route, "methods", None)
         if route_methods and route.matches(request.scope)[0] != Match.NONE:
             methods.update(route_methods)

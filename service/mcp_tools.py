@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
-from lede.indexer.filters import Filters, parse_date
+from lede.indexer.filters import Filters
 from lede.service.answers import Answerer
 
 INSTRUCTIONS = (
@@ -29,12 +29,7 @@ def _filters(
     from mcp.server.mcpserver.exceptions import ToolError
 
     try:
-        return Filters(
-            sources=tuple(source or ()),
-            tags=tuple(tag or ()),
-            since=parse_date(since, "since") if since else None,
-            until=parse_date(until, "until") if until else None,
-        )
+        return Filters.from_values(sources=source, tags=tag, since=since, until=until)
     except ValueError as error:  # the model's mistake: it must read the message to fix it
         raise ToolError(str(error)) from None
 

@@ -117,20 +117,14 @@ class FilterFields(BaseModel):
     until: IsoDatetime | None = Field(None, description="Published on or before (ISO 8601).")
 
     def to_filters(self) -> Filters:
-        return Filters(
-            sources=tuple(self.source),
-            authors=tuple(self.author),
-            tags=tuple(self.tag),
-            article_ids=tuple(self.article_id),
-            since=_utc(self.since) if self.since else None,
-            until=_utc(self.until) if self.until else None,
+        return Filters.from_values(
+            sources=self.source,
+            authors=self.author,
+            tags=self.tag,
+            article_ids=self.article_id,
+            since=self.since,
+            until=self.until,
         )
-
-
-def _utc(value: datetime) -> datetime:
-    from datetime import UTC
-
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 class SearchRequest(FilterFields):

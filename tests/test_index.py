@@ -76,7 +76,7 @@ def test_delete_removes_from_every_view_and_reopen_reconciles(
     path = tmp_path / "index"
     index = LedeIndex.create(path, embedder=fake_embedder)
     index.add(sample_articles)
-    assert index.delete(["mi7-rome-cruise-atwell", "no-such-id"]) == 1
+    assert index.delete(["mi7-rome-cruise-atwell", "no-such-id"]) == ["mi7-rome-cruise-atwell"]
     assert all(not c.startswith("mi7-rome") for c in _ids(index, "Tom Cruise Rome", "bm25"))
     live = _consistent(index)
     index.close()
