@@ -1,0 +1,1 @@
+"""Lede's tests; they mirror the packages (tests/contracts holds the contract suites)."""

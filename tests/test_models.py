@@ -1,3 +1,5 @@
+"""Article parsing and validation: ids, dates, tags, metadata and the content hash."""
+
 from __future__ import annotations
 
 from datetime import UTC, datetime
