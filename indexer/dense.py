@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
+from lede.indexer.arrays import grown
+
 logger = logging.getLogger(__name__)
 
 AUTO = "auto"
@@ -181,13 +183,8 @@ class DenseIndex:
         return doc_id < len(self._live) and bool(self._live[doc_id])
 
     def _ensure(self, size: int) -> None:
-        if size > len(self._present):
-            capacity = max(size, 2 * len(self._present), 16)
-            for name in ("_present", "_live"):
-                grown = np.zeros(capacity, dtype=bool)
-                current = getattr(self, name)
-                grown[: len(current)] = current
-                setattr(self, name, grown)
+        self._present = grown(self._present, size, False)
+        self._live = grown(self._live, size, False)
 
     def add(self, doc_ids: np.ndarray, vectors: np.ndarray) -> None:
         """Add vectors; ids already present are skipped (replay is idempotent)."""

@@ -9,7 +9,8 @@ from typing import Any
 
 import numpy as np
 
-from lede.indexer.store import ChunkRecord
+from lede.indexer.arrays import grown
+from lede.indexer.models import ChunkRecord
 
 
 def parse_date(value: str, name: str) -> datetime:
@@ -124,20 +125,11 @@ class Catalog:
         return int(self.live.sum())
 
     def _ensure(self, size: int) -> None:
-        if size <= len(self.live):
-            return
-        capacity = max(size, 2 * len(self.live), 16)
-
-        def grow(array: np.ndarray, fill: float) -> np.ndarray:
-            grown = np.full(capacity, fill, dtype=array.dtype)
-            grown[: len(array)] = array
-            return grown
-
-        self.live = grow(self.live, False)
-        self._article = grow(self._article, -1)
-        self._source = grow(self._source, -1)
-        self._author = grow(self._author, -1)
-        self._published = grow(self._published, np.nan)
+        self.live = grown(self.live, size, False)
+        self._article = grown(self._article, size, -1)
+        self._source = grown(self._source, size, -1)
+        self._author = grown(self._author, size, -1)
+        self._published = grown(self._published, size, np.nan)
 
     def add(self, records: Sequence[ChunkRecord]) -> None:
         if not records:

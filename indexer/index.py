@@ -39,11 +39,11 @@ from lede.indexer.manifest import (
     read_manifest,
     write_manifest,
 )
-from lede.indexer.models import Article
+from lede.indexer.models import Article, ChunkRecord
 from lede.indexer.ranked import RankedList
 from lede.indexer.rwlock import ReadWriteLock
 from lede.indexer.searchable import ChunkKey, Retrieval, RetrievalRequest
-from lede.indexer.store import ArticleWrite, ChunkRecord, Store, is_storage_failure
+from lede.indexer.store import ArticleWrite, Store, is_storage_failure
 from lede.indexer.text_analysis import Analyzer
 from lede.indexer.tokenizer import TokenCounter
 from lede.indexer.views import ChunkRows, View, ViewQuery, ViewSpec, view_types

@@ -53,6 +53,16 @@ class WriteReport:
     embedded: int = 0
     skipped: list[dict[str, Any]] = field(default_factory=list)
 
+    def counts(self) -> dict[str, int]:
+        """The counts as `lede index --json` and `POST /articles` report them."""
+        return {
+            "added": self.added,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "deleted": self.deleted,
+            "chunks": self.chunks,
+        }
+
 
 @dataclass(slots=True)
 class PreparedArticle:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lede.indexer import bm25_kernels
+from lede.indexer.arrays import grown
 from lede.indexer.filters import fit_mask
 from lede.indexer.text_analysis import Analyzer
 
@@ -47,14 +48,6 @@ MAX_DOC_ID = int(np.iinfo(DOC_ID_DTYPE).max)
 MAX_TF = int(np.iinfo(TF_DTYPE).max)  # a term repeated more often in one document counts this
 
 
-def _grow(array: np.ndarray, size: int, fill: float | bool = 0) -> np.ndarray:
-    if size <= len(array):
-        return array
-    grown = np.full(max(size, 2 * len(array), 16), fill, dtype=array.dtype)
-    grown[: len(array)] = array
-    return grown
-
-
 class _Postings:
     """Growable (doc id, term frequency) arrays of one term."""
 
@@ -67,8 +60,8 @@ class _Postings:
 
     def append(self, doc: int, tf: int) -> None:
         if self.size == len(self.docs):
-            self.docs = _grow(self.docs, self.size + 1)
-            self.tfs = _grow(self.tfs, self.size + 1)
+            self.docs = grown(self.docs, self.size + 1)
+            self.tfs = grown(self.tfs, self.size + 1)
         self.docs[self.size] = doc
         self.tfs[self.size] = tf
         self.size += 1
@@ -120,11 +113,11 @@ class LexicalIndex:
                 )
             self._postings[term_id].append(doc_id, min(tf, MAX_TF))
             term_ids[position] = term_id
-        self._df = _grow(self._df, len(self._postings))
+        self._df = grown(self._df, len(self._postings))
         np.add.at(self._df, term_ids, 1)
         length = float(sum(counts.values()))
-        self._doc_len = _grow(self._doc_len, doc_id + 1)
-        self._live = _grow(self._live, doc_id + 1, False)
+        self._doc_len = grown(self._doc_len, doc_id + 1)
+        self._live = grown(self._live, doc_id + 1, False)
         self._doc_len[doc_id] = length
         self._live[doc_id] = True
         self._doc_terms[doc_id] = term_ids

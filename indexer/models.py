@@ -145,3 +145,23 @@ class Chunk:
     @property
     def chunk_id(self) -> str:
         return f"{self.article_id}#{self.ordinal}"
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkRecord:
+    """A stored chunk with the article fields that filters and hits need."""
+
+    rowid: int
+    chunk_id: str
+    article_id: str
+    ordinal: int
+    start: int
+    end: int
+    text: str
+    title: str
+    url: str | None
+    published_at: str | None
+    published_ts: float | None
+    source: str | None
+    author: str | None
+    tags: tuple[str, ...]

@@ -16,9 +16,8 @@ from typing import Any, Literal, Protocol
 import numpy as np
 
 from lede.indexer.filters import Filters
-from lede.indexer.models import Article
+from lede.indexer.models import Article, ChunkRecord
 from lede.indexer.ranked import RankedList
-from lede.indexer.store import ChunkRecord
 
 Count = Literal["none", "chunks", "articles"]
 

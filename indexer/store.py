@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from lede.indexer.errors import StorageError
-from lede.indexer.models import Article, Chunk, parse_article
+from lede.indexer.models import Article, Chunk, ChunkRecord, parse_article
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS articles (
@@ -48,26 +48,6 @@ CREATE TABLE IF NOT EXISTS changes (
     chunk_rowid INTEGER NOT NULL
 );
 """
-
-
-@dataclass(frozen=True, slots=True)
-class ChunkRecord:
-    """A stored chunk with the article fields that filters and hits need."""
-
-    rowid: int
-    chunk_id: str
-    article_id: str
-    ordinal: int
-    start: int
-    end: int
-    text: str
-    title: str
-    url: str | None
-    published_at: str | None
-    published_ts: float | None
-    source: str | None
-    author: str | None
-    tags: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,29 +144,31 @@ class Store:
         with self._lock:
             return list(self._conn.execute(sql, params).fetchall())
 
+    def _query_in(self, sql: str, values: Sequence[object]) -> list[tuple[object, ...]]:
+        """`sql` with `IN ({marks})` run over the values 500 at a time (SQLite's limit on
+        parameters is per statement)."""
+        rows: list[tuple[object, ...]] = []
+        for batch in _batches(list(values), 500):
+            rows.extend(self._query(sql.format(marks=",".join("?" * len(batch))), batch))
+        return rows
+
     # --- reads -----------------------------------------------------------------------------
 
     def content_hashes(self, article_ids: Sequence[str]) -> dict[str, str]:
-        result: dict[str, str] = {}
-        for batch in _batches(article_ids, 500):
-            marks = ",".join("?" * len(batch))
-            rows = self._query(
-                f"SELECT id, content_hash FROM articles WHERE id IN ({marks})", batch
-            )
-            result.update({str(i): str(h) for i, h in rows})
-        return result
+        rows = self._query_in(
+            "SELECT id, content_hash FROM articles WHERE id IN ({marks})", article_ids
+        )
+        return {str(i): str(h) for i, h in rows}
 
     def embeddings_by_input(self, article_ids: Sequence[str]) -> dict[str, np.ndarray]:
         """Stored embeddings of these articles' chunks, keyed by the hash of their input."""
-        result: dict[str, np.ndarray] = {}
-        for batch in _batches(article_ids, 500):
-            marks = ",".join("?" * len(batch))
-            rows = self._query(
-                f"SELECT input_hash, embedding FROM chunks WHERE article_id IN ({marks})", batch
-            )
-            for input_hash, blob in rows:
-                result[str(input_hash)] = np.frombuffer(blob, dtype=np.float32)  # type: ignore[call-overload]
-        return result
+        rows = self._query_in(
+            "SELECT input_hash, embedding FROM chunks WHERE article_id IN ({marks})", article_ids
+        )
+        return {
+            str(input_hash): np.frombuffer(blob, dtype=np.float32)  # type: ignore[call-overload]
+            for input_hash, blob in rows
+        }
 
     def get_article(self, article_id: str) -> Article | None:
         rows = self._query(
@@ -223,18 +205,12 @@ class Store:
         return (article, chunks) if article else None
 
     def chunk_records(self, rowids: Iterable[int]) -> dict[int, ChunkRecord]:
-        result: dict[int, ChunkRecord] = {}
-        for batch in _batches(list(rowids), 500):
-            marks = ",".join("?" * len(batch))
-            rows = self._query(
-                f"SELECT {_RECORD_COLUMNS} FROM chunks c JOIN articles a ON a.id = c.article_id "
-                f"WHERE c.rowid IN ({marks})",
-                batch,
-            )
-            for row in rows:
-                record = _record(row)
-                result[record.rowid] = record
-        return result
+        rows = self._query_in(
+            f"SELECT {_RECORD_COLUMNS} FROM chunks c JOIN articles a ON a.id = c.article_id "
+            "WHERE c.rowid IN ({marks})",
+            list(rowids),
+        )
+        return {record.rowid: record for record in map(_record, rows)}
 
     def all_chunk_records(self) -> Iterator[ChunkRecord]:
         with self._lock:
@@ -247,13 +223,10 @@ class Store:
 
     def embeddings(self, rowids: Sequence[int]) -> np.ndarray:
         """Embeddings of these chunks, in the order given."""
-        by_rowid: dict[int, bytes] = {}
-        for batch in _batches(list(rowids), 500):
-            marks = ",".join("?" * len(batch))
-            rows = self._query(
-                f"SELECT rowid, embedding FROM chunks WHERE rowid IN ({marks})", batch
-            )
-            by_rowid.update({int(r): bytes(b) for r, b in rows})  # type: ignore[call-overload,arg-type]
+        rows = self._query_in(
+            "SELECT rowid, embedding FROM chunks WHERE rowid IN ({marks})", rowids
+        )
+        by_rowid = {int(r): bytes(b) for r, b in rows}  # type: ignore[call-overload,arg-type]
         if not rowids:
             return np.zeros((0, 0), dtype=np.float32)
         return np.stack([np.frombuffer(by_rowid[r], dtype=np.float32) for r in rowids])

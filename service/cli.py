@@ -172,16 +172,7 @@ def index_command(
 
 def _print_report(report: WriteReport, as_json: bool) -> None:
     if as_json:
-        _dump(
-            {
-                "added": report.added,
-                "updated": report.updated,
-                "unchanged": report.unchanged,
-                "deleted": report.deleted,
-                "chunks": report.chunks,
-                "skipped": report.skipped,
-            }
-        )
+        _dump({**report.counts(), "skipped": report.skipped})
         return
     typer.echo(
         f"added {report.added}, updated {report.updated}, unchanged {report.unchanged}, "

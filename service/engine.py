@@ -12,9 +12,9 @@ from typing import Any, Literal
 import numpy as np
 
 from lede.indexer.filters import Filters
+from lede.indexer.models import ChunkRecord
 from lede.indexer.ranked import RankedList
 from lede.indexer.searchable import ChunkKey, RetrievalRequest, SearchableIndex
-from lede.indexer.store import ChunkRecord
 from lede.service.fusion import (
     NORMALIZATIONS,
     FusionMethod,

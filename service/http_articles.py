@@ -35,14 +35,7 @@ def write(state: ServiceState, articles: list[Article]) -> dict[str, Any]:
     check_batch(state, articles)
     report = state.index.add(articles, lock_timeout=state.settings.write_timeout)
     state.wrote = True
-    return {
-        "added": report.added,
-        "updated": report.updated,
-        "unchanged": report.unchanged,
-        "deleted": 0,
-        "chunks": report.chunks,
-        "ids": [a.id for a in articles],
-    }
+    return {**report.counts(), "ids": [a.id for a in articles]}
 
 
 def router(settings: Settings) -> APIRouter:

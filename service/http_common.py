@@ -50,20 +50,19 @@ def read_errors(settings: Settings, *statuses: int) -> dict[int | str, dict[str,
 WRITE_ERRORS = (400, 401, 403, 413, 422, 503, 507)
 
 
-def _state(request: Request) -> ServiceState:
-    state: ServiceState | None = getattr(request.app.state, "lede", None)
-    if state is None:
-        raise APIError(503, "the index is not open yet", code="starting")
-    return state
-
-
 # The dependencies are `async def` because they only read attributes and compare a key: a
 # plain `def` dependency costs a hop to the thread pool per request (decision 24).
 async def ready_state(request: Request) -> ServiceState:
-    state = _state(request)
-    if not state.ready.is_set():
-        message = state.warm_up_error or "models are still loading; retry shortly"
-        raise APIError(503, message, code="warming_up", headers={"Retry-After": "2"})
+    return check_ready(getattr(request.app.state, "lede", None))
+
+
+def check_ready(state: ServiceState | None) -> ServiceState:
+    """The state, once the index is open and the models warm (else 503 with Retry-After)."""
+    if state is None:
+        raise APIError(503, "the index is not open yet", code="starting")
+    reason = state.not_ready()
+    if reason is not None:
+        raise APIError(503, reason, code="warming_up", headers={"Retry-After": "2"})
     return state
 
 

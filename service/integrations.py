@@ -6,13 +6,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import orjson
 from fastapi import Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive, Scope, Send
 
 from lede.service.auth import key_is_valid
+from lede.service.http_common import check_ready, json_response
 from lede.service.http_errors import APIError, error_response
 from lede.service.mcp_tools import build_mcp_server
 from lede.service.settings import Settings
@@ -41,24 +41,18 @@ async def handle_slack(request: Request, settings: Settings) -> Response:
         raise APIError(401, "missing X-Slack-Request-Timestamp or X-Slack-Signature header")
     if not verify(settings.slack_signing_secret, body, timestamp, signature):
         raise APIError(401, "invalid Slack signature or request older than five minutes")
-    state: ServiceState | None = getattr(request.app.state, "lede", None)
-    if state is None or not state.ready.is_set():
-        raise APIError(503, "models are still loading; retry shortly", code="warming_up")
+    state = check_ready(getattr(request.app.state, "lede", None))
     question = command_text(body)
     if wants_help(question):
-        return _json(usage_message())
+        return json_response(usage_message())
     if len(question) > settings.max_query_chars:
         note = (
             f"Your question is {len(question):,} characters; the limit is "
             f"{settings.max_query_chars:,}. Ask it more briefly."
         )
-        return _json(usage_message(note))
+        return json_response(usage_message(note))
     answer = await run_in_threadpool(state.answerer.ask, question)
-    return _json(answer_message(question, answer))
-
-
-def _json(data: dict[str, Any]) -> Response:
-    return Response(orjson.dumps(data), media_type="application/json")
+    return json_response(answer_message(question, answer))
 
 
 class McpEndpoint:

@@ -56,6 +56,12 @@ class ServiceState:
         self.ready.set()
         logger.info("index %s ready", self.settings.index)
 
+    def not_ready(self) -> str | None:
+        """Why requests must wait (models loading, or their warm-up failed), or None."""
+        if self.ready.is_set():
+            return None
+        return self.warm_up_error or "models are still loading; retry shortly"
+
     def close(self) -> None:
         if self.wrote:
             try:
