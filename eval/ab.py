@@ -47,9 +47,9 @@ def prepare(revision: str, folder: Path) -> Path:
             ).strip()
         )
         (target / "lede_ab_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+        pip = [sys.executable, "-m", "pip", "--python", str(python), "install", "-q"]
         subprocess.run(
-            [sys.executable, "-m", "pip", "--python", str(python), "install", "-q", "--no-deps"]
-            + ["--no-build-isolation", "-e", str(folder / "repo")],
+            [*pip, "--no-deps", "--no-build-isolation", "-e", str(folder / "repo")],
             check=True,
             capture_output=True,
         )
