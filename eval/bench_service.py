@@ -102,7 +102,7 @@ def main(argv: list[str] | None = None) -> None:
         index_path = Path(directory) / "index"
         with LedeIndex.create(index_path, embedder=embedder) as index:
             index.add(item for item in read_source(args.source) if not isinstance(item, Skipped))
-            figures["index"] = index.store.counts()
+            figures["index"] = {k: v for k, v in index.stats().items() if k != "model"}
             engine = SearchEngine(index)
             answerer = Answerer(engine)
             in_process = {

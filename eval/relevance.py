@@ -69,7 +69,7 @@ def open_dataset_index(
     embedder = embedder or SentenceTransformerEmbedder(config.model)
     if (path / "manifest.json").exists():
         index = LedeIndex.open(path, embedder=embedder)
-        if index.store.counts()["articles"] > 0:
+        if index.stats()["articles"] > 0:
             return index, 0.0
         index.close()
     started = time.perf_counter()
@@ -168,7 +168,7 @@ def evaluate_dataset(
         metrics, significance = score_runs(dataset.qrels, runs)
         if runs_dir is not None:
             write_trec_runs(runs_dir, dataset.name, runs)
-        counts = index.store.counts()
+        counts = index.stats()
     finally:
         index.close()
     return {

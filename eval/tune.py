@@ -71,11 +71,17 @@ class TrainSplit:
         self.qrels = Qrels(dataset.qrels)
         self.depth = depth
         self.index, _ = open_dataset_index(dataset, config, cache)
-        self.article_of = {r.rowid: r.article_id for r in self.index.store.all_chunk_records()}
         self.dense: dict[str, RankedList] = {}
         for query_id, text in self.queries.items():
             request = RetrievalRequest(text, ("dense",), depth)
             self.dense[query_id] = self.index.retrieve(request).lists["dense"]
+        self.article_of: dict[int, str] = {}
+
+    def _article_of(self, chunks: list[int]) -> None:
+        """Remember the articles of these chunks (read from the index once each)."""
+        unknown = [chunk for chunk in chunks if chunk not in self.article_of]
+        records = self.index.records(unknown)
+        self.article_of.update({chunk: record.article_id for chunk, record in records.items()})
 
     def bm25(self, settings: BM25Settings) -> dict[str, RankedList]:
         """BM25's lists with other k1 and b, scored over the index's own postings."""
@@ -91,6 +97,7 @@ class TrainSplit:
         return float(evaluate(self.qrels, Run(runs), "ndcg@10", make_comparable=True))
 
     def _doc_run(self, fused: dict[int, float]) -> dict[str, float]:
+        self._article_of(list(fused))
         run: dict[str, float] = {}
         for chunk, score in fused.items():
             article = self.article_of[chunk]
