@@ -34,6 +34,16 @@ def test_reindexing_unchanged_articles_does_nothing(cli_index: Path) -> None:
     assert (report["added"], report["updated"], report["unchanged"]) == (0, 0, 43)
 
 
+def test_index_names_a_bad_device_and_writes_nothing(tmp_path: Path) -> None:
+    index = tmp_path / "index"
+    completed = lede(
+        "index", str(EXAMPLES / "articles.jsonl"), "--index", str(index), "--device", "tpu"
+    )
+    assert completed.returncode == 2
+    assert "--device must be cpu, cuda or auto; got 'tpu'" in completed.stderr
+    assert not index.exists()
+
+
 def test_search_json_contract_in_every_mode(cli_index: Path) -> None:
     for mode in ("hybrid", "dense", "bm25"):
         result = lede_json(
