@@ -338,6 +338,12 @@ class LedeIndex:
         pending = self.seq - self._checkpoint_seq
         return pending >= max(1000, int(np.count_nonzero(self.catalog.live)) // 10)
 
+    def checkpoint_if_due(self, lock_timeout: float = 60.0) -> None:
+        """Checkpoint under the write lock when `checkpoint_due()` says so."""
+        with self.writing(lock_timeout):
+            if self.checkpoint_due():
+                self.checkpoint()
+
     def checkpoint(self) -> None:
         """Write every view to a file (atomically) and drop older checkpoints.
 
@@ -454,9 +460,7 @@ class LedeIndex:
             if batch:
                 self._add_batch(batch, report, progress, lock_timeout)
             if checkpoint:
-                with self.writing(lock_timeout):
-                    if self.checkpoint_due():
-                        self.checkpoint()
+                self.checkpoint_if_due(lock_timeout)
         except StorageError as error:
             committed = report.added + report.updated
             raise StorageError(

@@ -9,15 +9,18 @@ where its data lives.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 
 from lede.indexer.filters import Filters
 from lede.indexer.models import Article, ChunkRecord
 from lede.indexer.ranked import RankedList
+
+if TYPE_CHECKING:
+    from lede.indexer.ingest import WriteReport
 
 Count = Literal["none", "chunks", "articles"]
 
@@ -98,3 +101,19 @@ class SearchableIndex(Protocol):
 
     def stats(self) -> dict[str, Any]:
         """Counts of articles, chunks and views, and the index's settings."""
+
+
+class WritableIndex(SearchableIndex, Protocol):
+    """A searchable index that also takes writes (what `lede serve` and `lede index` hold)."""
+
+    def add(self, articles: Iterable[Article], *, lock_timeout: float = 60.0) -> WriteReport:
+        """Add new articles, update changed ones, skip unchanged ones; acknowledged once
+        committed."""
+
+    def delete(self, article_ids: Sequence[str], *, lock_timeout: float = 60.0) -> list[str]:
+        """Delete these articles; returns the ids that were there."""
+
+    def checkpoint_if_due(self, lock_timeout: float = 60.0) -> None:
+        """Write the views' files now when enough has changed since they were written."""
+
+    def close(self) -> None: ...

@@ -6,6 +6,7 @@ import logging
 import threading
 
 from lede.indexer.index import LedeIndex
+from lede.indexer.searchable import WritableIndex
 from lede.service.answers import Answerer, AnswerSettings
 from lede.service.engine import EngineSettings, SearchEngine
 from lede.service.models_optional import CrossEncoderReranker, SpanReader
@@ -19,7 +20,7 @@ class ServiceState:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.index = LedeIndex.open(settings.index, model=settings.model)
+        self.index: WritableIndex = LedeIndex.open(settings.index, model=settings.model)
         reranker = (
             CrossEncoderReranker(settings.reranker_model) if settings.reranker_model else None
         )
@@ -65,9 +66,7 @@ class ServiceState:
     def close(self) -> None:
         if self.wrote:
             try:
-                with self.index.writing(timeout=10):
-                    if self.index.checkpoint_due():
-                        self.index.checkpoint()
+                self.index.checkpoint_if_due(lock_timeout=10)
             except Exception:
                 logger.exception("checkpoint at shutdown failed; the log will be replayed")
         self.index.close()
