@@ -1,6 +1,6 @@
 """Two versions of Lede, one benchmark, alternated in one run: are they within noise?
 
-    python -m lede.eval.ab BEFORE AFTER --rounds 2 --json eval/results/ab_service.json \\
+    python -m lede.eval.ab BEFORE AFTER [--rounds 2] [--keep DIR] [--json FILE] \\
         -- bench_service --concurrency 1 --requests 60 --rounds 1
 
 BEFORE and AFTER are git revisions of this repository. Each gets a worktree and a virtual
@@ -105,14 +105,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("before")
     parser.add_argument("after")
-    parser.add_argument("bench", nargs=argparse.REMAINDER, help="-- NAME ARGS... (bench_service)")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--keep", type=Path, default=None, help="Keep the worktrees here.")
     parser.add_argument("--json", type=Path, default=None)
-    args = parser.parse_args(argv)
-    bench = [part for part in args.bench if part != "--"]
-    if not bench:
+    given = sys.argv[1:] if argv is None else argv
+    if "--" not in given or given.index("--") == len(given) - 1:
         parser.error("name a benchmark after --, e.g. -- bench_service --requests 60")
+    split = given.index("--")
+    args = parser.parse_args(given[:split])
+    bench = given[split + 1 :]
     work = args.keep or Path(tempfile.mkdtemp(prefix="lede-ab-"))
     versions = {name: getattr(args, name) for name in ("before", "after")}
     pythons = {name: prepare(revision, work / name) for name, revision in versions.items()}
