@@ -17,6 +17,7 @@ class BM25View:
     name: ClassVar[str] = "bm25"
     suffix: ClassVar[str] = "npz"
     inputs: ClassVar[frozenset[Input]] = frozenset({"text"})
+    ranks_all: ClassVar[bool] = False
     query_input: ClassVar[Input] = "text"
 
     def __init__(self, lexical: LexicalIndex):

@@ -18,6 +18,7 @@ class DenseView:
     name: ClassVar[str] = "dense"
     suffix: ClassVar[str] = "faiss"
     inputs: ClassVar[frozenset[Input]] = frozenset({"vector"})
+    ranks_all: ClassVar[bool] = True
     query_input: ClassVar[Input] = "vector"
 
     def __init__(self, dense: DenseIndex):

@@ -59,6 +59,7 @@ class View(Protocol):
     suffix: ClassVar[str]  # checkpoint file extension
     inputs: ClassVar[frozenset[Input]]  # what `add` reads from `ChunkRows`
     query_input: ClassVar[Input]  # what `search` reads from `ViewQuery`
+    ranks_all: ClassVar[bool]  # every allowed chunk has a score (dense), or only matches (BM25)
 
     @classmethod
     def create(cls, spec: ViewSpec, expected_size: int = 0) -> View: ...
@@ -83,7 +84,7 @@ class View(Protocol):
         """The top k allowed chunks for the query (`allowed`: a boolean mask over ids)."""
 
     def matching(self, query: ViewQuery) -> np.ndarray | None:
-        """A boolean mask of the chunks the query matches, or None: it ranks every chunk."""
+        """A boolean mask of the chunks the query matches (None when `ranks_all`)."""
 
     def cost(self, query: ViewQuery) -> int:
         """About how much work a search for the query is (postings walked; 0 when flat)."""

@@ -120,6 +120,7 @@ class ViewContract:
         for text in QUERIES:
             found = view.search(query(text), len(TEXTS), None)
             matching = view.matching(query(text))
+            assert (matching is None) == view.ranks_all
             if matching is not None:
                 assert all(matching[doc] for doc in found.ids)
                 assert found.matched == int(np.count_nonzero(matching))
