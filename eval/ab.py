@@ -23,18 +23,20 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from lede.eval.report import write_result
+
 ROOT = Path(__file__).resolve().parent.parent
 TIMING_KEYS = ("p50_ms", "p95_ms", "mean_ms", "_s", "per_s", "qps", "chunks_per_s")
 
 
 def prepare(revision: str, folder: Path) -> Path:
     """A worktree of `revision` in `folder` with its own environment; returns its python."""
-    if not (folder / "repo").exists():
-        subprocess.run(
-            ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(folder / "repo"), revision],
-            check=True,
-            capture_output=True,
-        )
+    repo = folder / "repo"
+    if repo.exists():  # a kept worktree: move it to the revision asked for now
+        git = ["git", "-C", str(repo), "checkout", "-q", "--detach", revision]
+    else:
+        git = ["git", "-C", str(ROOT), "worktree", "add", "--detach", str(repo), revision]
+    subprocess.run(git, check=True, capture_output=True)
     python = folder / "venv" / "bin" / "python"
     if not python.exists():
         subprocess.run(
@@ -49,7 +51,7 @@ def prepare(revision: str, folder: Path) -> Path:
         (target / "lede_ab_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
         pip = [sys.executable, "-m", "pip", "--python", str(python), "install", "-q"]
         subprocess.run(
-            [*pip, "--no-deps", "--no-build-isolation", "-e", str(folder / "repo")],
+            [*pip, "--no-deps", "--no-build-isolation", "-e", str(repo)],
             check=True,
             capture_output=True,
         )
@@ -115,7 +117,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(given[:split])
     bench = given[split + 1 :]
     work = args.keep or Path(tempfile.mkdtemp(prefix="lede-ab-"))
-    versions = {name: getattr(args, name) for name in ("before", "after")}
+    versions = {  # commits, resolved here: "HEAD~1" in a kept worktree means its own HEAD
+        name: subprocess.check_output(
+            ["git", "-C", str(ROOT), "rev-parse", "--verify", getattr(args, name)], text=True
+        ).strip()
+        for name in ("before", "after")
+    }
     pythons = {name: prepare(revision, work / name) for name, revision in versions.items()}
     runs: dict[str, list[dict[str, Any]]] = {"before": [], "after": []}
     for number in range(args.rounds):
@@ -127,18 +134,11 @@ def main(argv: list[str] | None = None) -> None:
             print(f"round {number + 1}: {name} ({versions[name]})", flush=True)
             subprocess.run([*command, "--json", str(out)], cwd=repo, check=True)
             runs[name].append(json.loads(out.read_text()))
-    result = {
-        "benchmark": bench,
-        "versions": versions,
-        "rounds": args.rounds,
-        "summary": summarize(runs),
-        "runs": runs,
-    }
-    for key, row in result["summary"].items():
+    summary = summarize(runs)
+    config = {"benchmark": bench, "versions": versions, "rounds": args.rounds}
+    write_result(args.json, "ab", config, {"summary": summary, "runs": runs})
+    for key, row in summary.items():
         print(f"{key}: {row['before']} -> {row['after']} ({row['after_over_before']}x)")
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result, indent=2) + "\n")
 
 
 if __name__ == "__main__":

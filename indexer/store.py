@@ -144,11 +144,11 @@ class Store:
         with self._lock:
             return list(self._conn.execute(sql, params).fetchall())
 
-    def _query_in(self, sql: str, values: Sequence[object]) -> list[tuple[object, ...]]:
+    def _query_in(self, sql: str, values: Iterable[object]) -> list[tuple[object, ...]]:
         """`sql` with `IN ({marks})` run over the values 500 at a time (SQLite's limit on
         parameters is per statement)."""
         rows: list[tuple[object, ...]] = []
-        for batch in _batches(list(values), 500):
+        for batch in _batches(values if isinstance(values, Sequence) else list(values), 500):
             rows.extend(self._query(sql.format(marks=",".join("?" * len(batch))), batch))
         return rows
 
@@ -208,7 +208,7 @@ class Store:
         rows = self._query_in(
             f"SELECT {_RECORD_COLUMNS} FROM chunks c JOIN articles a ON a.id = c.article_id "
             "WHERE c.rowid IN ({marks})",
-            list(rowids),
+            rowids,
         )
         return {record.rowid: record for record in map(_record, rows)}
 
