@@ -8,7 +8,7 @@ import numpy as np
 
 from lede.indexer.lexical import LexicalIndex
 from lede.indexer.ranked import RankedList
-from lede.indexer.views import ChunkRows, Input, ViewQuery, ViewSpec
+from lede.indexer.views import ChunkRows, CorpusStatistics, Input, ViewQuery, ViewSpec
 
 
 class BM25View:
@@ -51,10 +51,13 @@ class BM25View:
 
     def search(self, query: ViewQuery, k: int, allowed: np.ndarray | None) -> RankedList:
         """Cut off (`truncated`) when it filled k; otherwise every match is in the list."""
-        ids, scores, matched = self.lexical.search_counted(query.text, k, allowed)
+        ids, scores, matched = self.lexical.search_counted(query.text, k, allowed, query.statistics)
         return RankedList(
             ids.tolist(), scores.astype(np.float64).tolist(), len(ids) >= k, matched=matched
         )
+
+    def statistics(self, query: ViewQuery) -> CorpusStatistics | None:
+        return self.lexical.statistics(query.text)
 
     def matching(self, query: ViewQuery) -> np.ndarray | None:
         return self.lexical.matching(query.text)

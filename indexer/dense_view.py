@@ -8,7 +8,7 @@ import numpy as np
 
 from lede.indexer.dense import DenseIndex
 from lede.indexer.ranked import RankedList
-from lede.indexer.views import ChunkRows, Input, ViewQuery, ViewSpec
+from lede.indexer.views import ChunkRows, CorpusStatistics, Input, ViewQuery, ViewSpec
 
 
 class DenseView:
@@ -76,6 +76,9 @@ class DenseView:
             fetch = min(2 * fetch, self.dense.ntotal)
         order = np.lexsort((found, -values))[:k]
         return RankedList(found[order].tolist(), values[order].astype(np.float64).tolist())
+
+    def statistics(self, query: ViewQuery) -> CorpusStatistics | None:
+        return None  # a similarity depends on the two vectors alone
 
     def matching(self, query: ViewQuery) -> np.ndarray | None:
         return None  # every chunk has a similarity to the query

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,9 +29,8 @@ from lede.indexer.ingest import (
     EmbeddedBatch,
     Progress,
     WriteReport,
-    check_unique_ids,
-    chunk_articles,
-    embed_articles,
+    prepare_changed,
+    select_changed,
 )
 from lede.indexer.manifest import (
     IndexSettings,
@@ -46,7 +46,14 @@ from lede.indexer.searchable import ChunkKey, Retrieval, RetrievalRequest
 from lede.indexer.store import ArticleWrite, Store, is_storage_failure
 from lede.indexer.text_analysis import Analyzer
 from lede.indexer.tokenizer import TokenCounter
-from lede.indexer.views import ChunkRows, View, ViewQuery, ViewSpec, view_types
+from lede.indexer.views import (
+    ChunkRows,
+    CorpusStatistics,
+    View,
+    ViewQuery,
+    ViewSpec,
+    view_types,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -477,20 +484,20 @@ class LedeIndex:
         progress: Progress | None,
         lock_timeout: float,
     ) -> None:
-        check_unique_ids(articles)
         stored = self.store.content_hashes([a.id for a in articles])
-        changed = [a for a in articles if stored.get(a.id) != a.content_hash()]
-        report.unchanged += len(articles) - len(changed)
+        changed = select_changed(articles, stored, report)
         if changed:
-            prepared = chunk_articles(changed, Chunker(self.tokens, self.manifest.settings.chunker))
-            known = self.store.embeddings_by_input([a.id for a in changed if a.id in stored])
-            embedded = embed_articles(prepared, self.embedder, known, progress)
+            embedded = prepare_changed(
+                changed,
+                stored,
+                Chunker(self.tokens, self.manifest.settings.chunker),
+                self.embedder,
+                self.store.embeddings_by_input,
+                report,
+                progress,
+            )
             with self.writing(lock_timeout):
                 self.write_prepared(embedded)
-            report.updated += sum(1 for a in changed if a.id in stored)
-            report.added += sum(1 for a in changed if a.id not in stored)
-            report.chunks += sum(len(p.chunks) for p in prepared)
-            report.embedded += embedded.embedded
         if progress is not None:
             progress.articles(len(articles))
 
@@ -501,15 +508,22 @@ class LedeIndex:
             self._embedder = self._new_embedder()
         return self._embedder
 
-    def write_prepared(self, batch: EmbeddedBatch) -> None:
+    def write_prepared(self, batch: EmbeddedBatch, rowids: Sequence[int] | None = None) -> None:
         """The write stage: store the batch in one transaction, then apply it to the views
-        with its vectors from memory. Hold `writing()` around it."""
+        with its vectors from memory. Hold `writing()` around it.
+
+        `rowids` gives the batch's chunks (article by article) their ids, when a sharded
+        index assigns ids across its shards; else SQLite numbers them.
+        """
         upserts = []
+        offset = 0
         for item in batch.articles:
             hashes = item.input_hashes
             matrix = np.stack([batch.vectors[h] for h in hashes]) if hashes else np.zeros((0, 1))
+            ids = None if rowids is None else rowids[offset : offset + len(hashes)]
+            offset += len(hashes)
             upserts.append(
-                ArticleWrite(item.article, item.content_hash, item.chunks, hashes, matrix)
+                ArticleWrite(item.article, item.content_hash, item.chunks, hashes, matrix, ids)
             )
         written = self.store.write(upserts)
         vectors = (batch.vectors[h] for item in batch.articles for h in item.input_hashes)
@@ -547,19 +561,18 @@ class LedeIndex:
             if lexical and sum(v.cost(query) for v in lexical) >= OVERLAP_MIN_POSTINGS:
                 encoding = QUERY_ENCODING.submit(self.encode_query, request.query)
             else:
-                query = ViewQuery(
-                    request.query, self.encode_query(request.query), query.ef_search, query.nprobe
-                )
+                query = replace(query, vector=self.encode_query(request.query))
+        statistics = request.statistics or {}
         lists: dict[str, RankedList] = {}
         with self._views_lock.reading():
             mask = self.catalog.mask(request.filters)
             for name, view in zip(request.views, views, strict=True):
                 if view.query_input == "vector" and encoding is not None:
-                    query = ViewQuery(
-                        request.query, encoding.result(), query.ef_search, query.nprobe
-                    )
+                    query = replace(query, vector=encoding.result())
                     encoding = None
-                lists[name] = view.search(query, request.depth, mask)
+                lists[name] = view.search(
+                    replace(query, statistics=statistics.get(name)), request.depth, mask
+                )
             retrieval = Retrieval(lists)
             if request.count != "none" or request.facets:
                 self._count(retrieval, request, views, query, mask)
@@ -607,6 +620,19 @@ class LedeIndex:
             doc: ChunkKey(article, date)
             for doc, article, date in zip(ids, articles, published, strict=True)
         }
+
+    def statistics(self, query: str, views: Sequence[str]) -> dict[str, CorpusStatistics]:
+        """The corpus statistics each named view scores `query` with, from the latest
+        committed state (views that need none are left out): what a sharded index sums over
+        its shards before it searches them."""
+        self.refresh()
+        found: dict[str, CorpusStatistics] = {}
+        with self._views_lock.reading():
+            for name in views:
+                value = self.views[name].statistics(ViewQuery(query))
+                if value is not None:
+                    found[name] = value
+        return found
 
     def records(self, ids: Sequence[int]) -> dict[int, ChunkRecord]:
         return self.store.chunk_records(ids)

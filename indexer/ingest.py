@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -137,3 +137,36 @@ def embed_articles(
     if parts:
         vectors.update(zip(todo, np.concatenate(parts), strict=True))
     return EmbeddedBatch(prepared, vectors, len(todo))
+
+
+def select_changed(
+    articles: list[Article], stored: dict[str, str], report: WriteReport
+) -> list[Article]:
+    """The articles of a batch that are new or changed, by content hash against `stored`
+    (the stored articles' hashes); the others are counted unchanged in `report`."""
+    check_unique_ids(articles)
+    changed = [a for a in articles if stored.get(a.id) != a.content_hash()]
+    report.unchanged += len(articles) - len(changed)
+    return changed
+
+
+def prepare_changed(
+    changed: list[Article],
+    stored: dict[str, str],
+    chunker: Chunker,
+    embedder: Embedder,
+    stored_embeddings: Callable[[list[str]], dict[str, np.ndarray]],
+    report: WriteReport,
+    progress: Progress | None = None,
+) -> EmbeddedBatch:
+    """The chunk and embed stages for the `changed` articles (`select_changed`), counted in
+    `report`. `stored_embeddings(article_ids)` reads the embeddings the updated articles
+    already hold, by input hash, so unchanged chunk texts are not embedded again."""
+    prepared = chunk_articles(changed, chunker)
+    known = stored_embeddings([a.id for a in changed if a.id in stored])
+    embedded = embed_articles(prepared, embedder, known, progress)
+    report.updated += sum(1 for a in changed if a.id in stored)
+    report.added += sum(1 for a in changed if a.id not in stored)
+    report.chunks += sum(len(p.chunks) for p in prepared)
+    report.embedded += embedded.embedded
+    return embedded

@@ -23,6 +23,7 @@ from lede.indexer import bm25_kernels
 from lede.indexer.arrays import grown
 from lede.indexer.filters import fit_mask
 from lede.indexer.text_analysis import Analyzer
+from lede.indexer.views import CorpusStatistics
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,12 @@ DOC_ID_DTYPE = np.int32
 TF_DTYPE = np.uint16
 MAX_DOC_ID = int(np.iinfo(DOC_ID_DTYPE).max)
 MAX_TF = int(np.iinfo(TF_DTYPE).max)  # a term repeated more often in one document counts this
+
+
+def _idf(documents: int, df: float) -> float:
+    """Lucene's BM25 idf of a term that `df` of `documents` documents hold."""
+    frequency = float(df)
+    return float(np.log1p((documents - frequency + 0.5) / (frequency + 0.5)))
 
 
 class _Postings:
@@ -148,8 +155,14 @@ class LexicalIndex:
         return self._total_len / self.doc_count if self.doc_count else 0.0
 
     def idf(self, term_id: int) -> float:
-        df = float(self._df[term_id])
-        return float(np.log1p((self.doc_count - df + 0.5) / (df + 0.5)))
+        return _idf(self.doc_count, self._df[term_id])
+
+    def statistics(self, query: str) -> CorpusStatistics:
+        """The live documents' count and total length, and the document frequency of each
+        of the query's terms found here."""
+        vocabulary = self.vocabulary
+        terms = {t: int(self._df[vocabulary[t]]) for t in self.analyzer(query) if t in vocabulary}
+        return CorpusStatistics(self.doc_count, self._total_len, terms)
 
     def postings_count(self, query: str) -> int:
         """How many postings a search for `query` walks (deleted ones included)."""
@@ -174,7 +187,11 @@ class LexicalIndex:
         return ids, scores
 
     def search_counted(
-        self, query: str, k: int, allowed: np.ndarray | None = None
+        self,
+        query: str,
+        k: int,
+        allowed: np.ndarray | None = None,
+        statistics: CorpusStatistics | None = None,
     ) -> tuple[np.ndarray, np.ndarray, int]:
         """Top-k documents for `query`, best first.
 
@@ -182,6 +199,8 @@ class LexicalIndex:
             query: free text, analyzed like the documents.
             k: how many hits at most.
             allowed: optional boolean mask over doc ids; only ids with True are returned.
+            statistics: the whole corpus's statistics when this index holds one shard of it
+                (scores are then those of one index of the corpus); else its own.
 
         Returns:
             `(doc_ids, scores, matched)`: at most k of each, and how many allowed live
@@ -190,9 +209,7 @@ class LexicalIndex:
         empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32), 0)
         if k <= 0 or self.doc_count == 0:
             return empty
-        query_terms = Counter(
-            self.vocabulary[t] for t in self.analyzer(query) if t in self.vocabulary
-        )
+        query_terms = Counter(t for t in self.analyzer(query) if t in self.vocabulary)
         if not query_terms:
             return empty
         # Without a filter or tombstones every posting's document is live: the loop skips
@@ -201,16 +218,28 @@ class LexicalIndex:
             live = self._live & fit_mask(allowed, len(self._live))
         else:
             live = self._live if self._tombstones else self._live[:0]
+        corpus = statistics or CorpusStatistics(self.doc_count, self._total_len, {})
         k1, b = self.settings.k1, self.settings.b
-        base, slope = k1 * (1 - b), k1 * b / self.average_length
+        base, slope = k1 * (1 - b), k1 * b / (corpus.total_length / corpus.documents)
         k = min(k, self.doc_count)
         found_docs = np.empty(k, dtype=np.int64)
         found_scores = np.empty(k, dtype=np.float64)
-        postings = [self._postings[term_id] for term_id in query_terms]
+        postings = [self._postings[self.vocabulary[term]] for term in query_terms]
         starts = np.zeros(len(postings) + 1, dtype=np.int64)
         np.cumsum([p.size for p in postings], out=starts[1:])
+        frequencies = statistics.term_documents if statistics is not None else None
         weights = np.array(
-            [self.idf(t) * repeats * (k1 + 1) for t, repeats in query_terms.items()],
+            [
+                _idf(
+                    corpus.documents,
+                    self._df[self.vocabulary[term]]
+                    if frequencies is None
+                    else frequencies.get(term, self._df[self.vocabulary[term]]),
+                )
+                * repeats
+                * (k1 + 1)
+                for term, repeats in query_terms.items()
+            ],
             dtype=np.float64,
         )
         matched = np.zeros(1, dtype=np.int64)

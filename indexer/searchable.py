@@ -9,7 +9,7 @@ where its data lives.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -18,6 +18,7 @@ import numpy as np
 from lede.indexer.filters import Filters
 from lede.indexer.models import Article, ChunkRecord
 from lede.indexer.ranked import RankedList
+from lede.indexer.views import CorpusStatistics
 
 if TYPE_CHECKING:
     from lede.indexer.ingest import WriteReport
@@ -37,6 +38,8 @@ class RetrievalRequest:
         count: also count what the query matches: chunks, articles, or nothing.
         facets: also count the matching articles per source and tag (this many values each).
         keys: also return each listed chunk's article key and publication time.
+        statistics: corpus statistics per view to score with instead of the index's own
+            (what a sharded index passes each shard; see `views.CorpusStatistics`).
     """
 
     query: str
@@ -49,6 +52,7 @@ class RetrievalRequest:
     count: Count = "none"
     facets: int = 0
     keys: bool = False
+    statistics: Mapping[str, CorpusStatistics] | None = None
 
 
 @dataclass(frozen=True, slots=True)

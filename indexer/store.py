@@ -66,6 +66,7 @@ class ArticleWrite:
     chunks: list[Chunk]
     input_hashes: list[str]
     embeddings: np.ndarray
+    rowids: Sequence[int] | None = None  # the chunks' global ids when a sharded index assigns them
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +236,11 @@ class Store:
         rows = self._query("SELECT rowid FROM chunks ORDER BY rowid")
         return np.array([r[0] for r in rows], dtype=np.int64)
 
+    def next_rowid(self) -> int:
+        """The row id AUTOINCREMENT gives the next chunk: one above any id ever used."""
+        rows = self._query("SELECT seq FROM sqlite_sequence WHERE name = 'chunks'")
+        return int(str(rows[0][0])) + 1 if rows else 1
+
     def last_seq(self) -> int:
         rows = self._query("SELECT COALESCE(MAX(seq), 0) FROM changes")
         return int(str(rows[0][0]))
@@ -276,13 +282,15 @@ class Store:
             for item in upserts:
                 self._drop_chunks(conn, item.article.id)
                 self._upsert_article(conn, item)
-                for chunk, input_hash, vector in zip(
-                    item.chunks, item.input_hashes, item.embeddings, strict=True
+                rowids = item.rowids if item.rowids is not None else [None] * len(item.chunks)
+                for chunk, input_hash, vector, rowid in zip(
+                    item.chunks, item.input_hashes, item.embeddings, rowids, strict=True
                 ):
                     cursor = conn.execute(
-                        'INSERT INTO chunks (chunk_id, article_id, ordinal, start, "end", text, '
-                        "input_hash, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        'INSERT INTO chunks (rowid, chunk_id, article_id, ordinal, start, "end", '
+                        "text, input_hash, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
+                            rowid,
                             chunk.chunk_id,
                             chunk.article_id,
                             chunk.ordinal,

@@ -9,7 +9,8 @@ implements `View` plus its line in `VIEW_TYPES` (see `bm25_view.py` and `dense_v
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
@@ -34,14 +35,44 @@ class ChunkRows:
 
 
 @dataclass(frozen=True, slots=True)
+class CorpusStatistics:
+    """What a lexical view's scores depend on beyond each document: the document count, the
+    documents' total length, and how many documents hold each of the query's terms.
+
+    One index uses its own; an index split into shards sums every shard's (`merge`) and hands
+    the sum to each shard, so each scores as one index of the whole corpus would (the
+    problem Elasticsearch's `dfs_query_then_fetch` solves).
+    """
+
+    documents: int
+    total_length: float
+    term_documents: Mapping[str, int]
+
+    @staticmethod
+    def merge(parts: Sequence[CorpusStatistics]) -> CorpusStatistics:
+        """The statistics of the union of disjoint document sets."""
+        terms: dict[str, int] = {}
+        for part in parts:
+            for term, count in part.term_documents.items():
+                terms[term] = terms.get(term, 0) + count
+        return CorpusStatistics(
+            sum(part.documents for part in parts),
+            math.fsum(part.total_length for part in parts),
+            terms,
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class ViewQuery:
-    """A query as every view sees it: the text, its embedding where one is needed, and the
-    approximate search's per-request knobs (views that have none ignore them)."""
+    """A query as every view sees it: the text, its embedding where one is needed, the
+    approximate search's per-request knobs (views that have none ignore them), and corpus
+    statistics to score with instead of the view's own (see `CorpusStatistics`)."""
 
     text: str
     vector: np.ndarray | None = None  # (1, dimension)
     ef_search: int | None = None
     nprobe: int | None = None
+    statistics: CorpusStatistics | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +113,9 @@ class View(Protocol):
 
     def search(self, query: ViewQuery, k: int, allowed: np.ndarray | None) -> RankedList:
         """The top k allowed chunks for the query (`allowed`: a boolean mask over ids)."""
+
+    def statistics(self, query: ViewQuery) -> CorpusStatistics | None:
+        """The corpus statistics this view's scores for the query depend on (None: none)."""
 
     def matching(self, query: ViewQuery) -> np.ndarray | None:
         """A boolean mask of the chunks the query matches (None when `ranks_all`)."""

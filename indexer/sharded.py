@@ -1,0 +1,449 @@
+"""`ShardedIndex`: one index split into shards that answers exactly as one index would.
+
+A sharded directory holds `shards.json` (the layout: which shard owns an article, by a hash
+of its id) and one complete `LedeIndex` per shard (`shard-000/`, ...), each with its own
+SQLite source of truth, views, write lock and change log. Results equal those of one index
+of the same articles, hit for hit and score for score, because:
+
+- chunk ids are global: a write numbers its chunks across shards as one index's SQLite
+  would (one above the highest id any shard ever used, article by article);
+- BM25 scores with the whole corpus's statistics (document count, total length, each query
+  term's document frequency), gathered from every shard before the search round;
+- every view breaks tied scores to the lower chunk id, at the cut too, so merging the
+  shards' lists by (score descending, id ascending) gives one index's list;
+- FAISS runs on one thread (`warm_up`), so a similarity does not move by an ulp.
+
+In this process the shards are plain `LedeIndex` objects; `lede serve --ray` places each in
+its own actor and scatters the same calls (the reference this class is for the cluster).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lede.indexer.chunker import Chunker
+from lede.indexer.embedder import Embedder, SentenceTransformerEmbedder
+from lede.indexer.errors import IndexFormatError, StorageError
+from lede.indexer.files import WriteLock
+from lede.indexer.index import LedeIndex
+from lede.indexer.ingest import (
+    EmbeddedBatch,
+    Progress,
+    WriteReport,
+    prepare_changed,
+    select_changed,
+)
+from lede.indexer.manifest import IndexSettings, Manifest, read_manifest
+from lede.indexer.models import Article, ChunkRecord
+from lede.indexer.ranked import RankedList
+from lede.indexer.searchable import ChunkKey, Retrieval, RetrievalRequest
+from lede.indexer.shard_layout import ShardLayout, is_sharded, read_layout, write_layout
+from lede.indexer.tokenizer import TokenCounter
+from lede.indexer.views import CorpusStatistics, view_types
+
+logger = logging.getLogger(__name__)
+
+ALL_FACET_VALUES = 1 << 30  # shards count every facet value; the merge keeps the top ones
+
+
+class ShardedIndex:
+    """An open sharded index directory. Use `ShardedIndex.create` or `ShardedIndex.open`.
+
+    Implements `WritableIndex` (searchable.py) over its shards.
+    """
+
+    def __init__(
+        self, path: Path, layout: ShardLayout, shards: list[LedeIndex], embedder: Embedder
+    ):
+        self.path = path
+        self.layout = layout
+        self.shards = shards
+        self._embedder = embedder
+        self._query_inputs = {name: kind.query_input for name, kind in view_types().items()}
+
+    # --- opening --------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        path: Path,
+        shards: int,
+        *,
+        embedder: Embedder | None = None,
+        model: str | None = None,
+        settings: IndexSettings | None = None,
+        device: str = "cpu",
+        embed_batch_size: int = 64,
+    ) -> ShardedIndex:
+        """Create a sharded index of `shards` shards (or open it, if it has that many)."""
+        path = Path(path)
+        options: dict[str, Any] = {"device": device, "embed_batch_size": embed_batch_size}
+        if is_sharded(path):
+            index = cls.open(path, embedder=embedder, model=model, **options)
+            if index.layout.shards != shards:
+                index.close()
+                raise IndexFormatError(
+                    f"{path} has {index.layout.shards} shards, not {shards}; give "
+                    f"--shards {index.layout.shards} (or none) to add to it"
+                )
+            return index
+        if (path / "manifest.json").exists():
+            raise IndexFormatError(
+                f"{path} is an index of one shard; index into a new directory to shard"
+            )
+        if path.exists() and any(path.iterdir()):
+            raise IndexFormatError(f"{path} exists, is not empty and is not a Lede index")
+        layout = ShardLayout.even(shards)
+        embedder = embedder or SentenceTransformerEmbedder(
+            model or "all-MiniLM-L6-v2", device=device, batch_size=embed_batch_size
+        )
+        path.mkdir(parents=True, exist_ok=True)
+        opened = [
+            LedeIndex.create(
+                path / layout.shard_name(shard), embedder=embedder, settings=settings, **options
+            )
+            for shard in range(shards)
+        ]
+        write_layout(path, layout)  # last: a directory with a layout has every shard
+        return cls(path, layout, opened, embedder)
+
+    @classmethod
+    def open(
+        cls,
+        path: Path,
+        *,
+        embedder: Embedder | None = None,
+        model: str | None = None,
+        device: str = "cpu",
+        embed_batch_size: int = 64,
+    ) -> ShardedIndex:
+        """Open a sharded index; every shard must have been built with one model."""
+        path = Path(path)
+        layout = read_layout(path)
+        folders = [path / layout.shard_name(shard) for shard in range(layout.shards)]
+        for folder in folders:
+            if not (folder / "manifest.json").exists():
+                raise IndexFormatError(f"{path}: shard {folder.name} is missing")
+        first = read_manifest(folders[0])
+        embedder = embedder or SentenceTransformerEmbedder(
+            model or first.model.name, device=device, batch_size=embed_batch_size
+        )
+        opened: list[LedeIndex] = []
+        try:
+            for folder in folders:
+                index = LedeIndex.open(
+                    folder,
+                    embedder=embedder,
+                    model=model,
+                    device=device,
+                    embed_batch_size=embed_batch_size,
+                )
+                opened.append(index)
+                if index.manifest.model != first.model:
+                    raise IndexFormatError(f"{path}: its shards were built with other models")
+        except BaseException:
+            for index in opened:
+                index.close()
+            raise
+        return cls(path, layout, opened, embedder)
+
+    def close(self) -> None:
+        for shard in self.shards:
+            shard.close()
+
+    def __enter__(self) -> ShardedIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def manifest(self) -> Manifest:
+        return self.shards[0].manifest
+
+    @property
+    def embedder(self) -> Embedder:
+        return self.shards[0].embedder
+
+    @property
+    def tokens(self) -> TokenCounter:
+        return self.shards[0].tokens
+
+    # --- reads (the SearchableIndex contract) ----------------------------------------------
+
+    @property
+    def view_names(self) -> tuple[str, ...]:
+        return self.shards[0].view_names
+
+    def statistics(self, query: str, views: Sequence[str]) -> dict[str, CorpusStatistics]:
+        """The corpus statistics of every shard, summed: the statistics round."""
+        parts = [shard.statistics(query, views) for shard in self.shards]
+        names = {name for part in parts for name in part}
+        return {
+            name: CorpusStatistics.merge([part[name] for part in parts if name in part])
+            for name in views
+            if name in names
+        }
+
+    def retrieve(self, request: RetrievalRequest) -> Retrieval:
+        """Encode the query once, gather the corpus statistics, search every shard with
+        them and merge the shards' lists by (score descending, chunk id ascending)."""
+        vector = request.query_vector
+        if vector is None and any(self._query_inputs[v] == "vector" for v in request.views):
+            vector = self.encode_query(request.query)
+        lexical = [name for name in request.views if self._query_inputs[name] == "text"]
+        statistics = self.statistics(request.query, lexical) if lexical else None
+        scattered = replace(
+            request,
+            query_vector=vector,
+            statistics=statistics,
+            facets=ALL_FACET_VALUES if request.facets else 0,
+        )
+        parts = [shard.retrieve(scattered) for shard in self.shards]
+        lists = {
+            name: merge_ranked([part.lists[name] for part in parts], request.depth)
+            for name in request.views
+        }
+        merged = Retrieval(lists)
+        if request.count != "none":
+            merged.total = sum(part.total or 0 for part in parts)
+        if request.facets:
+            merged.facets = merge_facets([part.facets or {} for part in parts], request.facets)
+        if request.keys:
+            listed = {doc for ranked in lists.values() for doc in ranked.ids}
+            count = len(self.shards)
+            merged.keys = {
+                doc: ChunkKey(key.article * count + shard, key.published)
+                for shard, part in enumerate(parts)
+                for doc, key in part.keys.items()
+                if doc in listed
+            }
+        return merged
+
+    def records(self, ids: Sequence[int]) -> dict[int, ChunkRecord]:
+        found: dict[int, ChunkRecord] = {}
+        for shard in self.shards:
+            found.update(shard.records(ids))
+        return found
+
+    def encode_query(self, query: str) -> np.ndarray:
+        return self.shards[0].encode_query(query)
+
+    def analyze(self, text: str) -> list[str]:
+        return self.shards[0].analyze(text)
+
+    def article(self, article_id: str) -> tuple[Article, list[ChunkRecord]] | None:
+        return self._owner(article_id).article(article_id)
+
+    def facet_values(self) -> dict[str, list[str]]:
+        values: dict[str, set[str]] = {}
+        for shard in self.shards:
+            for facet, found in shard.facet_values().items():
+                values.setdefault(facet, set()).update(found)
+        return {facet: sorted(found) for facet, found in values.items()}
+
+    def warm_up(self) -> None:
+        for shard in self.shards:
+            shard.warm_up()
+
+    def stats(self) -> dict[str, Any]:
+        counts = [shard.stats() for shard in self.shards]
+        return {
+            "articles": sum(c["articles"] for c in counts),
+            "chunks": sum(c["chunks"] for c in counts),
+            "model": self.manifest.model.name,
+            "shards": len(self.shards),
+        }
+
+    def info(self) -> dict[str, Any]:
+        """`lede info`: the totals, and each shard's own info."""
+        shards = [shard.info() for shard in self.shards]
+        views: dict[str, Any] = {}
+        for info in shards:
+            for key, value in info["views"].items():
+                if key not in ("seq", "checkpoint_seq"):
+                    views[key] = views.get(key, 0) + value
+        return {
+            "path": str(self.path),
+            "manifest": self.manifest.to_json(),
+            "layout": {"shards": self.layout.shards, "buckets": len(self.layout.bucket_shards)},
+            "counts": self.stats(),
+            "views": views,
+            "total_bytes": sum(info["total_bytes"] for info in shards),
+            "shards": shards,
+        }
+
+    def _owner(self, article_id: str) -> LedeIndex:
+        return self.shards[self.layout.shard_of(article_id)]
+
+    def _by_shard(self, article_ids: Iterable[str]) -> dict[int, list[str]]:
+        grouped: dict[int, list[str]] = {}
+        for article_id in article_ids:
+            grouped.setdefault(self.layout.shard_of(article_id), []).append(article_id)
+        return grouped
+
+    # --- writes ---------------------------------------------------------------------------
+
+    @contextmanager
+    def writing(self, timeout: float = 60.0) -> Iterator[None]:
+        """Hold the directory's write lock, then every shard's: one writer at a time."""
+        with WriteLock(self.path, timeout), ExitStack() as stack:
+            for shard in self.shards:
+                stack.enter_context(shard.writing(timeout))
+            yield
+
+    def add(
+        self,
+        articles: Iterable[Article],
+        *,
+        batch_size: int = 512,
+        progress: Progress | None = None,
+        on_batch: Callable[[WriteReport], None] | None = None,
+        checkpoint: bool = True,
+        lock_timeout: float = 60.0,
+    ) -> WriteReport:
+        """As `LedeIndex.add`: each batch is chunked and embedded once, then each shard
+        stores its articles in one transaction (an article is in one shard: it is stored
+        whole or not at all)."""
+        report = WriteReport()
+        try:
+            batch: list[Article] = []
+            for article in articles:
+                batch.append(article)
+                if len(batch) >= batch_size:
+                    self._add_batch(batch, report, progress, lock_timeout)
+                    batch = []
+                    if on_batch:
+                        on_batch(report)
+            if batch:
+                self._add_batch(batch, report, progress, lock_timeout)
+            if checkpoint:
+                self.checkpoint_if_due(lock_timeout)
+        except StorageError as error:
+            committed = report.added + report.updated
+            raise StorageError(
+                f"{error} ({committed} new or changed articles of this run were committed "
+                "before it; run the same command again once there is space: unchanged "
+                "articles are skipped)"
+            ) from error
+        return report
+
+    def _add_batch(
+        self,
+        articles: list[Article],
+        report: WriteReport,
+        progress: Progress | None,
+        lock_timeout: float,
+    ) -> None:
+        stored: dict[str, str] = {}
+        for shard, ids in self._by_shard(a.id for a in articles).items():
+            stored.update(self.shards[shard].store.content_hashes(ids))
+        changed = select_changed(articles, stored, report)
+        if changed:
+            embedded = prepare_changed(
+                changed,
+                stored,
+                Chunker(self.tokens, self.manifest.settings.chunker),
+                self.embedder,
+                self._stored_embeddings,
+                report,
+                progress,
+            )
+            with self.writing(lock_timeout):
+                self.write_prepared(embedded)
+        if progress is not None:
+            progress.articles(len(articles))
+
+    def _stored_embeddings(self, article_ids: list[str]) -> dict[str, np.ndarray]:
+        found: dict[str, np.ndarray] = {}
+        for shard, ids in self._by_shard(article_ids).items():
+            found.update(self.shards[shard].store.embeddings_by_input(ids))
+        return found
+
+    def next_chunk_id(self) -> int:
+        """The id the next stored chunk gets: one above any id a shard ever used."""
+        return max(shard.store.next_rowid() for shard in self.shards)
+
+    def write_prepared(self, batch: EmbeddedBatch) -> None:
+        """Number the batch's chunks globally, then let each shard store its articles.
+        Hold `writing()` around it."""
+        next_id = self.next_chunk_id()
+        items: dict[int, list[Any]] = {}
+        ids: dict[int, list[int]] = {}
+        for item in batch.articles:
+            shard = self.layout.shard_of(item.article.id)
+            items.setdefault(shard, []).append(item)
+            ids.setdefault(shard, []).extend(range(next_id, next_id + len(item.chunks)))
+            next_id += len(item.chunks)
+        for shard, part in items.items():
+            self.shards[shard].write_prepared(EmbeddedBatch(part, batch.vectors, 0), ids[shard])
+
+    def delete(self, article_ids: Sequence[str], *, lock_timeout: float = 60.0) -> list[str]:
+        """Delete articles from their shards; returns the ids that were there."""
+        found: set[str] = set()
+        with WriteLock(self.path, lock_timeout):
+            for shard, ids in self._by_shard(dict.fromkeys(article_ids)).items():
+                found.update(self.shards[shard].delete(ids, lock_timeout=lock_timeout))
+        return [article_id for article_id in dict.fromkeys(article_ids) if article_id in found]
+
+    def checkpoint_if_due(self, lock_timeout: float = 60.0) -> None:
+        for shard in self.shards:
+            shard.checkpoint_if_due(lock_timeout)
+
+    def checkpoint(self) -> None:
+        for shard in self.shards:
+            with shard.writing():
+                shard.checkpoint()
+
+    @classmethod
+    def repair_directory(cls, path: Path) -> dict[str, int]:
+        """Rebuild every shard's views from its SQLite (`lede repair`)."""
+        layout = read_layout(Path(path))
+        totals = {"articles": 0, "chunks": 0}
+        for shard in range(layout.shards):
+            counts = LedeIndex.repair_directory(Path(path) / layout.shard_name(shard))
+            totals = {key: totals[key] + counts[key] for key in totals}
+        return totals
+
+
+def merge_ranked(parts: Sequence[RankedList], depth: int) -> RankedList:
+    """The shards' lists of one view as one index's: best first, ties to the lower id,
+    cut at `depth`. Cut off when a part was or the parts together reach the depth."""
+    pairs = sorted(
+        ((score, doc) for part in parts for doc, score in zip(part.ids, part.scores, strict=True)),
+        key=lambda pair: (-pair[0], pair[1]),
+    )
+    kept = pairs[:depth]
+    matched = [part.matched for part in parts]
+    return RankedList(
+        [doc for _, doc in kept],
+        [score for score, _ in kept],
+        len(pairs) >= depth or any(part.truncated for part in parts),
+        None if any(m is None for m in matched) else sum(m for m in matched if m is not None),
+    )
+
+
+def merge_facets(
+    parts: Sequence[dict[str, list[dict[str, Any]]]], limit: int
+) -> dict[str, list[dict[str, Any]]]:
+    """Facet counts of disjoint article sets, summed; the most first (then by value)."""
+    merged: dict[str, dict[str, int]] = {}
+    for part in parts:
+        for facet, values in part.items():
+            counts = merged.setdefault(facet, {})
+            for entry in values:
+                counts[entry["value"]] = counts.get(entry["value"], 0) + int(entry["count"])
+    return {
+        facet: [
+            {"value": value, "count": count}
+            for value, count in sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:limit]
+        ]
+        for facet, counts in merged.items()
+    }
