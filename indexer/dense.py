@@ -172,6 +172,24 @@ class DenseIndex:
         _, inner = _layers(self._index)
         return int(inner.nprobe) if isinstance(inner, faiss.IndexIVF) else None
 
+    @property
+    def exact(self) -> bool:
+        """Whether FAISS holds the vectors themselves (Flat), so that search is exact."""
+        _, inner = _layers(self._index)
+        return isinstance(inner, faiss.IndexFlat)
+
+    def exact_scores(self, query_vector: np.ndarray, doc_ids: np.ndarray) -> np.ndarray:
+        """The query's inner products with these stored vectors, summed in float64 and
+        rounded once to float32: the same bits for a vector wherever it is stored. FAISS's
+        float32 kernels add up a vector's products in an order that depends on its position
+        in the index, so its scores for one vector differ by an ulp between two indexes
+        (one index and the shard holding that vector, say). Only for an `exact` index."""
+        if not len(doc_ids):
+            return np.zeros(0, dtype=np.float32)
+        vectors = self._index.reconstruct_batch(np.asarray(doc_ids, dtype=np.int64))
+        query = np.asarray(query_vector, dtype=np.float64).reshape(-1)
+        return (vectors.astype(np.float64) @ query).astype(np.float32)
+
     def factory_due(self) -> str | None:
         """With "auto": the tier's factory when the live count has moved into another tier."""
         if self.requested != AUTO:

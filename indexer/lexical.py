@@ -206,7 +206,7 @@ class LexicalIndex:
             `(doc_ids, scores, matched)`: at most k of each, and how many allowed live
             documents hold a query term (what the query matches, counted in the same pass).
         """
-        empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32), 0)
+        empty = (np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64), 0)
         if k <= 0 or self.doc_count == 0:
             return empty
         query_terms = Counter(t for t in self.analyzer(query) if t in self.vocabulary)
@@ -260,7 +260,9 @@ class LexicalIndex:
         )
         candidates, scores = found_docs[:found], found_scores[:found]
         order = np.lexsort((candidates, -scores))
-        return candidates[order], scores[order].astype(np.float32), int(matched[0])
+        # float64, as ranked: a float32 copy could tie two documents the order above (and
+        # the kernel's cut) tell apart, and a sharded index merges shards by these scores.
+        return candidates[order], scores[order], int(matched[0])
 
     # --- persistence ---------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from lede.indexer.bm25_view import BM25View
 from lede.indexer.chunker import Chunker
 from lede.indexer.embedder import Embedder, SentenceTransformerEmbedder
 from lede.indexer.errors import IndexFormatError, StorageError
@@ -270,6 +271,9 @@ class ShardedIndex:
             for key, value in info["views"].items():
                 if key not in ("seq", "checkpoint_seq"):
                     views[key] = views.get(key, 0) + value
+        if "bm25" in self.view_names:  # terms: the shards' vocabularies overlap
+            vocabularies = [set(s.view("bm25", BM25View).lexical.vocabulary) for s in self.shards]
+            views["bm25_terms"] = len(set().union(*vocabularies))
         return {
             "path": str(self.path),
             "manifest": self.manifest.to_json(),

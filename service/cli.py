@@ -13,9 +13,9 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
+from lede.indexer.directory import create_index, index_manifest, open_index, repair_index
 from lede.indexer.errors import LedeError
 from lede.indexer.filters import Filters
-from lede.indexer.index import LedeIndex
 from lede.indexer.ingest import WriteReport
 from lede.indexer.manifest import IndexSettings
 from lede.indexer.models import Article
@@ -108,6 +108,15 @@ def index_command(
         typer.Option(help="Where to embed: cpu (ONNX Runtime), cuda, or auto (a GPU if any)."),
     ] = "auto",
     embed_batch_size: Annotated[int, typer.Option(min=1, help="Texts per embedding batch.")] = 64,
+    shards: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            max=256,
+            help="Create a sharded index of this many shards (articles hashed by id); an "
+            "existing index keeps its layout.",
+        ),
+    ] = None,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bar (none is drawn off a terminal).")
     ] = False,
@@ -147,8 +156,9 @@ def index_command(
             raise _fail(f"--device must be cpu, cuda or auto; got {device!r}")
         show = sys.stderr.isatty() and not quiet
         total = sum(count_records(source) for source in sources) if show else None
-        lede = LedeIndex.create(
+        lede = create_index(
             index,
+            shards=shards,
             model=model,
             settings=IndexSettings(faiss_factory=factory),
             device=device,
@@ -194,7 +204,7 @@ def delete_command(
     Exits 1 when an id is not in the index (as HTTP answers 404), after deleting the others.
     """
     try:
-        with LedeIndex.open(index) as lede:
+        with open_index(index) as lede:
             found = lede.delete(article_ids)
         missing = sorted(set(article_ids) - set(found))
         deleted = len(found)
@@ -253,7 +263,7 @@ def search_command(
         if server is not None:
             result = remote.search(server, query, checked_mode, k, filters)
         else:
-            with LedeIndex.open(_local(index)) as lede:
+            with open_index(_local(index)) as lede:
                 engine = SearchEngine(lede)
                 result = engine.search(query, mode=checked_mode, k=k, filters=filters).to_json()
     except (LedeError, ValueError) as error:
@@ -320,7 +330,7 @@ def ask_command(
         if server is not None:
             answer = remote.ask(server, question, checked_mode, filters, threshold)
         else:
-            with LedeIndex.open(_local(index)) as lede:
+            with open_index(_local(index)) as lede:
                 answerer = Answerer(
                     SearchEngine(lede), reader=SpanReader(reader) if reader else None
                 )
@@ -343,7 +353,7 @@ def mcp_command(index: IndexOption) -> None:
     from lede.service.mcp_tools import build_mcp_server
 
     try:
-        lede = LedeIndex.open(index)
+        lede = open_index(index)
     except LedeError as error:
         raise _fail(str(error)) from None
     with lede:
@@ -362,10 +372,8 @@ def serve_command(
     """Serve the index over HTTP (uvicorn). Other settings come from LEDE_* variables."""
     import uvicorn
 
-    from lede.indexer.manifest import read_manifest
-
     try:
-        read_manifest(index)
+        index_manifest(index)
     except LedeError as error:
         raise _fail(str(error)) from None
     os.environ["LEDE_INDEX"] = str(index.resolve())
@@ -417,7 +425,7 @@ def _check_port(host: str, port: int) -> None:
 def info_command(index: IndexOption, as_json: JsonOption = False) -> None:
     """Show the manifest, counts and file sizes of an index."""
     try:
-        with LedeIndex.open(index) as lede:
+        with open_index(index) as lede:
             info = lede.info()
     except LedeError as error:
         raise _fail(str(error)) from None
@@ -434,6 +442,9 @@ def info_command(index: IndexOption, as_json: JsonOption = False) -> None:
         f"{info['views']['dense_vectors']} vectors"
     )
     typer.echo(f"bm25      {info['views']['bm25_terms']} terms")
+    if "layout" in info:
+        sizes = ", ".join(str(shard["counts"]["chunks"]) for shard in info["shards"])
+        typer.echo(f"shards    {info['layout']['shards']} (chunks: {sizes})")
     typer.echo(f"size      {info['total_bytes'] / 1e6:.1f} MB")
 
 
@@ -441,7 +452,7 @@ def info_command(index: IndexOption, as_json: JsonOption = False) -> None:
 def repair_command(index: IndexOption) -> None:
     """Rebuild every view (BM25, FAISS) from the SQLite source of truth."""
     try:
-        counts = LedeIndex.repair_directory(index)
+        counts = repair_index(index)
     except LedeError as error:
         raise _fail(str(error)) from None
     typer.echo(f"repaired {index}: {counts['articles']} articles, {counts['chunks']} chunks")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from lede.indexer.index import LedeIndex
+from lede.indexer.directory import open_index
 from lede.indexer.searchable import WritableIndex
 from lede.service.answers import Answerer, AnswerSettings
 from lede.service.engine import EngineSettings, SearchEngine
@@ -20,7 +20,7 @@ class ServiceState:
 
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.index: WritableIndex = LedeIndex.open(settings.index, model=settings.model)
+        self.index: WritableIndex = open_index(settings.index, model=settings.model)
         reranker = (
             CrossEncoderReranker(settings.reranker_model) if settings.reranker_model else None
         )

@@ -191,7 +191,7 @@ def _numpy_reference(
         weight = index.idf(term_id) * repeats * (k1 + 1)
         totals[docs] += weight * tfs / (tfs + base + slope * index._doc_len[docs])
     ranked = sorted((-score, doc) for doc, score in enumerate(totals.tolist()) if score > 0)[:k]
-    return [doc for _, doc in ranked], [float(np.float32(-score)) for score, _ in ranked]
+    return [doc for _, doc in ranked], [-score for score, _ in ranked]
 
 
 @pytest.mark.parametrize("window", [16, 4096])

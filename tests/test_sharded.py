@@ -1,0 +1,189 @@
+"""A sharded index directory: its layout, equality with one index at Reuters scale (BM25 with
+length normalization, where each shard's own statistics would differ), every command on a
+sharded directory, and the HTTP service serving one."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from lede.eval.local_server import run_lede as lede
+from lede.indexer.directory import create_index, open_index
+from lede.indexer.errors import IndexFormatError
+from lede.indexer.filters import Filters
+from lede.indexer.hashing_embedder import HashingEmbedder
+from lede.indexer.index import LedeIndex
+from lede.indexer.lexical import BM25Settings
+from lede.indexer.manifest import IndexSettings
+from lede.indexer.models import Article
+from lede.indexer.ranked import RankedList
+from lede.indexer.searchable import RetrievalRequest
+from lede.indexer.shard_layout import LAYOUT_NAME, ShardLayout, bucket_of, read_layout
+from lede.indexer.sharded import ShardedIndex, merge_ranked
+from lede.indexer.sources import Skipped, read_source
+from lede.service.engine import MODES, SearchEngine
+from lede.service.settings import Settings
+from tests.conftest import EXAMPLES
+from tests.server import running_server
+
+REUTERS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "reuters21578"
+
+
+def test_buckets_are_stable_and_dealt_evenly() -> None:
+    assert bucket_of("mi7-rome-cruise-atwell") == bucket_of("mi7-rome-cruise-atwell")
+    assert bucket_of("a") == 559  # BLAKE2b-64 of the id, mod 4096: the same on every machine
+    layout = ShardLayout.even(3)
+    assert len(layout.bucket_shards) == 4096
+    assert [layout.bucket_shards.count(shard) for shard in range(3)] == [1366, 1365, 1365]
+    with pytest.raises(ValueError, match="--shards must be within"):
+        ShardLayout.even(0)
+
+
+def test_a_damaged_layout_is_named_and_a_layout_is_never_changed(tmp_path: Path) -> None:
+    embedder = HashingEmbedder(dimension=32)
+    ShardedIndex.create(tmp_path / "index", 2, embedder=embedder).close()
+    with pytest.raises(IndexFormatError, match="has 2 shards, not 3"):
+        ShardedIndex.create(tmp_path / "index", 3, embedder=embedder)
+    LedeIndex.create(tmp_path / "single", embedder=embedder).close()
+    with pytest.raises(IndexFormatError, match="an index of one shard"):
+        ShardedIndex.create(tmp_path / "single", 2, embedder=embedder)
+    (tmp_path / "index" / LAYOUT_NAME).write_text('{"format": "lede-sharded-index"}')
+    with pytest.raises(IndexFormatError, match=r"shards\.json"):
+        read_layout(tmp_path / "index")
+
+
+def test_merging_keeps_ties_on_the_lower_id_and_says_when_cut_off() -> None:
+    parts = [RankedList([4, 9], [2.0, 1.0], False, 2), RankedList([3, 7], [2.0, 1.0], False, 2)]
+    merged = merge_ranked(parts, 3)
+    assert (list(merged.ids), list(merged.scores)) == ([3, 4, 7], [2.0, 2.0, 1.0])
+    assert merged.truncated and merged.matched == 4
+    assert not merge_ranked(parts, 5).truncated
+
+
+def _reuters(limit: int) -> list[Article]:
+    items = read_source(REUTERS / "corpus.jsonl")
+    articles = [item for item in itertools.islice(items, limit) if not isinstance(item, Skipped)]
+    return [a.model_copy(update={"tags": (f"t{i % 5}",)}) for i, a in enumerate(articles)]
+
+
+def _retrievals(index: Any, queries: list[str]) -> list[Any]:
+    found = []
+    for query, filters in itertools.product(queries, (None, Filters(tags=("t1", "t3")))):
+        for views in (("bm25",), ("dense",), ("bm25", "dense")):
+            request = RetrievalRequest(query, views, 50, filters=filters, count="articles")
+            retrieval = index.retrieve(request)
+            found.append(
+                (
+                    {name: (list(r.ids), list(r.scores)) for name, r in retrieval.lists.items()},
+                    retrieval.total,
+                )
+            )
+        engine = SearchEngine(index)
+        for mode in MODES:
+            hits = engine.search(query, mode=mode, k=10, filters=filters).hits
+            found.append([(hit.record.chunk_id, hit.score) for hit in hits])
+    return found
+
+
+@pytest.mark.skipif(not REUTERS.exists(), reason="needs ../shared/datasets/reuters21578")
+def test_four_shards_equal_one_index_of_three_thousand_reuters_articles(tmp_path: Path) -> None:
+    articles = _reuters(3000)
+    settings = IndexSettings(bm25=BM25Settings(k1=1.2, b=0.75))
+    embedder = HashingEmbedder(dimension=64)
+    one = LedeIndex.create(tmp_path / "one", embedder=embedder, settings=settings)
+    sharded = ShardedIndex.create(tmp_path / "four", 4, embedder=embedder, settings=settings)
+    queries = [a.title for a in articles[::97] if a.title] + ["cocoa", "oil prices opec"]
+    for index in (one, sharded):
+        index.add(articles, batch_size=700)
+    assert _retrievals(sharded, queries) == _retrievals(one, queries)
+    changed = [a.model_copy(update={"text": a.text + " Cocoa rose."}) for a in articles[5:60:5]]
+    for index in (one, sharded):
+        index.add(changed)
+        index.delete([a.id for a in articles[100:160]])
+    assert _retrievals(sharded, queries) == _retrievals(one, queries)
+    sharded.close()
+    with ShardedIndex.open(tmp_path / "four", embedder=embedder) as reopened:
+        assert _retrievals(reopened, queries) == _retrievals(one, queries)
+    one.close()
+
+
+def test_open_and_create_index_pick_the_layout(tmp_path: Path) -> None:
+    embedder = HashingEmbedder(dimension=32)
+    with create_index(tmp_path / "sharded", shards=2, embedder=embedder) as index:
+        assert isinstance(index, ShardedIndex)
+    with create_index(tmp_path / "sharded", embedder=embedder) as index:
+        assert isinstance(index, ShardedIndex) and index.layout.shards == 2
+    with open_index(tmp_path / "sharded", embedder=embedder) as index:
+        assert isinstance(index, ShardedIndex)
+    with create_index(tmp_path / "single", embedder=embedder) as index:
+        assert isinstance(index, LedeIndex)
+
+
+def _lede_json(*args: str) -> Any:
+    completed = lede(*args, "--json")
+    assert completed.returncode == 0, completed.stderr
+    return json.loads(completed.stdout)
+
+
+@pytest.fixture(scope="module")
+def sharded_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sharded") / "index"
+    report = _lede_json(
+        "index", str(EXAMPLES / "articles.jsonl"), "--index", str(path), "--shards", "3"
+    )
+    assert report["added"] == 43
+    return path
+
+
+@pytest.mark.model
+def test_every_command_works_on_a_sharded_directory_as_on_one_index(
+    sharded_dir: Path, sample_index_dir: Path, tmp_path: Path
+) -> None:
+    info = _lede_json("info", "--index", str(sharded_dir))
+    assert info["layout"]["shards"] == 3 and info["counts"]["articles"] == 43
+    assert sum(shard["counts"]["chunks"] for shard in info["shards"]) == info["counts"]["chunks"]
+    for mode, query in itertools.product(MODES, ["Who plays Ethan Hunt?", "electric buses"]):
+        args = ["search", query, "--mode", mode, "-k", "5", "--index"]
+        assert (
+            _lede_json(*args, str(sharded_dir))["hits"]
+            == (_lede_json(*args, str(sample_index_dir))["hits"])
+        )
+    answer = _lede_json("ask", "Who plays Ethan Hunt?", "--index", str(sharded_dir))
+    assert answer["citations"][0]["article_id"] == "mi7-rome-cruise-atwell"
+    wrong = lede(
+        "index", str(EXAMPLES / "articles.jsonl"), "--index", str(sharded_dir), "--shards", "2"
+    )
+    assert wrong.returncode == 2 and "has 3 shards, not 2" in wrong.stderr
+    repaired = lede("repair", "--index", str(sharded_dir))
+    assert repaired.returncode == 0 and "43 articles" in repaired.stdout
+    deleted = _lede_json("delete", "rome-film-tourism", "nope", "--index", str(sharded_dir))
+    assert deleted == {"deleted": 1, "missing": ["nope"]}
+
+
+@pytest.mark.model
+def test_the_service_serves_a_sharded_index_and_its_writes_survive_a_restart(
+    sharded_dir: Path,
+) -> None:
+    headers = {"Authorization": f"Bearer {'k' * 24}"}
+    article = {
+        "id": "lantern-ferry",
+        "title": "A ferry to Lantern Island",
+        "text": "The ferry to Lantern Island leaves at six every morning."
+        " Tickets cost four pounds.",
+    }
+    with running_server(Settings(index=sharded_dir, api_keys=["k" * 24])) as url:
+        written = httpx.post(f"{url}/articles", json=article, headers=headers, timeout=60)
+        assert written.status_code in (200, 201), written.text
+        hits = httpx.get(f"{url}/search", params={"query": "Lantern Island ferry"}, timeout=60)
+        assert hits.json()["hits"][0]["article_id"] == "lantern-ferry"
+    with running_server(Settings(index=sharded_dir)) as url:
+        hits = httpx.get(f"{url}/search", params={"query": "Lantern Island ferry"}, timeout=60)
+        assert hits.json()["hits"][0]["article_id"] == "lantern-ferry"
+    owner = ShardLayout.even(3).shard_of("lantern-ferry")
+    with LedeIndex.open(sharded_dir / ShardLayout.shard_name(owner)) as shard:
+        assert shard.article("lantern-ferry") is not None
