@@ -10,7 +10,6 @@ from lede.indexer.dense import DenseIndex
 from lede.indexer.ranked import RankedList
 from lede.indexer.views import ChunkRows, CorpusStatistics, Input, ViewQuery, ViewSpec
 
-
 # Flat search fetches this many more than asked, so that one FAISS call nearly always holds
 # the exact top k; FAISS_ERROR bounds how far a float32 inner product of unit vectors may
 # stray from the exact one (d * 2**-24 is 2.3e-5 for 384 dimensions, 6.1e-5 for 1,024).
