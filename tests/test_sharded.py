@@ -72,7 +72,7 @@ def _reuters(limit: int) -> list[Article]:
 
 
 def _retrievals(index: Any, queries: list[str]) -> list[Any]:
-    found = []
+    found: list[Any] = []
     for query, filters in itertools.product(queries, (None, Filters(tags=("t1", "t3")))):
         for views in (("bm25",), ("dense",), ("bm25", "dense")):
             request = RetrievalRequest(query, views, 50, filters=filters, count="articles")
@@ -147,8 +147,8 @@ def test_every_command_works_on_a_sharded_directory_as_on_one_index(
     info = _lede_json("info", "--index", str(sharded_dir))
     assert info["layout"]["shards"] == 3 and info["counts"]["articles"] == 43
     assert sum(shard["counts"]["chunks"] for shard in info["shards"]) == info["counts"]["chunks"]
-    for mode, query in itertools.product(MODES, ["Who plays Ethan Hunt?", "electric buses"]):
-        args = ["search", query, "--mode", mode, "-k", "5", "--index"]
+    for mode in MODES:
+        args = ["search", "Who plays Ethan Hunt?", "--mode", mode, "-k", "5", "--index"]
         assert (
             _lede_json(*args, str(sharded_dir))["hits"]
             == (_lede_json(*args, str(sample_index_dir))["hits"])
@@ -161,8 +161,9 @@ def test_every_command_works_on_a_sharded_directory_as_on_one_index(
     assert wrong.returncode == 2 and "has 3 shards, not 2" in wrong.stderr
     repaired = lede("repair", "--index", str(sharded_dir))
     assert repaired.returncode == 0 and "43 articles" in repaired.stdout
-    deleted = _lede_json("delete", "rome-film-tourism", "nope", "--index", str(sharded_dir))
-    assert deleted == {"deleted": 1, "missing": ["nope"]}
+    deleted = lede("delete", "rome-film-tourism", "nope", "--index", str(sharded_dir), "--json")
+    assert deleted.returncode == 1  # as for one index: an id was not there
+    assert json.loads(deleted.stdout) == {"deleted": 1, "missing": ["nope"]}
 
 
 @pytest.mark.model
