@@ -70,6 +70,22 @@ OVERLAP_MIN_POSTINGS = 50_000
 V = TypeVar("V")
 
 
+def check_model(path: Path, manifest: Manifest, embedder: Embedder) -> None:
+    """Refuse an embedder other than the one the index at `path` was built with."""
+    expected = manifest.model
+    if embedder.name != expected.name or embedder.dimension != expected.dimension:
+        raise IndexFormatError(
+            f"{path} was built with {expected.name!r} ({expected.dimension}-d); "
+            f"got {embedder.name!r} ({embedder.dimension}-d). Use the same model or "
+            "index into a new directory"
+        )
+    if embedder.revision != expected.revision:
+        raise IndexFormatError(
+            f"{path} was built with revision {expected.revision} of {expected.name!r}, "
+            f"but revision {embedder.revision} is installed; rebuild the index"
+        )
+
+
 class LedeIndex:
     """An open index directory. Use `LedeIndex.open` or `LedeIndex.create`.
 
@@ -173,20 +189,6 @@ class LedeIndex:
         index._load_views()
         return index
 
-    def _check_model(self, embedder: Embedder) -> None:
-        expected = self.manifest.model
-        if embedder.name != expected.name or embedder.dimension != expected.dimension:
-            raise IndexFormatError(
-                f"{self.path} was built with {expected.name!r} ({expected.dimension}-d); "
-                f"got {embedder.name!r} ({embedder.dimension}-d). Use the same model or "
-                "index into a new directory"
-            )
-        if embedder.revision != expected.revision:
-            raise IndexFormatError(
-                f"{self.path} was built with revision {expected.revision} of {expected.name!r}, "
-                f"but revision {embedder.revision} is installed; rebuild the index"
-            )
-
     def close(self) -> None:
         self.store.close()
 
@@ -207,7 +209,7 @@ class LedeIndex:
         if self._embedder is None:
             self._embedder = self._new_embedder()
         if not self._embedder_checked:
-            self._check_model(self._embedder)
+            check_model(self.path, self.manifest, self._embedder)
             self._embedder_checked = True
         return self._embedder
 
@@ -532,6 +534,31 @@ class LedeIndex:
             self.refresh()
         finally:
             self._fresh_vectors = {}
+
+    # What a sharded index asks of each shard (sharded.Shard), beside the reads.
+
+    def content_hashes(self, article_ids: Sequence[str]) -> dict[str, str]:
+        """The stored articles' content hashes, by id (absent ids are left out)."""
+        return self.store.content_hashes(article_ids)
+
+    def embeddings_by_input(self, article_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The embeddings these articles' chunks hold, by the hash of their input."""
+        return self.store.embeddings_by_input(article_ids)
+
+    def next_rowid(self) -> int:
+        return self.store.next_rowid()
+
+    def write_rows(
+        self, batch: EmbeddedBatch, rowids: Sequence[int], lock_timeout: float = 60.0
+    ) -> None:
+        """Store a prepared batch with the chunk ids given, under this index's write lock."""
+        with self.writing(lock_timeout):
+            self.write_prepared(batch, rowids)
+
+    def checkpoint_now(self, lock_timeout: float = 60.0) -> None:
+        """Checkpoint every view now, under the write lock."""
+        with self.writing(lock_timeout):
+            self.checkpoint()
 
     def delete(self, article_ids: Sequence[str], *, lock_timeout: float = 60.0) -> list[str]:
         """Delete articles from SQLite and every view; returns the ids that were there."""

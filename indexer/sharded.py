@@ -21,19 +21,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
-from lede.indexer.bm25_view import BM25View
 from lede.indexer.chunker import Chunker
 from lede.indexer.embedder import Embedder, SentenceTransformerEmbedder
 from lede.indexer.errors import IndexFormatError, StorageError
 from lede.indexer.files import WriteLock
-from lede.indexer.index import LedeIndex
+from lede.indexer.index import LedeIndex, check_model
 from lede.indexer.ingest import (
     EmbeddedBatch,
     Progress,
@@ -46,12 +45,52 @@ from lede.indexer.models import Article, ChunkRecord
 from lede.indexer.ranked import RankedList
 from lede.indexer.searchable import ChunkKey, Retrieval, RetrievalRequest
 from lede.indexer.shard_layout import ShardLayout, is_sharded, read_layout, write_layout
+from lede.indexer.text_analysis import Analyzer
 from lede.indexer.tokenizer import TokenCounter
 from lede.indexer.views import CorpusStatistics, view_types
 
 logger = logging.getLogger(__name__)
 
 ALL_FACET_VALUES = 1 << 30  # shards count every facet value; the merge keeps the top ones
+
+
+class Shard(Protocol):
+    """What a sharded index asks of each shard: a `LedeIndex` in this process, or a proxy
+    of one in a Ray actor (`ray_shards.py`). Writes take the shard's own write lock."""
+
+    def statistics(self, query: str, views: Sequence[str]) -> dict[str, CorpusStatistics]: ...
+
+    def retrieve(self, request: RetrievalRequest) -> Retrieval: ...
+
+    def records(self, ids: Sequence[int]) -> dict[int, ChunkRecord]: ...
+
+    def article(self, article_id: str) -> tuple[Article, list[ChunkRecord]] | None: ...
+
+    def facet_values(self) -> dict[str, list[str]]: ...
+
+    def stats(self) -> dict[str, Any]: ...
+
+    def info(self) -> dict[str, Any]: ...
+
+    def warm_up(self) -> None: ...
+
+    def content_hashes(self, article_ids: Sequence[str]) -> dict[str, str]: ...
+
+    def embeddings_by_input(self, article_ids: Sequence[str]) -> dict[str, np.ndarray]: ...
+
+    def next_rowid(self) -> int: ...
+
+    def write_rows(
+        self, batch: EmbeddedBatch, rowids: Sequence[int], lock_timeout: float = 60.0
+    ) -> None: ...
+
+    def delete(self, article_ids: Sequence[str], *, lock_timeout: float = 60.0) -> list[str]: ...
+
+    def checkpoint_if_due(self, lock_timeout: float = 60.0) -> None: ...
+
+    def checkpoint_now(self, lock_timeout: float = 60.0) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class ShardedIndex:
@@ -61,12 +100,30 @@ class ShardedIndex:
     """
 
     def __init__(
-        self, path: Path, layout: ShardLayout, shards: list[LedeIndex], embedder: Embedder
+        self,
+        path: Path,
+        layout: ShardLayout,
+        manifest: Manifest,
+        shards: Sequence[Shard],
+        embedder: Embedder,
+        *,
+        write_lock: Callable[[float], AbstractContextManager[object]] | None = None,
     ):
+        """
+        Args:
+            manifest: what every shard was built with (their model and settings).
+            embedder: encodes queries and embeds new articles (checked against `manifest`).
+            write_lock: one writer at a time across the shards (default: the directory's
+                cross-process lock; a cluster passes its writer's own).
+        """
         self.path = path
         self.layout = layout
-        self.shards = shards
+        self.manifest = manifest
+        self.shards = list(shards)
         self._embedder = embedder
+        self._embedder_checked = False
+        self.analyzer = Analyzer(manifest.settings.analyzer)
+        self._write_lock = write_lock or (lambda timeout: WriteLock(self.path, timeout))
         self._query_inputs = {name: kind.query_input for name, kind in view_types().items()}
 
     # --- opening --------------------------------------------------------------------------
@@ -113,7 +170,7 @@ class ShardedIndex:
             for shard in range(shards)
         ]
         write_layout(path, layout)  # last: a directory with a layout has every shard
-        return cls(path, layout, opened, embedder)
+        return cls(path, layout, opened[0].manifest, opened, embedder)
 
     @classmethod
     def open(
@@ -153,7 +210,7 @@ class ShardedIndex:
             for index in opened:
                 index.close()
             raise
-        return cls(path, layout, opened, embedder)
+        return cls(path, layout, first, opened, embedder)
 
     def close(self) -> None:
         for shard in self.shards:
@@ -166,22 +223,24 @@ class ShardedIndex:
         self.close()
 
     @property
-    def manifest(self) -> Manifest:
-        return self.shards[0].manifest
-
-    @property
     def embedder(self) -> Embedder:
-        return self.shards[0].embedder
+        """The embedding model, checked against the shards' manifest on first use."""
+        if not self._embedder_checked:
+            check_model(self.path, self.manifest, self._embedder)
+            self._embedder_checked = True
+        return self._embedder
 
     @property
     def tokens(self) -> TokenCounter:
-        return self.shards[0].tokens
+        """The model's tokenizer, for chunking (the embedder counts tokens without loading
+        the model)."""
+        return self._embedder
 
     # --- reads (the SearchableIndex contract) ----------------------------------------------
 
     @property
     def view_names(self) -> tuple[str, ...]:
-        return self.shards[0].view_names
+        return tuple(view_types())
 
     def statistics(self, query: str, views: Sequence[str]) -> dict[str, CorpusStatistics]:
         """The corpus statistics of every shard, summed: the statistics round."""
@@ -235,10 +294,11 @@ class ShardedIndex:
         return found
 
     def encode_query(self, query: str) -> np.ndarray:
-        return self.shards[0].encode_query(query)
+        vectors: np.ndarray = self.embedder.embed([query])
+        return vectors
 
     def analyze(self, text: str) -> list[str]:
-        return self.shards[0].analyze(text)
+        return self.analyzer(text)
 
     def article(self, article_id: str) -> tuple[Article, list[ChunkRecord]] | None:
         return self._owner(article_id).article(article_id)
@@ -251,6 +311,8 @@ class ShardedIndex:
         return {facet: sorted(found) for facet, found in values.items()}
 
     def warm_up(self) -> None:
+        """Load the model here and warm every shard (its kernels, FAISS on one thread)."""
+        self.embedder.embed(["warm up"])
         for shard in self.shards:
             shard.warm_up()
 
@@ -271,9 +333,8 @@ class ShardedIndex:
             for key, value in info["views"].items():
                 if key not in ("seq", "checkpoint_seq"):
                     views[key] = views.get(key, 0) + value
-        if "bm25" in self.view_names:  # terms: the shards' vocabularies overlap
-            vocabularies = [set(s.view("bm25", BM25View).lexical.vocabulary) for s in self.shards]
-            views["bm25_terms"] = len(set().union(*vocabularies))
+        if "bm25_terms" in views:  # the shards' vocabularies overlap: at least the largest
+            views["bm25_terms"] = max(info["views"]["bm25_terms"] for info in shards)
         return {
             "path": str(self.path),
             "manifest": self.manifest.to_json(),
@@ -284,7 +345,7 @@ class ShardedIndex:
             "shards": shards,
         }
 
-    def _owner(self, article_id: str) -> LedeIndex:
+    def _owner(self, article_id: str) -> Shard:
         return self.shards[self.layout.shard_of(article_id)]
 
     def _by_shard(self, article_ids: Iterable[str]) -> dict[int, list[str]]:
@@ -297,10 +358,8 @@ class ShardedIndex:
 
     @contextmanager
     def writing(self, timeout: float = 60.0) -> Iterator[None]:
-        """Hold the directory's write lock, then every shard's: one writer at a time."""
-        with WriteLock(self.path, timeout), ExitStack() as stack:
-            for shard in self.shards:
-                stack.enter_context(shard.writing(timeout))
+        """One writer at a time across the shards (ids are numbered under it)."""
+        with self._write_lock(timeout):
             yield
 
     def add(
@@ -348,7 +407,7 @@ class ShardedIndex:
     ) -> None:
         stored: dict[str, str] = {}
         for shard, ids in self._by_shard(a.id for a in articles).items():
-            stored.update(self.shards[shard].store.content_hashes(ids))
+            stored.update(self.shards[shard].content_hashes(ids))
         changed = select_changed(articles, stored, report)
         if changed:
             embedded = prepare_changed(
@@ -361,21 +420,21 @@ class ShardedIndex:
                 progress,
             )
             with self.writing(lock_timeout):
-                self.write_prepared(embedded)
+                self.write_prepared(embedded, lock_timeout)
         if progress is not None:
             progress.articles(len(articles))
 
     def _stored_embeddings(self, article_ids: list[str]) -> dict[str, np.ndarray]:
         found: dict[str, np.ndarray] = {}
         for shard, ids in self._by_shard(article_ids).items():
-            found.update(self.shards[shard].store.embeddings_by_input(ids))
+            found.update(self.shards[shard].embeddings_by_input(ids))
         return found
 
     def next_chunk_id(self) -> int:
         """The id the next stored chunk gets: one above any id a shard ever used."""
-        return max(shard.store.next_rowid() for shard in self.shards)
+        return max(shard.next_rowid() for shard in self.shards)
 
-    def write_prepared(self, batch: EmbeddedBatch) -> None:
+    def write_prepared(self, batch: EmbeddedBatch, lock_timeout: float = 60.0) -> None:
         """Number the batch's chunks globally, then let each shard store its articles.
         Hold `writing()` around it."""
         next_id = self.next_chunk_id()
@@ -387,12 +446,13 @@ class ShardedIndex:
             ids.setdefault(shard, []).extend(range(next_id, next_id + len(item.chunks)))
             next_id += len(item.chunks)
         for shard, part in items.items():
-            self.shards[shard].write_prepared(EmbeddedBatch(part, batch.vectors, 0), ids[shard])
+            vectors = {h: batch.vectors[h] for item in part for h in item.input_hashes}
+            self.shards[shard].write_rows(EmbeddedBatch(part, vectors, 0), ids[shard], lock_timeout)
 
     def delete(self, article_ids: Sequence[str], *, lock_timeout: float = 60.0) -> list[str]:
         """Delete articles from their shards; returns the ids that were there."""
         found: set[str] = set()
-        with WriteLock(self.path, lock_timeout):
+        with self.writing(lock_timeout):
             for shard, ids in self._by_shard(dict.fromkeys(article_ids)).items():
                 found.update(self.shards[shard].delete(ids, lock_timeout=lock_timeout))
         return [article_id for article_id in dict.fromkeys(article_ids) if article_id in found]
@@ -403,8 +463,7 @@ class ShardedIndex:
 
     def checkpoint(self) -> None:
         for shard in self.shards:
-            with shard.writing():
-                shard.checkpoint()
+            shard.checkpoint_now()
 
     @classmethod
     def repair_directory(cls, path: Path) -> dict[str, int]:
