@@ -30,3 +30,19 @@ class ArticleNotFoundError(LedeError):
 class StorageError(LedeError):
     """A write failed in storage (disk full, quota, file-size limit, I/O error); everything
     committed before it stays intact."""
+
+
+class ShardUnavailableError(LedeError):
+    """A shard of a sharded index did not answer (its actor is down or restarting)."""
+
+    def __init__(self, shards: list[int], reason: str, *, restarting: bool = True):
+        self.shards = list(shards)
+        self.reason = reason
+        self.restarting = restarting
+        names = ", ".join(f"shard-{shard:03d}" for shard in self.shards) or "a shard"
+        then = (
+            "retry shortly: it restarts and reopens with every acknowledged write"
+            if restarting
+            else "it will not restart; restart the service"
+        )
+        super().__init__(f"{names} is unavailable ({reason}); {then}")

@@ -684,10 +684,14 @@ class LedeIndex:
         thread: one query at a time is faster that way on a few cores (its OpenMP pool
         otherwise contends with the encoder's), concurrent requests already use the cores,
         and its scores do not move by an ulp with the thread count (decision 14)."""
+        self.embedder.embed(["warm up"])
+        self.warm_up_views()
+
+    def warm_up_views(self) -> None:
+        """`warm_up` without the model: what a shard that never encodes a query needs."""
         import faiss
 
         faiss.omp_set_num_threads(1)
-        self.embedder.embed(["warm up"])
         bm25_kernels.warm_up()
 
     def stats(self) -> dict[str, Any]:

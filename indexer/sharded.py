@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
@@ -52,6 +52,19 @@ from lede.indexer.views import CorpusStatistics, view_types
 logger = logging.getLogger(__name__)
 
 ALL_FACET_VALUES = 1 << 30  # shards count every facet value; the merge keeps the top ones
+
+
+T = TypeVar("T")
+
+
+class Scatter(Protocol):
+    """Runs one call on every shard; the results in shard order."""
+
+    def __call__(self, call: Callable[[Shard], T], shards: Sequence[Shard]) -> list[T]: ...
+
+
+def _one_by_one(call: Callable[[Shard], T], shards: Sequence[Shard]) -> list[T]:
+    return [call(shard) for shard in shards]
 
 
 class Shard(Protocol):
@@ -108,6 +121,7 @@ class ShardedIndex:
         embedder: Embedder,
         *,
         write_lock: Callable[[float], AbstractContextManager[object]] | None = None,
+        scatter: Scatter | None = None,
     ):
         """
         Args:
@@ -115,6 +129,8 @@ class ShardedIndex:
             embedder: encodes queries and embeds new articles (checked against `manifest`).
             write_lock: one writer at a time across the shards (default: the directory's
                 cross-process lock; a cluster passes its writer's own).
+            scatter: runs one call on every shard and returns the results in shard order
+                (default: one after the other; a cluster's replica calls them at once).
         """
         self.path = path
         self.layout = layout
@@ -125,6 +141,7 @@ class ShardedIndex:
         self.analyzer = Analyzer(manifest.settings.analyzer)
         self._write_lock = write_lock or (lambda timeout: WriteLock(self.path, timeout))
         self._query_inputs = {name: kind.query_input for name, kind in view_types().items()}
+        self._scatter: Scatter = scatter or _one_by_one
 
     # --- opening --------------------------------------------------------------------------
 
@@ -244,7 +261,7 @@ class ShardedIndex:
 
     def statistics(self, query: str, views: Sequence[str]) -> dict[str, CorpusStatistics]:
         """The corpus statistics of every shard, summed: the statistics round."""
-        parts = [shard.statistics(query, views) for shard in self.shards]
+        parts = self._scatter(lambda shard: shard.statistics(query, views), self.shards)
         names = {name for part in parts for name in part}
         return {
             name: CorpusStatistics.merge([part[name] for part in parts if name in part])
@@ -266,7 +283,7 @@ class ShardedIndex:
             statistics=statistics,
             facets=ALL_FACET_VALUES if request.facets else 0,
         )
-        parts = [shard.retrieve(scattered) for shard in self.shards]
+        parts = self._scatter(lambda shard: shard.retrieve(scattered), self.shards)
         lists = {
             name: merge_ranked([part.lists[name] for part in parts], request.depth)
             for name in request.views
@@ -289,8 +306,8 @@ class ShardedIndex:
 
     def records(self, ids: Sequence[int]) -> dict[int, ChunkRecord]:
         found: dict[int, ChunkRecord] = {}
-        for shard in self.shards:
-            found.update(shard.records(ids))
+        for part in self._scatter(lambda shard: shard.records(ids), self.shards):
+            found.update(part)
         return found
 
     def encode_query(self, query: str) -> np.ndarray:
@@ -305,19 +322,18 @@ class ShardedIndex:
 
     def facet_values(self) -> dict[str, list[str]]:
         values: dict[str, set[str]] = {}
-        for shard in self.shards:
-            for facet, found in shard.facet_values().items():
+        for part in self._scatter(lambda shard: shard.facet_values(), self.shards):
+            for facet, found in part.items():
                 values.setdefault(facet, set()).update(found)
         return {facet: sorted(found) for facet, found in values.items()}
 
     def warm_up(self) -> None:
         """Load the model here and warm every shard (its kernels, FAISS on one thread)."""
         self.embedder.embed(["warm up"])
-        for shard in self.shards:
-            shard.warm_up()
+        self._scatter(lambda shard: shard.warm_up(), self.shards)
 
     def stats(self) -> dict[str, Any]:
-        counts = [shard.stats() for shard in self.shards]
+        counts = self._scatter(lambda shard: shard.stats(), self.shards)
         return {
             "articles": sum(c["articles"] for c in counts),
             "chunks": sum(c["chunks"] for c in counts),
@@ -327,7 +343,7 @@ class ShardedIndex:
 
     def info(self) -> dict[str, Any]:
         """`lede info`: the totals, and each shard's own info."""
-        shards = [shard.info() for shard in self.shards]
+        shards = self._scatter(lambda shard: shard.info(), self.shards)
         views: dict[str, Any] = {}
         for info in shards:
             for key, value in info["views"].items():
@@ -432,7 +448,8 @@ class ShardedIndex:
 
     def next_chunk_id(self) -> int:
         """The id the next stored chunk gets: one above any id a shard ever used."""
-        return max(shard.next_rowid() for shard in self.shards)
+        ids: list[int] = self._scatter(lambda shard: shard.next_rowid(), self.shards)
+        return max(ids)
 
     def write_prepared(self, batch: EmbeddedBatch, lock_timeout: float = 60.0) -> None:
         """Number the batch's chunks globally, then let each shard store its articles.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, Gauge
 from starlette.routing import Route
 
 from lede.indexer.errors import LedeError
+from lede.indexer.searchable import WritableIndex
 from lede.service import http_articles, http_operations, http_page, http_search
 from lede.service.engine import EngineSettings
 from lede.service.http_common import deepest_offset, errors
@@ -36,15 +37,18 @@ logger = logging.getLogger(__name__)
 SECURITY_SCHEME = "apiKey"
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """Build the app for one index. The index opens (and models load) in the lifespan."""
+def create_app(
+    settings: Settings, opener: Callable[[Settings], WritableIndex] | None = None
+) -> FastAPI:
+    """Build the app for one index. The index opens (and models load) in the lifespan;
+    `opener` opens it (default: the directory `settings.index`)."""
 
     mcp_endpoint = McpEndpoint(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
-            state = ServiceState(settings)
+            state = ServiceState(settings, opener)
         except LedeError as error:  # a damaged or foreign index: say so plainly, then exit
             logger.error("cannot serve %s: %s", settings.index, error)
             raise

@@ -22,6 +22,7 @@ from lede.indexer.errors import (
     IndexLockedError,
     InvalidArticleError,
     LedeError,
+    ShardUnavailableError,
     StorageError,
 )
 
@@ -85,6 +86,8 @@ def _domain_status(error: LedeError) -> tuple[int, str]:
         return 422, "invalid_article"
     if isinstance(error, IndexLockedError):
         return 503, "index_busy"
+    if isinstance(error, ShardUnavailableError):
+        return 503, "shard_unavailable"
     if isinstance(error, StorageError):
         return 507, "storage_error"
     if isinstance(error, IndexFormatError):

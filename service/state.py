@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from lede.indexer.directory import open_index
 from lede.indexer.searchable import WritableIndex
@@ -18,9 +19,15 @@ logger = logging.getLogger(__name__)
 class ServiceState:
     """Opened in the app's lifespan; `ready` once the models are warm."""
 
-    def __init__(self, settings: Settings):
+    def __init__(
+        self, settings: Settings, opener: Callable[[Settings], WritableIndex] | None = None
+    ):
+        """`opener` opens the index (default: the directory `settings.index`, one index or
+        sharded; a Ray replica passes one that reaches the shard actors)."""
         self.settings = settings
-        self.index: WritableIndex = open_index(settings.index, model=settings.model)
+        self.index: WritableIndex = (
+            opener(settings) if opener else open_index(settings.index, model=settings.model)
+        )
         reranker = (
             CrossEncoderReranker(settings.reranker_model) if settings.reranker_model else None
         )
