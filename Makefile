@@ -18,7 +18,7 @@ $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade "pip>=25.1"
 	$(PY) -m pip install --quiet "torch==2.13.0"
-	$(PY) -m pip install --quiet -e ".[eval]" --group dev
+	$(PY) -m pip install --quiet -e ".[eval,ray]" --group dev
 	touch $@
 
 demo: install

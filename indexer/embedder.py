@@ -237,3 +237,13 @@ class SentenceTransformerEmbedder:
                 rows = order[start : start + self._batch_size]
                 vectors[rows] = onnx.encode([texts[row] for row in rows])
         return np.ascontiguousarray(unit_rows(vectors), dtype=np.float32)
+
+
+def embedder_for(name: str, *, device: str = "cpu", batch_size: int = 64) -> Embedder:
+    """The embedder an index's manifest names: the model-free hashing embedder of tests and
+    benchmarks ("lede/hashing-DIM"), else a sentence-transformers model."""
+    if name.startswith("lede/hashing-"):
+        from lede.indexer.hashing_embedder import HashingEmbedder
+
+        return HashingEmbedder(dimension=int(name.rsplit("-", 1)[1]))
+    return SentenceTransformerEmbedder(name, device=device, batch_size=batch_size)

@@ -29,7 +29,7 @@ import numpy as np
 import ray
 from ray.exceptions import ActorDiedError, GetTimeoutError, RayActorError, RayTaskError
 
-from lede.indexer.embedder import Embedder, SentenceTransformerEmbedder
+from lede.indexer.embedder import Embedder, embedder_for
 from lede.indexer.errors import IndexLockedError, ShardUnavailableError
 from lede.indexer.index import LedeIndex
 from lede.indexer.ingest import EmbeddedBatch, Progress, WriteReport
@@ -61,6 +61,10 @@ class ShardActor:
         import os
 
         return os.getpid()
+
+    def node(self) -> str:
+        """The id of the node the actor runs on."""
+        return str(ray.get_runtime_context().get_node_id())
 
 
 def _cause(error: RayTaskError) -> BaseException:
@@ -221,7 +225,7 @@ class WriterActor:
     """The cluster's one writer (see the module docstring)."""
 
     def __init__(self, spec: ClusterSpec, device: str = "cpu", embed_batch_size: int = 64):
-        embedder = SentenceTransformerEmbedder(
+        embedder = embedder_for(
             spec.manifest.model.name, device=device, batch_size=embed_batch_size
         )
         self.index = ShardedIndex(
@@ -255,7 +259,7 @@ class ClusterIndex(ShardedIndex):
             spec.layout,
             spec.manifest,
             spec.shards(),
-            embedder or SentenceTransformerEmbedder(spec.manifest.model.name),
+            embedder or embedder_for(spec.manifest.model.name),
             scatter=self._parallel,
         )
         self._writer = ray.get_actor(spec.writer_name, namespace=NAMESPACE)

@@ -368,8 +368,20 @@ def serve_command(
     host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port to bind.")] = 8000,
     workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            help="Serve a sharded index on this Ray cluster (an address as Ray takes it, or "
+            "'local' to start Ray here): one actor per shard, the API as Ray Serve replicas.",
+        ),
+    ] = None,
+    replicas: Annotated[
+        int, typer.Option(min=1, max=64, help="With --ray: API replicas (stateless).")
+    ] = 1,
 ) -> None:
-    """Serve the index over HTTP (uvicorn). Other settings come from LEDE_* variables."""
+    """Serve the index over HTTP (uvicorn, or Ray Serve with --ray). Other settings come
+    from LEDE_* variables."""
     import uvicorn
 
     try:
@@ -388,6 +400,9 @@ def serve_command(
         )
         raise _fail(f"invalid setting: {problems}") from None
     _check_port(host, port)
+    if ray_address is not None:
+        _serve_on_ray(index, ray_address, replicas, host, port)
+        return
     url = f"http://{host}:{port}"
     typer.echo(
         f"serving {index} on {url}\n  search page  {url}/\n  API docs     {url}/docs\n"
@@ -402,6 +417,38 @@ def serve_command(
         workers=workers,
         log_level="info",
     )
+
+
+def _serve_on_ray(index: Path, address: str, replicas: int, host: str, port: int) -> None:
+    """`lede serve --ray`: place the shard actors, serve the replicas, wait for Ctrl-C."""
+    import time
+
+    from lede.indexer.shard_layout import is_sharded
+
+    if not is_sharded(index):
+        raise _fail(
+            f"--ray serves a sharded index; {index} is one index. Create a sharded one with: "
+            f"lede index SOURCE --index DIR --shards N"
+        )
+    try:
+        from lede.service.ray_serve import connect, serve_on_ray
+        from lede.service.settings import Settings
+    except ImportError:
+        raise _fail("--ray needs Ray: pip install 'lede[ray]'") from None
+    connect(address)
+    served = serve_on_ray(Settings(), replicas=replicas, host=host, port=port)  # type: ignore[call-arg]
+    typer.echo(
+        f"serving {index} on {served.url} through Ray Serve ({replicas} replicas, "
+        f"{len(served.cluster.shard_actors)} shard actors); Ctrl-C stops",
+        err=True,
+    )
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        served.stop()
 
 
 def _check_port(host: str, port: int) -> None:

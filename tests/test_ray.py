@@ -1,0 +1,176 @@
+"""Lede on a real local Ray cluster of two nodes on 127.0.0.1 (`ray.cluster_utils.Cluster`):
+shard actors equal one index, writes through the cluster, Ray Serve replicas over HTTP, a
+killed shard actor restarted with nothing lost, and a dead one answered with a 503."""
+
+from __future__ import annotations
+
+import os
+
+# Before Ray is imported: every node, and every address Ray hands out, on 127.0.0.1 (by
+# default Ray resolves 127.0.0.1 to the machine's external address).
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from ray import serve  # noqa: E402
+from ray.cluster_utils import Cluster  # noqa: E402
+
+from lede.indexer import ray_shards  # noqa: E402
+from lede.indexer.hashing_embedder import HashingEmbedder  # noqa: E402
+from lede.indexer.index import LedeIndex  # noqa: E402
+from lede.indexer.lexical import BM25Settings  # noqa: E402
+from lede.indexer.manifest import IndexSettings  # noqa: E402
+from lede.indexer.models import Article  # noqa: E402
+from lede.indexer.shard_layout import read_layout  # noqa: E402
+from lede.indexer.sharded import ShardedIndex  # noqa: E402
+from lede.service.engine import SearchEngine  # noqa: E402
+from lede.service.ray_serve import connect, serve_on_ray  # noqa: E402
+from lede.service.settings import Settings  # noqa: E402
+from tests.test_sharded import REUTERS, _retrievals, _reuters  # noqa: E402
+
+pytestmark = pytest.mark.skipif(not REUTERS.exists(), reason="needs ../shared/datasets")
+KEY = "cluster-key-0123456789abcdef"
+SETTINGS = IndexSettings(bm25=BM25Settings(k1=1.2, b=0.75))
+
+
+@pytest.fixture(scope="module")
+def workdir() -> Iterator[Path]:
+    """Everything the cluster writes: Ray's sessions and its token, and the indexes (a short
+    path: Ray's socket paths must stay under 108 characters)."""
+    folder = Path(tempfile.mkdtemp(prefix="lede-ray-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cluster(workdir: Path) -> Iterator[Cluster]:
+    outside = Path("/tmp/ray")
+    existed = outside.exists()
+    saved = {key: os.environ.get(key) for key in ("RAY_TMPDIR", "RAY_AUTH_TOKEN_PATH")}
+    os.environ["RAY_TMPDIR"] = str(workdir / "ray")
+    os.environ["RAY_AUTH_TOKEN_PATH"] = str(workdir / "ray-token")
+    local = Cluster(
+        initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False}
+    )
+    local.add_node(num_cpus=1)
+    connect(local.address)
+    try:
+        yield local
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+        local.shutdown()
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        assert outside.exists() == existed, "Ray wrote outside the test's directory"
+
+
+@pytest.fixture(scope="module")
+def corpus() -> list[Article]:
+    return _reuters(1500)
+
+
+@pytest.fixture(scope="module")
+def indexes(workdir: Path, corpus: list[Article]) -> tuple[Path, LedeIndex]:
+    """The same articles in 3 shards (served by the cluster) and in one index (reference)."""
+    embedder = HashingEmbedder(dimension=64)
+    with ShardedIndex.create(workdir / "sharded", 3, embedder=embedder, settings=SETTINGS) as index:
+        index.add(corpus, batch_size=500)
+    one = LedeIndex.create(workdir / "one", embedder=embedder, settings=SETTINGS)
+    one.add(corpus, batch_size=500)
+    return workdir / "sharded", one
+
+
+def test_shard_actors_answer_as_one_index_before_and_after_writes(
+    cluster: Cluster, indexes: tuple[Path, LedeIndex], corpus: list[Article]
+) -> None:
+    path, one = indexes
+    placed = ray_shards.start(path, name="equality")
+    try:
+        nodes = {ray.get(actor.node.remote()) for actor in placed.shard_actors}
+        assert len(nodes) == 2  # spread over both nodes
+        index = ray_shards.ClusterIndex(placed.spec)
+        queries = [a.title for a in corpus[::150] if a.title] + ["cocoa", "oil prices opec"]
+        assert _retrievals(index, queries) == _retrievals(one, queries)
+        changed = [a.model_copy(update={"text": a.text + " Cocoa rose."}) for a in corpus[3:40:4]]
+        new = Article(id="cluster-new", title="Lantern ferry", text="The Lantern ferry sails.")
+        for target in (index, one):
+            target.add([*changed, new])
+            assert target.delete([a.id for a in corpus[50:70]]) == [a.id for a in corpus[50:70]]
+        assert _retrievals(index, queries) == _retrievals(one, queries)
+        index.close()
+    finally:
+        placed.stop()
+
+
+def _search(url: str, query: str, **params: Any) -> httpx.Response:
+    return httpx.get(f"{url}/search", params={"query": query, **params}, timeout=60)
+
+
+def _wait_ready(url: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/ready", timeout=10).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"{url} not ready in {timeout} s")
+
+
+def test_serve_replicas_search_write_survive_a_killed_shard_and_report_a_dead_one(
+    cluster: Cluster, indexes: tuple[Path, LedeIndex]
+) -> None:
+    path, one = indexes
+    served = serve_on_ray(Settings(index=path, api_keys=[KEY]), replicas=2, port=8931)
+    try:
+        _wait_ready(served.url)
+        engine = SearchEngine(one)
+        for query, mode in [("cocoa exports", "hybrid"), ("oil prices", "bm25")]:
+            got = _search(served.url, query, mode=mode, k=5).json()["hits"]
+            expected = [hit.to_json() for hit in engine.search(query, mode=mode, k=5).hits]
+            assert got == expected
+        layout = read_layout(path)
+        victim = 1
+        article_id = next(f"ferry-{n}" for n in range(100) if layout.shard_of(f"ferry-{n}") == 1)
+        body = {"id": article_id, "title": "Ferry", "text": "The Quillon ferry leaves at six."}
+        headers = {"Authorization": f"Bearer {KEY}"}
+        written = httpx.post(f"{served.url}/articles", json=body, headers=headers, timeout=60)
+        assert written.status_code == 200, written.text
+        assert _search(served.url, "Quillon ferry", k=1).json()["hits"][0]["article_id"] == (
+            article_id
+        )
+        pid = ray.get(served.cluster.shard_actors[victim].pid.remote())
+        os.kill(pid, signal.SIGKILL)  # acknowledged above: it must be there after the restart
+        deadline = time.monotonic() + 60
+        while True:
+            found = _search(served.url, "Quillon ferry", k=1)
+            if found.status_code == 200 or time.monotonic() > deadline:
+                break
+            assert found.status_code == 503
+            assert found.json()["error"]["code"] == "shard_unavailable"
+            time.sleep(0.5)
+        assert found.status_code == 200 and found.json()["hits"][0]["article_id"] == article_id
+        assert ray.get(served.cluster.shard_actors[victim].pid.remote()) != pid
+        ray.kill(served.cluster.shard_actors[0], no_restart=True)
+        down = _search(served.url, "Quillon ferry", k=1)
+        assert down.status_code == 503
+        error = down.json()["error"]
+        assert error["code"] == "shard_unavailable" and "shard-000" in error["message"]
+    finally:
+        served.stop()
