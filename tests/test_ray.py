@@ -34,7 +34,7 @@ from lede.indexer.manifest import IndexSettings  # noqa: E402
 from lede.indexer.models import Article  # noqa: E402
 from lede.indexer.shard_layout import read_layout  # noqa: E402
 from lede.indexer.sharded import ShardedIndex  # noqa: E402
-from lede.service.engine import SearchEngine  # noqa: E402
+from lede.service.engine import Mode, SearchEngine  # noqa: E402
 from lede.service.ray_serve import connect, serve_on_ray  # noqa: E402
 from lede.service.settings import Settings  # noqa: E402
 from tests.test_sharded import REUTERS, _retrievals, _reuters  # noqa: E402
@@ -141,7 +141,8 @@ def test_serve_replicas_search_write_survive_a_killed_shard_and_report_a_dead_on
     try:
         _wait_ready(served.url)
         engine = SearchEngine(one)
-        for query, mode in [("cocoa exports", "hybrid"), ("oil prices", "bm25")]:
+        modes: list[tuple[str, Mode]] = [("cocoa exports", "hybrid"), ("oil prices", "bm25")]
+        for query, mode in modes:
             got = _search(served.url, query, mode=mode, k=5).json()["hits"]
             expected = [hit.to_json() for hit in engine.search(query, mode=mode, k=5).hits]
             assert got == expected
