@@ -188,3 +188,10 @@ def test_the_service_serves_a_sharded_index_and_its_writes_survive_a_restart(
     owner = ShardLayout.even(3).shard_of("lantern-ferry")
     with LedeIndex.open(sharded_dir / ShardLayout.shard_name(owner)) as shard:
         assert shard.article("lantern-ferry") is not None
+
+
+def test_serve_on_ray_refuses_an_index_of_one_shard(tmp_path: Path) -> None:
+    LedeIndex.create(tmp_path / "single", embedder=HashingEmbedder(dimension=32)).close()
+    completed = lede("serve", "--index", str(tmp_path / "single"), "--ray", "local", "--port", "0")
+    assert completed.returncode == 2
+    assert "--ray serves a sharded index" in completed.stderr
