@@ -189,6 +189,7 @@ BENCHMARKS = {  # name: summary; `lede bench NAME` runs eval/bench_NAME.py (or e
     "scale": "Hybrid query latency per stage at 5k, 100k and 1M chunks (--help).",
     "fuzz": "schemathesis against the service's OpenAPI schema: 5xx, schema, error shape (--help).",
     "load": "Mixed reads and writes at N clients for a duration: errors, latency, memory (--help).",
+    "cluster": "One index vs shards in process, on a 2-node Ray cluster, via Serve (--help).",
 }
 
 

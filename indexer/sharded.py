@@ -20,6 +20,7 @@ its own actor and scatters the same calls (the reference this class is for the c
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import replace
@@ -142,6 +143,7 @@ class ShardedIndex:
         self._write_lock = write_lock or (lambda timeout: WriteLock(self.path, timeout))
         self._query_inputs = {name: kind.query_input for name, kind in view_types().items()}
         self._scatter: Scatter = scatter or _one_by_one
+        self.phases: dict[str, float] = {}  # the last retrieve's seconds per step
 
     # --- opening --------------------------------------------------------------------------
 
@@ -271,12 +273,19 @@ class ShardedIndex:
 
     def retrieve(self, request: RetrievalRequest) -> Retrieval:
         """Encode the query once, gather the corpus statistics, search every shard with
-        them and merge the shards' lists by (score descending, chunk id ascending)."""
+        them and merge the shards' lists by (score descending, chunk id ascending).
+
+        `phases` then holds this call's seconds per step (encode, statistics, search, merge),
+        for `lede bench cluster`.
+        """
+        started = time.perf_counter()
         vector = request.query_vector
         if vector is None and any(self._query_inputs[v] == "vector" for v in request.views):
             vector = self.encode_query(request.query)
+        encoded = time.perf_counter()
         lexical = [name for name in request.views if self._query_inputs[name] == "text"]
         statistics = self.statistics(request.query, lexical) if lexical else None
+        gathered = time.perf_counter()
         scattered = replace(
             request,
             query_vector=vector,
@@ -284,6 +293,7 @@ class ShardedIndex:
             facets=ALL_FACET_VALUES if request.facets else 0,
         )
         parts = self._scatter(lambda shard: shard.retrieve(scattered), self.shards)
+        searched = time.perf_counter()
         lists = {
             name: merge_ranked([part.lists[name] for part in parts], request.depth)
             for name in request.views
@@ -302,6 +312,12 @@ class ShardedIndex:
                 for doc, key in part.keys.items()
                 if doc in listed
             }
+        self.phases = {
+            "encode": encoded - started,
+            "statistics": gathered - encoded,
+            "search": searched - gathered,
+            "merge": time.perf_counter() - searched,
+        }
         return merged
 
     def records(self, ids: Sequence[int]) -> dict[int, ChunkRecord]:

@@ -1,0 +1,252 @@
+"""One index against a sharded one in this process, on a local two-node Ray cluster, and
+through Ray Serve replicas: hybrid query latency with the scatter-gather broken down.
+
+    python -m lede.eval.bench_cluster [--articles 21578] [--shards 3] [--queries 200]
+        [--json eval/results/bench_cluster.json]
+
+Corpus: Reuters-21578 articles (../shared/datasets/reuters21578), chunked as by default and
+embedded with the model-free hashing embedder at MiniLM's 384 dimensions, so that the figures
+are retrieval and distribution, not the encoder (add the encoder's time from `lede bench
+service`). Queries: article titles. Every run's top 10 is compared with one index's.
+
+The two "nodes" are `ray.cluster_utils.Cluster` nodes on 127.0.0.1, each pinned to its own
+core (`os.sched_setaffinity` before it starts), as the two cores of this machine allow.
+Timings are reported as ratios to one index in the same run.
+"""
+
+from __future__ import annotations
+
+import os
+
+# Before anything imports Ray: every node and address on 127.0.0.1 (decision 41).
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+
+import argparse
+import secrets
+import shutil
+import statistics
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from lede.eval.report import percentiles, write_result
+from lede.indexer.hashing_embedder import HashingEmbedder
+from lede.indexer.index import LedeIndex
+from lede.indexer.models import Article
+from lede.indexer.searchable import SearchableIndex
+from lede.indexer.sharded import ShardedIndex
+from lede.indexer.sources import Skipped, read_source
+from lede.service.engine import SearchEngine
+
+ROOT = Path(__file__).resolve().parent.parent
+REUTERS = ROOT.parent / "shared" / "datasets" / "reuters21578" / "corpus.jsonl"
+DIMENSION = 384
+
+
+def _articles(limit: int) -> list[Article]:
+    found = []
+    for item in read_source(REUTERS):
+        if not isinstance(item, Skipped):
+            found.append(item)
+            if len(found) >= limit:
+                break
+    return found
+
+
+def _top10(index: SearchableIndex, query: str) -> list[tuple[str, float]]:
+    hits = SearchEngine(index).search(query, k=10, highlight=False).hits
+    return [(hit.record.chunk_id, hit.score) for hit in hits]
+
+
+def _latencies(
+    index: SearchableIndex, queries: list[str], phases: Callable[[], dict[str, float]] | None
+) -> tuple[dict[str, float], dict[str, float]]:
+    engine = SearchEngine(index)
+    engine.search(queries[0], k=10)  # warm
+    samples: list[float] = []
+    parts: dict[str, list[float]] = {}
+    for query in queries:
+        started = time.perf_counter()
+        engine.search(query, k=10, highlight=False)
+        samples.append((time.perf_counter() - started) * 1000)
+        for name, seconds in (phases() if phases else {}).items():
+            parts.setdefault(name, []).append(seconds * 1000)
+    breakdown = {f"{name}_p50_ms": round(statistics.median(v), 3) for name, v in parts.items()}
+    if parts:  # the rest: fusion, paging and the records round
+        rest = [
+            total - sum(step)
+            for total, step in zip(samples, zip(*parts.values(), strict=True), strict=True)
+        ]
+        breakdown["fuse_and_fetch_p50_ms"] = round(statistics.median(rest), 3)
+    return percentiles(samples), breakdown
+
+
+def _http_load(url: str, queries: list[str], clients: int) -> dict[str, float]:
+    """`clients` threads sending the queries to /search in turn; latency and QPS."""
+    samples: list[float] = []
+    lock = threading.Lock()
+    position = iter(range(len(queries)))
+
+    def client() -> None:
+        with httpx.Client(timeout=60) as http:
+            while True:
+                with lock:
+                    index = next(position, None)
+                if index is None:
+                    return
+                started = time.perf_counter()
+                response = http.get(f"{url}/search", params={"query": queries[index], "k": 10})
+                response.raise_for_status()
+                with lock:
+                    samples.append((time.perf_counter() - started) * 1000)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    return {**percentiles(samples), "qps": round(len(samples) / elapsed, 1), "clients": clients}
+
+
+@contextmanager
+def _local_cluster(folder: Path) -> Iterator[Any]:
+    """Two Ray nodes on 127.0.0.1, each on its own core, writing only under `folder`."""
+    os.environ["RAY_TMPDIR"] = str(folder / "ray")
+    token = folder / "ray-token"
+    token.write_text(secrets.token_hex(32))
+    os.environ["RAY_AUTH_TOKEN_PATH"] = str(token)
+    import ray
+    from ray import serve
+    from ray.cluster_utils import Cluster
+
+    cores = sorted(os.sched_getaffinity(0))
+    try:
+        os.sched_setaffinity(0, {cores[0]})
+        cluster = Cluster(
+            initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False}
+        )
+        os.sched_setaffinity(0, {cores[-1]})
+        cluster.add_node(num_cpus=1)
+    finally:
+        os.sched_setaffinity(0, set(cores))
+    from lede.service.ray_serve import connect
+
+    connect(cluster.address)
+    try:
+        yield cluster
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def run(articles: int, shards: int, queries: int, replicas: list[int]) -> dict[str, Any]:
+    from lede.indexer import ray_shards
+    from lede.service.ray_serve import serve_on_ray
+    from lede.service.settings import Settings
+
+    corpus = _articles(articles)
+    asked = [a.title for a in corpus[:: max(1, len(corpus) // queries)] if a.title][:queries]
+    folder = Path(tempfile.mkdtemp(prefix="lede-bench-cluster-"))
+    embedder = HashingEmbedder(dimension=DIMENSION)
+    results: dict[str, Any] = {}
+    try:
+        started = time.perf_counter()
+        one = LedeIndex.create(folder / "one", embedder=embedder)
+        one.add(corpus)
+        one.checkpoint_if_due()
+        build_one = time.perf_counter() - started
+        started = time.perf_counter()
+        sharded = ShardedIndex.create(folder / "sharded", shards, embedder=embedder)
+        sharded.add(corpus)
+        build_sharded = time.perf_counter() - started
+        chunks = one.stats()["chunks"]
+        results["corpus"] = {"articles": len(corpus), "chunks": chunks, "queries": len(asked)}
+        results["build_s"] = {"one": round(build_one, 1), "sharded": round(build_sharded, 1)}
+        reference = {query: _top10(one, query) for query in asked}
+        one.warm_up_views()
+        latency_one, _ = _latencies(one, asked, None)
+        latency_sharded, phases = _latencies(sharded, asked, lambda: sharded.phases)
+        results["one_index"] = latency_one
+        results["sharded_in_process"] = {
+            **latency_sharded,
+            **phases,
+            "equal_top10": sum(_top10(sharded, q) == reference[q] for q in asked),
+        }
+        sharded.close()
+        with _local_cluster(folder):
+            placed = ray_shards.start(folder / "sharded", name="bench")
+            cluster_index = ray_shards.ClusterIndex(placed.spec)
+            latency_ray, phases = _latencies(cluster_index, asked, lambda: cluster_index.phases)
+            results["ray_driver"] = {
+                **latency_ray,
+                **phases,
+                "equal_top10": sum(_top10(cluster_index, q) == reference[q] for q in asked),
+            }
+            cluster_index.close()
+            placed.stop()
+            serving: dict[str, Any] = {}
+            for count in replicas:
+                served = serve_on_ray(
+                    Settings(index=folder / "sharded"),  # type: ignore[call-arg]
+                    replicas=count,
+                    port=8961,
+                )
+                _wait_ready(served.url)
+                _http_load(served.url, asked[:20], 1)  # warm every replica
+                serving[f"replicas_{count}"] = {
+                    "clients_1": _http_load(served.url, asked, 1),
+                    "clients_4": _http_load(served.url, asked, 4),
+                }
+                served.stop()
+            results["ray_serve"] = serving
+        base = latency_one["p50_ms"]
+        results["p50_over_one_index"] = {
+            "sharded_in_process": round(latency_sharded["p50_ms"] / base, 2),
+            "ray_driver": round(latency_ray["p50_ms"] / base, 2),
+        }
+        one.close()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return results
+
+
+def _wait_ready(url: str, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/ready", timeout=10).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} was not ready within {timeout} s")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--articles", type=int, default=21578)
+    parser.add_argument("--shards", type=int, default=3)
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--replicas", default="1,2", help="Comma-separated replica counts.")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    replicas = [int(value) for value in args.replicas.split(",")]
+    config = {key: value for key, value in vars(args).items() if key != "json"}
+    write_result(
+        args.json, "cluster", config, run(args.articles, args.shards, args.queries, replicas)
+    )
+
+
+if __name__ == "__main__":
+    main()
