@@ -199,14 +199,16 @@ class ClusterSpec:
 
 class ParallelScatter:
     """Calls every shard at once (each call waits on its actor in a thread); when some do
-    not answer, one `ShardUnavailableError` names them all."""
+    not answer, one `ShardUnavailableError` names them all (with `partial`: None for them)."""
 
     def __init__(self, shards: int):
         self.pool = ThreadPoolExecutor(max_workers=shards, thread_name_prefix="lede-scatter")
 
-    def __call__(self, call: Callable[[Shard], T], shards: Sequence[Shard]) -> list[T]:
+    def __call__(
+        self, call: Callable[[Shard], T], shards: Sequence[Shard], *, partial: bool = False
+    ) -> list[Any]:
         futures = [self.pool.submit(call, shard) for shard in shards]
-        results: list[T] = []
+        results: list[T | None] = []
         missing: list[int] = []
         reason, restarting = "", True
         for future in futures:
@@ -215,7 +217,8 @@ class ParallelScatter:
             except ShardUnavailableError as error:
                 missing.extend(error.shards)
                 reason, restarting = error.reason, restarting and error.restarting
-        if missing:
+                results.append(None)
+        if missing and not partial:
             raise ShardUnavailableError(missing, reason, restarting=restarting)
         return results
 

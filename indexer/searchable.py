@@ -40,6 +40,8 @@ class RetrievalRequest:
         keys: also return each listed chunk's article key and publication time.
         statistics: corpus statistics per view to score with instead of the index's own
             (what a sharded index passes each shard; see `views.CorpusStatistics`).
+        allow_partial: a sharded index may answer without shards that are down, naming them
+            in `Retrieval.missing`; else it raises `ShardUnavailableError`.
     """
 
     query: str
@@ -53,6 +55,7 @@ class RetrievalRequest:
     facets: int = 0
     keys: bool = False
     statistics: Mapping[str, CorpusStatistics] | None = None
+    allow_partial: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +76,7 @@ class Retrieval:
     total: int | None = None
     facets: dict[str, list[dict[str, Any]]] | None = None
     keys: dict[int, ChunkKey] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)  # shards left out (allow_partial)
 
 
 class SearchableIndex(Protocol):

@@ -31,7 +31,7 @@ import numpy as np
 
 from lede.indexer.chunker import Chunker
 from lede.indexer.embedder import Embedder, SentenceTransformerEmbedder
-from lede.indexer.errors import IndexFormatError, StorageError
+from lede.indexer.errors import IndexFormatError, ShardUnavailableError, StorageError
 from lede.indexer.files import WriteLock
 from lede.indexer.index import LedeIndex, check_model
 from lede.indexer.ingest import (
@@ -59,13 +59,26 @@ T = TypeVar("T")
 
 
 class Scatter(Protocol):
-    """Runs one call on every shard; the results in shard order."""
+    """Runs one call on every shard; the results in shard order. With `partial`, a shard
+    that is down gives None instead of raising `ShardUnavailableError`."""
 
-    def __call__(self, call: Callable[[Shard], T], shards: Sequence[Shard]) -> list[T]: ...
+    def __call__(
+        self, call: Callable[[Shard], T], shards: Sequence[Shard], *, partial: bool = False
+    ) -> list[Any]: ...
 
 
-def _one_by_one(call: Callable[[Shard], T], shards: Sequence[Shard]) -> list[T]:
-    return [call(shard) for shard in shards]
+def _one_by_one(
+    call: Callable[[Shard], T], shards: Sequence[Shard], *, partial: bool = False
+) -> list[Any]:
+    found: list[T | None] = []
+    for shard in shards:
+        try:
+            found.append(call(shard))
+        except ShardUnavailableError:
+            if not partial:
+                raise
+            found.append(None)
+    return found
 
 
 class Shard(Protocol):
@@ -261,9 +274,15 @@ class ShardedIndex:
     def view_names(self) -> tuple[str, ...]:
         return tuple(view_types())
 
-    def statistics(self, query: str, views: Sequence[str]) -> dict[str, CorpusStatistics]:
-        """The corpus statistics of every shard, summed: the statistics round."""
-        parts = self._scatter(lambda shard: shard.statistics(query, views), self.shards)
+    def statistics(
+        self, query: str, views: Sequence[str], *, partial: bool = False
+    ) -> dict[str, CorpusStatistics]:
+        """The corpus statistics of every shard (that answers, with `partial`), summed: the
+        statistics round."""
+        found = self._scatter(
+            lambda shard: shard.statistics(query, views), self.shards, partial=partial
+        )
+        parts = [part for part in found if part is not None]
         names = {name for part in parts for name in part}
         return {
             name: CorpusStatistics.merge([part[name] for part in parts if name in part])
@@ -284,7 +303,8 @@ class ShardedIndex:
             vector = self.encode_query(request.query)
         encoded = time.perf_counter()
         lexical = [name for name in request.views if self._query_inputs[name] == "text"]
-        statistics = self.statistics(request.query, lexical) if lexical else None
+        partial = request.allow_partial
+        statistics = self.statistics(request.query, lexical, partial=partial) if lexical else None
         gathered = time.perf_counter()
         scattered = replace(
             request,
@@ -292,13 +312,20 @@ class ShardedIndex:
             statistics=statistics,
             facets=ALL_FACET_VALUES if request.facets else 0,
         )
-        parts = self._scatter(lambda shard: shard.retrieve(scattered), self.shards)
+        answered = self._scatter(
+            lambda shard: shard.retrieve(scattered), self.shards, partial=partial
+        )
         searched = time.perf_counter()
+        missing = [
+            self.layout.shard_name(number) for number, part in enumerate(answered) if part is None
+        ]
+        numbered = [(number, part) for number, part in enumerate(answered) if part is not None]
+        parts = [part for _, part in numbered]
         lists = {
             name: merge_ranked([part.lists[name] for part in parts], request.depth)
             for name in request.views
         }
-        merged = Retrieval(lists)
+        merged = Retrieval(lists, missing=missing)
         if request.count != "none":
             merged.total = sum(part.total or 0 for part in parts)
         if request.facets:
@@ -308,7 +335,7 @@ class ShardedIndex:
             count = len(self.shards)
             merged.keys = {
                 doc: ChunkKey(key.article * count + shard, key.published)
-                for shard, part in enumerate(parts)
+                for shard, part in numbered
                 for doc, key in part.keys.items()
                 if doc in listed
             }
@@ -321,9 +348,15 @@ class ShardedIndex:
         return merged
 
     def records(self, ids: Sequence[int]) -> dict[int, ChunkRecord]:
+        """The records from every shard that answers; when one does not and an id is not
+        found elsewhere, that shard's error (a hit is never dropped silently)."""
         found: dict[int, ChunkRecord] = {}
-        for part in self._scatter(lambda shard: shard.records(ids), self.shards):
-            found.update(part)
+        parts = self._scatter(lambda shard: shard.records(ids), self.shards, partial=True)
+        for part in parts:
+            found.update(part or {})
+        down = [number for number, part in enumerate(parts) if part is None]
+        if down and any(doc not in found for doc in ids):
+            raise ShardUnavailableError(down, "it holds some of the hits")
         return found
 
     def encode_query(self, query: str) -> np.ndarray:

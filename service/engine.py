@@ -134,6 +134,7 @@ class SearchResult:
     took_ms: float
     total: int = 0
     facets: dict[str, list[dict[str, Any]]] | None = None
+    missing_shards: list[str] = field(default_factory=list)  # allow_partial: left out
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {
@@ -143,6 +144,8 @@ class SearchResult:
         }
         if self.facets is not None:
             data["facets"] = self.facets
+        if self.missing_shards:
+            data["partial"] = {"missing_shards": self.missing_shards}
         return data
 
 
@@ -186,6 +189,7 @@ class SearchEngine:
         offset: int = 0,
         sort: Sort = "relevance",
         facets: bool = False,
+        allow_partial: bool = False,
     ) -> SearchResult:
         """Top-k passages (or articles, with `group="article"`) for `query`, after `offset`.
 
@@ -196,6 +200,8 @@ class SearchEngine:
             sort: "relevance", or "published_at" (newest first, undated last) over the
                 `sort_window` most relevant matches.
             facets: also count matching articles per source and tag.
+            allow_partial: on a sharded index, answer without the shards that are down
+                (`missing_shards` names them) instead of raising `ShardUnavailableError`.
 
         Raises:
             ValueError: unknown mode, group or sort, k < 1, offset < 0, offset + k beyond
@@ -235,6 +241,7 @@ class SearchEngine:
                 count="articles" if group == "article" else "chunks",
                 facets=settings.facet_values if facets else 0,
                 keys=group == "article" or sort == "published_at",
+                allow_partial=allow_partial,
             )
         )
         lists, keys = retrieval.lists, retrieval.keys
@@ -267,7 +274,9 @@ class SearchEngine:
         if highlight:
             self._highlight(query, hits)
         took_ms = (time.perf_counter() - started) * 1000
-        return SearchResult(hits, took_ms, retrieval.total or 0, retrieval.facets)
+        return SearchResult(
+            hits, took_ms, retrieval.total or 0, retrieval.facets, retrieval.missing
+        )
 
     def _rerank(self, query: str, hits: list[Hit]) -> list[Hit]:
         assert self.reranker is not None

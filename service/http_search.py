@@ -50,6 +50,7 @@ def search(state: ServiceState, request: SearchRequest) -> dict[str, Any]:
         offset=request.offset,
         sort=request.sort,
         facets=request.facets,
+        allow_partial=request.allow_partial,
     )
     return result.to_json()
 

@@ -148,6 +148,11 @@ class SearchRequest(FilterFields):
     )
     rrf_k: float | None = Field(None, gt=0, le=10_000, description="RRF constant.")
     highlight: bool = True
+    allow_partial: bool = Field(
+        False,
+        description="On a sharded index served on Ray: answer without shards that are down, "
+        "naming them in `partial`, instead of a 503.",
+    )
 
     def overrides(self) -> dict[str, Any]:
         values = {
@@ -213,6 +218,10 @@ class FacetCountsOut(BaseModel):
     tag: list[FacetValueOut]
 
 
+class PartialOut(BaseModel):
+    missing_shards: list[str] = Field(description="Shards whose hits are not in this result.")
+
+
 class SearchResponse(BaseModel):
     hits: list[HitOut]
     total: int = Field(
@@ -223,6 +232,9 @@ class SearchResponse(BaseModel):
         None, description="With facets=true: matching articles per source and per tag."
     )
     took_ms: float
+    partial: PartialOut | None = Field(
+        None, description="With allow_partial=true, when shards were down: which ones."
+    )
 
 
 class CitationOut(BaseModel):

@@ -173,5 +173,10 @@ def test_serve_replicas_search_write_survive_a_killed_shard_and_report_a_dead_on
         assert down.status_code == 503
         error = down.json()["error"]
         assert error["code"] == "shard_unavailable" and "shard-000" in error["message"]
+        partial = _search(served.url, "Quillon ferry", k=3, allow_partial="true")
+        assert partial.status_code == 200, partial.text
+        assert partial.json()["partial"] == {"missing_shards": ["shard-000"]}
+        assert partial.json()["hits"][0]["article_id"] == article_id  # in shard-001
+        assert all(layout.shard_of(hit["article_id"]) != 0 for hit in partial.json()["hits"])
     finally:
         served.stop()

@@ -14,7 +14,7 @@ import pytest
 
 from lede.eval.local_server import run_lede as lede
 from lede.indexer.directory import create_index, open_index
-from lede.indexer.errors import IndexFormatError
+from lede.indexer.errors import IndexFormatError, ShardUnavailableError
 from lede.indexer.filters import Filters
 from lede.indexer.hashing_embedder import HashingEmbedder
 from lede.indexer.index import LedeIndex
@@ -195,3 +195,33 @@ def test_serve_on_ray_refuses_an_index_of_one_shard(tmp_path: Path) -> None:
     completed = lede("serve", "--index", str(tmp_path / "single"), "--ray", "local", "--port", "0")
     assert completed.returncode == 2
     assert "--ray serves a sharded index" in completed.stderr
+
+
+class _DownShard:
+    """A shard that never answers (what a dead shard actor looks like to its proxy)."""
+
+    def __getattr__(self, name: str) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            raise ShardUnavailableError([1], "down for the test")
+
+        return call
+
+
+def test_a_shard_that_is_down_fails_the_query_unless_partial_results_are_allowed(
+    tmp_path: Path, sample_articles: list[Article]
+) -> None:
+    embedder = HashingEmbedder(dimension=32)
+    with ShardedIndex.create(tmp_path / "index", 3, embedder=embedder) as index:
+        index.add(sample_articles)
+        shards = [index.shards[0], _DownShard(), index.shards[2]]
+        degraded = ShardedIndex(index.path, index.layout, index.manifest, shards, embedder)
+        engine = SearchEngine(degraded)
+        with pytest.raises(ShardUnavailableError, match="shard-001 is unavailable"):
+            engine.search("Rome", k=5)
+        result = engine.search("Rome", k=5, allow_partial=True)
+        assert result.missing_shards == ["shard-001"]
+        assert result.to_json()["partial"] == {"missing_shards": ["shard-001"]}
+        assert result.hits and all(
+            index.layout.shard_of(h.record.article_id) != 1 for h in result.hits
+        )
+        assert "partial" not in SearchEngine(index).search("Rome", k=5).to_json()
