@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import faiss
@@ -130,6 +132,22 @@ def search_parameters(
     # SWIG keeps raw pointers to both: hold them as long as the parameters live.
     refined.referenced_objects = [params, selector]  # type: ignore[attr-defined]
     return refined
+
+
+@contextmanager
+def one_faiss_thread() -> Iterator[None]:
+    """FAISS on one OpenMP thread for the block, then as before (decision 14). Set per search
+    rather than once: FAISS and PyTorch share the OpenMP runtime, so a process-wide setting
+    also took the answer model's cross-encoder down to one thread (/answer 1.8x slower)."""
+    before = faiss.omp_get_max_threads()
+    if before == 1:
+        yield
+        return
+    faiss.omp_set_num_threads(1)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 class DenseIndex:
@@ -267,7 +285,8 @@ class DenseIndex:
             selector = faiss.IDSelectorBitmap(len(bitmap), faiss.swig_ptr(bitmap))
         k = min(k, self.ntotal)
         params = search_parameters(self._index, k, selector, ef_search, nprobe)
-        scores, ids = self._index.search(queries, k, params=params)
+        with one_faiss_thread():
+            scores, ids = self._index.search(queries, k, params=params)
         return ids, scores
 
     def _bitmap(self, allowed: np.ndarray | None) -> np.ndarray | None:

@@ -680,18 +680,13 @@ class LedeIndex:
         return self.store.facets()
 
     def warm_up(self) -> None:
-        """Load the embedding model and compile the BM25 kernels now, and run FAISS on one
-        thread: one query at a time is faster that way on a few cores (its OpenMP pool
-        otherwise contends with the encoder's), concurrent requests already use the cores,
-        and its scores do not move by an ulp with the thread count (decision 14)."""
+        """Load the embedding model and compile the BM25 kernels now. (FAISS searches on one
+        thread, set per search: `dense.one_faiss_thread`, decision 14.)"""
         self.embedder.embed(["warm up"])
         self.warm_up_views()
 
     def warm_up_views(self) -> None:
         """`warm_up` without the model: what a shard that never encodes a query needs."""
-        import faiss
-
-        faiss.omp_set_num_threads(1)
         bm25_kernels.warm_up()
 
     def stats(self) -> dict[str, Any]:

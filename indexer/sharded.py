@@ -470,9 +470,7 @@ class ShardedIndex:
         progress: Progress | None,
         lock_timeout: float,
     ) -> None:
-        stored: dict[str, str] = {}
-        for shard, ids in self._by_shard(a.id for a in articles).items():
-            stored.update(self.shards[shard].content_hashes(ids))
+        stored = self.content_hashes([a.id for a in articles])
         changed = select_changed(articles, stored, report)
         if changed:
             embedded = prepare_changed(
@@ -480,7 +478,7 @@ class ShardedIndex:
                 stored,
                 Chunker(self.tokens, self.manifest.settings.chunker),
                 self.embedder,
-                self._stored_embeddings,
+                self.embeddings_by_input,
                 report,
                 progress,
             )
@@ -489,7 +487,15 @@ class ShardedIndex:
         if progress is not None:
             progress.articles(len(articles))
 
-    def _stored_embeddings(self, article_ids: list[str]) -> dict[str, np.ndarray]:
+    def content_hashes(self, article_ids: Sequence[str]) -> dict[str, str]:
+        """The stored articles' content hashes, asked of their shards."""
+        found: dict[str, str] = {}
+        for shard, ids in self._by_shard(article_ids).items():
+            found.update(self.shards[shard].content_hashes(ids))
+        return found
+
+    def embeddings_by_input(self, article_ids: Sequence[str]) -> dict[str, np.ndarray]:
+        """The embeddings these articles' chunks hold, by input hash, from their shards."""
         found: dict[str, np.ndarray] = {}
         for shard, ids in self._by_shard(article_ids).items():
             found.update(self.shards[shard].embeddings_by_input(ids))

@@ -13,7 +13,13 @@ from typing import Annotated, Any
 import typer
 from pydantic import ValidationError
 
-from lede.indexer.directory import create_index, index_manifest, open_index, repair_index
+from lede.indexer.directory import (
+    Index,
+    create_index,
+    index_manifest,
+    open_index,
+    repair_index,
+)
 from lede.indexer.errors import LedeError
 from lede.indexer.filters import Filters
 from lede.indexer.ingest import WriteReport
@@ -117,6 +123,17 @@ def index_command(
             "existing index keeps its layout.",
         ),
     ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray",
+            help="Chunk and embed on this Ray cluster (an address as Ray takes it, or 'local'); "
+            "needs a sharded index (--shards N).",
+        ),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, max=1024, help="With --ray: embedding actors.")
+    ] = 2,
     quiet: Annotated[
         bool, typer.Option("--quiet", "-q", help="No progress bar (none is drawn off a terminal).")
     ] = False,
@@ -164,12 +181,15 @@ def index_command(
             device=device,
             embed_batch_size=embed_batch_size,
         )
-        bar = IndexProgress(total, show=show)
-        try:
-            with lede:
-                report = lede.add(articles(), batch_size=batch_size, progress=bar)
-        finally:
-            bar.close()
+        if ray_address is not None:
+            report = _index_on_ray(lede, articles(), ray_address, workers, device)
+        else:
+            bar = IndexProgress(total, show=show)
+            try:
+                with lede:
+                    report = lede.add(articles(), batch_size=batch_size, progress=bar)
+            finally:
+                bar.close()
     except LedeError as error:
         raise _fail(str(error)) from None
     except ValueError as error:
@@ -178,6 +198,24 @@ def index_command(
     _print_report(report, as_json)
     if skipped:
         raise typer.Exit(EXIT_SKIPPED)
+
+
+def _index_on_ray(
+    lede: Index, articles: Iterator[Article], address: str, workers: int, device: str
+) -> WriteReport:
+    """`lede index --ray`: the chunk and embed stages on the cluster (indexer/ray_ingest.py)."""
+    from lede.indexer.sharded import ShardedIndex
+
+    with lede:
+        if not isinstance(lede, ShardedIndex):
+            raise _fail("--ray indexes into a sharded index: give --shards N for a new one")
+        try:
+            from lede.indexer.ray_ingest import index_on_ray
+            from lede.service.ray_serve import connect
+        except ImportError:
+            raise _fail("--ray needs Ray: pip install 'lede[ray]'") from None
+        connect(address)
+        return index_on_ray(lede, articles, workers=workers, device=device)
 
 
 def _print_report(report: WriteReport, as_json: bool) -> None:

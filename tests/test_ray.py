@@ -180,3 +180,29 @@ def test_serve_replicas_search_write_survive_a_killed_shard_and_report_a_dead_on
         assert all(layout.shard_of(hit["article_id"]) != 0 for hit in partial.json()["hits"])
     finally:
         served.stop()
+
+
+def test_bulk_indexing_on_ray_equals_one_process_and_a_rerun_skips_what_was_stored(
+    cluster: Cluster, workdir: Path, corpus: list[Article]
+) -> None:
+    from lede.indexer.ray_ingest import index_on_ray
+
+    embedder = HashingEmbedder(dimension=64)
+    articles = corpus[:600]
+    with ShardedIndex.create(workdir / "bulk-reference", 3, embedder=embedder) as reference:
+        reference.add(articles)
+        with ShardedIndex.create(workdir / "bulk", 3, embedder=embedder) as bulk:
+            first = index_on_ray(bulk, articles[:400], workers=2, batch_size=64)
+            assert (first.added, first.unchanged) == (400, 0)
+            # A job stopped after 400 articles, run again over all of them: the 400 stored
+            # are skipped, the rest are added, and nothing is there twice.
+            again = index_on_ray(bulk, articles, workers=2, batch_size=64)
+            assert (again.added, again.unchanged, again.updated) == (200, 400, 0)
+            assert bulk.stats()["chunks"] == reference.stats()["chunks"]
+            queries = [a.title for a in articles[::60] if a.title]
+            assert _retrievals(bulk, queries) == _retrievals(reference, queries)
+            changed = [articles[7].model_copy(update={"text": articles[7].text + " More."})]
+            updated = index_on_ray(bulk, changed, workers=1)
+            reference.add(changed)
+            assert (updated.updated, updated.added) == (1, 0)
+            assert _retrievals(bulk, queries) == _retrievals(reference, queries)
