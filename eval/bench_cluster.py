@@ -11,7 +11,8 @@ service`). Queries: article titles. Every run's top 10 is compared with one inde
 
 The two "nodes" are `ray.cluster_utils.Cluster` nodes on 127.0.0.1, each pinned to its own
 core (`os.sched_setaffinity` before it starts), as the two cores of this machine allow.
-Timings are reported as ratios to one index in the same run.
+Timings are reported as ratios to one index in the same run. Bulk indexing (`index_on_ray`)
+uses the real bundled model on 1 and 2 embedding actors (one per node), as chunks per second.
 """
 
 from __future__ import annotations
@@ -148,7 +149,37 @@ def _local_cluster(folder: Path) -> Iterator[Any]:
         cluster.shutdown()
 
 
-def run(articles: int, shards: int, queries: int, replicas: list[int]) -> dict[str, Any]:
+def _bulk_indexing(folder: Path, corpus: list[Article], workers: list[int]) -> dict[str, Any]:
+    """`index_on_ray` with the real model on 1, 2, ... embedding actors: chunks per second
+    (each run into a fresh 3-shard index; the actors' model load counted in)."""
+    from lede.indexer.ray_ingest import index_on_ray
+
+    found: dict[str, Any] = {}
+    for count in workers:
+        with ShardedIndex.create(folder / f"bulk-{count}", 3) as index:
+            started = time.perf_counter()
+            report = index_on_ray(index, corpus, workers=count, batch_size=32, worker_cpus=0.6)
+            seconds = time.perf_counter() - started
+        found[f"workers_{count}"] = {
+            "articles": report.added,
+            "chunks": report.chunks,
+            "seconds": round(seconds, 1),
+            "chunks_per_s": round(report.chunks / seconds, 1),
+        }
+    if len(workers) > 1:
+        first, last = found[f"workers_{workers[0]}"], found[f"workers_{workers[-1]}"]
+        found["speedup"] = round(last["chunks_per_s"] / first["chunks_per_s"], 2)
+    return found
+
+
+def run(
+    articles: int,
+    shards: int,
+    queries: int,
+    replicas: list[int],
+    bulk_articles: int = 0,
+    bulk_workers: tuple[int, ...] = (1, 2),
+) -> dict[str, Any]:
     from lede.indexer import ray_shards
     from lede.service.ray_serve import serve_on_ray
     from lede.service.settings import Settings
@@ -208,6 +239,10 @@ def run(articles: int, shards: int, queries: int, replicas: list[int]) -> dict[s
                 }
                 served.stop()
             results["ray_serve"] = serving
+            if bulk_articles:
+                results["bulk_indexing_real_model"] = _bulk_indexing(
+                    folder, corpus[:bulk_articles], list(bulk_workers)
+                )
         base = latency_one["p50_ms"]
         results["p50_over_one_index"] = {
             "sharded_in_process": round(latency_sharded["p50_ms"] / base, 2),
@@ -239,13 +274,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--shards", type=int, default=3)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--replicas", default="1,2", help="Comma-separated replica counts.")
+    parser.add_argument(
+        "--bulk-articles",
+        type=int,
+        default=300,
+        help="Articles indexed with the real model on 1 and 2 embedding actors (0: skip).",
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     replicas = [int(value) for value in args.replicas.split(",")]
     config = {key: value for key, value in vars(args).items() if key != "json"}
-    write_result(
-        args.json, "cluster", config, run(args.articles, args.shards, args.queries, replicas)
-    )
+    figures = run(args.articles, args.shards, args.queries, replicas, args.bulk_articles)
+    write_result(args.json, "cluster", config, figures)
 
 
 if __name__ == "__main__":
