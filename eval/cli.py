@@ -85,6 +85,10 @@ def relevance_command(
         Path | None,
         typer.Option(help="Write each run as a TREC run file here (DATASET.MODE.trec)."),
     ] = None,
+    shards: Annotated[
+        int | None,
+        typer.Option(min=1, max=256, help="Evaluate a sharded index of N shards instead."),
+    ] = None,
 ) -> None:
     """nDCG@10, Recall@100, MAP and MRR@10 per mode, with paired significance tests."""
     from lede.eval.relevance import RelevanceConfig, evaluate_dataset, format_table  # ranx is slow
@@ -108,6 +112,7 @@ def relevance_command(
                 rrf_k=rrf_k,
             ),
             variants=_variants(variant or []),
+            shards=shards,
         )
         loaded = [load_beir(path, split, max_queries=max_queries) for path in paths]
     except (ValueError, FileNotFoundError) as error:

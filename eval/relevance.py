@@ -16,9 +16,10 @@ from ranx import Qrels, Run, compare, evaluate
 
 from lede.eval.datasets import BeirDataset
 from lede.eval.report import git_sha, machine, percentiles
+from lede.indexer.directory import Index, create_index, open_index
 from lede.indexer.embedder import Embedder, SentenceTransformerEmbedder
-from lede.indexer.index import LedeIndex
 from lede.indexer.manifest import IndexSettings
+from lede.indexer.shard_layout import is_sharded
 from lede.indexer.sources import Skipped, read_source
 from lede.service.engine import EngineSettings, Mode, SearchEngine
 
@@ -37,20 +38,17 @@ class RelevanceConfig:
     engine: EngineSettings = field(default_factory=EngineSettings)
     # Extra hybrid runs reported beside the default, e.g. {"hybrid_convex": {"fusion": ...}}.
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
+    shards: int | None = None  # evaluate a sharded index of this many shards (same figures)
 
     def index_key(self, dataset: BeirDataset) -> str:
         """Keyed by the corpus's content (not its path or mtime: a copied dataset still hits)."""
         with dataset.corpus.open("rb") as corpus:
             content = hashlib.file_digest(corpus, "sha256").hexdigest()
-        payload = json.dumps(
-            [
-                content,
-                self.model,
-                asdict(self.index),
-            ],
-            sort_keys=True,
-            default=str,
-        )
+        # Keyed as before for one index (its cached indexes stay valid); shards add a part.
+        parts: list[Any] = [content, self.model, asdict(self.index)]
+        if self.shards is not None:
+            parts.append({"shards": self.shards})
+        payload = json.dumps(parts, sort_keys=True, default=str)
         return f"{dataset.name}-{hashlib.sha256(payload.encode()).hexdigest()[:12]}"
 
 
@@ -59,7 +57,7 @@ def open_dataset_index(
     config: RelevanceConfig,
     cache: Path = DEFAULT_CACHE,
     embedder: Embedder | None = None,
-) -> tuple[LedeIndex, float]:
+) -> tuple[Index, float]:
     """Build the dataset's index, or reuse the one cached for the same data and settings.
 
     Returns:
@@ -67,13 +65,13 @@ def open_dataset_index(
     """
     path = cache / config.index_key(dataset)
     embedder = embedder or SentenceTransformerEmbedder(config.model)
-    if (path / "manifest.json").exists():
-        index = LedeIndex.open(path, embedder=embedder)
+    if (path / "manifest.json").exists() or is_sharded(path):
+        index = open_index(path, embedder=embedder)
         if index.stats()["articles"] > 0:
             return index, 0.0
         index.close()
     started = time.perf_counter()
-    index = LedeIndex.create(path, embedder=embedder, settings=config.index)
+    index = create_index(path, shards=config.shards, embedder=embedder, settings=config.index)
     articles = (item for item in read_source(dataset.corpus) if not isinstance(item, Skipped))
     index.add(articles, batch_size=1024)
     return index, time.perf_counter() - started
@@ -183,6 +181,7 @@ def evaluate_dataset(
             "index": asdict(config.index),
             "engine": asdict(config.engine),
             "variants": config.variants,
+            "shards": config.shards,
         },
         "git_sha": git_sha(),
         "machine": machine(),

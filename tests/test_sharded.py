@@ -12,7 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
+from lede.eval.datasets import SHARED_DATASETS, load_beir
 from lede.eval.local_server import run_lede as lede
+from lede.eval.relevance import RelevanceConfig, evaluate_dataset
 from lede.indexer.directory import create_index, open_index
 from lede.indexer.errors import IndexFormatError, ShardUnavailableError
 from lede.indexer.filters import Filters
@@ -225,3 +227,19 @@ def test_a_shard_that_is_down_fails_the_query_unless_partial_results_are_allowed
             index.layout.shard_of(h.record.article_id) != 1 for h in result.hits
         )
         assert "partial" not in SearchEngine(index).search("Rome", k=5).to_json()
+
+
+@pytest.mark.skipif(not (SHARED_DATASETS / "cisi").exists(), reason="needs ../shared/datasets")
+def test_relevance_evaluation_of_a_sharded_index_gives_the_same_runs(tmp_path: Path) -> None:
+    dataset = load_beir(SHARED_DATASETS / "cisi")
+    embedder = HashingEmbedder(dimension=64)
+    figures = {}
+    for shards in (None, 3):
+        runs = tmp_path / f"runs-{shards}"
+        config = RelevanceConfig(shards=shards)
+        result = evaluate_dataset(dataset, config, tmp_path / "cache", embedder, runs_dir=runs)
+        assert result["settings"]["shards"] == shards
+        figures[shards] = result["metrics"]
+    assert figures[None] == figures[3]
+    for single in sorted((tmp_path / "runs-None").iterdir()):
+        assert single.read_bytes() == (tmp_path / "runs-3" / single.name).read_bytes()
