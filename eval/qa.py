@@ -20,7 +20,6 @@ from lede.eval.answer_selection import best_candidates, load_selection, ranking_
 from lede.eval.datasets import load_beir
 from lede.eval.relevance import DEFAULT_CACHE, RelevanceConfig, open_dataset_index
 from lede.indexer.filters import Filters
-from lede.indexer.index import LedeIndex
 from lede.service.answer_candidates import answer_sentences
 from lede.service.answer_model import AnswerModel
 from lede.service.answer_scoring import SHORTLIST, PassageText, margin, score_candidates
@@ -337,7 +336,6 @@ def evaluate_qa(
     dataset = load_beir(squad_dir)
     titles = {item["context_id"]: item.get("title", "") for item in questions}
     config = RelevanceConfig()
-    index: LedeIndex
     index, build_s = open_dataset_index(dataset, config, cache)
     curves: dict[str, tuple[list[float], list[bool], float]] = {}
     try:

@@ -33,6 +33,7 @@ from lede.eval.relevance import DEFAULT_CACHE, RelevanceConfig, open_dataset_ind
 from lede.eval.report import write_result
 from lede.indexer.bm25_view import BM25View
 from lede.indexer.chunker import ChunkerSettings
+from lede.indexer.index import LedeIndex
 from lede.indexer.lexical import BM25Settings
 from lede.indexer.manifest import IndexSettings
 from lede.indexer.ranked import RankedList
@@ -70,7 +71,9 @@ class TrainSplit:
         self.queries = dataset.queries
         self.qrels = Qrels(dataset.qrels)
         self.depth = depth
-        self.index, _ = open_dataset_index(dataset, config, cache)
+        index, _ = open_dataset_index(dataset, config, cache)
+        assert isinstance(index, LedeIndex), "tuning re-scores one index's own BM25 postings"
+        self.index = index
         self.dense: dict[str, RankedList] = {}
         for query_id, text in self.queries.items():
             request = RetrievalRequest(text, ("dense",), depth)
