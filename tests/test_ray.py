@@ -55,8 +55,8 @@ def workdir() -> Iterator[Path]:
 
 @pytest.fixture(scope="module")
 def cluster(workdir: Path) -> Iterator[Cluster]:
-    outside = Path("/tmp/ray")
-    existed = outside.exists()
+    outside = [Path("/tmp/ray"), Path.home() / ".ray"]  # Ray's defaults
+    existed = [path.exists() for path in outside]
     saved = {key: os.environ.get(key) for key in ("RAY_TMPDIR", "RAY_AUTH_TOKEN_PATH")}
     os.environ["RAY_TMPDIR"] = str(workdir / "ray")
     os.environ["RAY_AUTH_TOKEN_PATH"] = str(workdir / "ray-token")
@@ -76,7 +76,7 @@ def cluster(workdir: Path) -> Iterator[Cluster]:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        assert outside.exists() == existed, "Ray wrote outside the test's directory"
+        assert [path.exists() for path in outside] == existed, "Ray wrote outside the test's folder"
 
 
 @pytest.fixture(scope="module")
