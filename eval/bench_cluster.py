@@ -36,6 +36,7 @@ from typing import Any
 
 import httpx
 
+from lede.eval.local_server import wait_ready
 from lede.eval.report import percentiles, write_result
 from lede.indexer.hashing_embedder import HashingEmbedder
 from lede.indexer.index import LedeIndex
@@ -231,7 +232,7 @@ def run(
                     replicas=count,
                     port=8961,
                 )
-                _wait_ready(served.url)
+                wait_ready(served.url)
                 _http_load(served.url, asked[:20], 1)  # warm every replica
                 serving[f"replicas_{count}"] = {
                     "clients_1": _http_load(served.url, asked, 1),
@@ -252,18 +253,6 @@ def run(
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     return results
-
-
-def _wait_ready(url: str, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/ready", timeout=10).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise RuntimeError(f"{url} was not ready within {timeout} s")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -74,12 +74,14 @@ class DenseView:
         dense = self.dense
         exact = dense.exact
         fetch = k + (EXACT_MARGIN if exact else 1)
+        rescored: np.ndarray | None = None  # the exact scores of `found`, once computed
         while True:
             ids, scores = dense.search(
                 query.vector, fetch, allowed, ef_search=query.ef_search, nprobe=query.nprobe
             )
             keep = ids[0] >= 0
             found, values = ids[0][keep], scores[0][keep]
+            rescored = None
             if len(found) <= k or len(found) < fetch or fetch >= dense.ntotal:
                 break
             if exact:
@@ -90,7 +92,7 @@ class DenseView:
                 break
             fetch = min(2 * fetch, dense.ntotal)
         if exact:
-            values = dense.exact_scores(query.vector, found)
+            values = rescored if rescored is not None else dense.exact_scores(query.vector, found)
         order = np.lexsort((found, -values))[:k]
         return RankedList(found[order].tolist(), values[order].astype(np.float64).tolist())
 

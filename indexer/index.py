@@ -29,6 +29,7 @@ from lede.indexer.ingest import (
     EmbeddedBatch,
     Progress,
     WriteReport,
+    add_in_batches,
     prepare_changed,
     select_changed,
 )
@@ -456,28 +457,13 @@ class LedeIndex:
         entirely stored or not at all). `progress` hears of every embedded slice and stored
         batch (the caller owns it: the CLI's bar, say).
         """
-        report = WriteReport()
-        try:
-            batch: list[Article] = []
-            for article in articles:
-                batch.append(article)
-                if len(batch) >= batch_size:
-                    self._add_batch(batch, report, progress, lock_timeout)
-                    batch = []
-                    if on_batch:
-                        on_batch(report)
-            if batch:
-                self._add_batch(batch, report, progress, lock_timeout)
-            if checkpoint:
-                self.checkpoint_if_due(lock_timeout)
-        except StorageError as error:
-            committed = report.added + report.updated
-            raise StorageError(
-                f"{error} ({committed} new or changed articles of this run were committed "
-                "before it; run the same command again once there is space: unchanged "
-                "articles are skipped)"
-            ) from error
-        return report
+        return add_in_batches(
+            articles,
+            batch_size,
+            lambda batch, report: self._add_batch(batch, report, progress, lock_timeout),
+            on_batch,
+            (lambda: self.checkpoint_if_due(lock_timeout)) if checkpoint else None,
+        )
 
     def _add_batch(
         self,

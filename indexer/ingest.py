@@ -25,7 +25,7 @@ import numpy as np
 
 from lede.indexer.chunker import Chunker
 from lede.indexer.embedder import Embedder
-from lede.indexer.errors import InvalidArticleError
+from lede.indexer.errors import InvalidArticleError, StorageError
 from lede.indexer.models import Article, Chunk
 
 EMBED_SLICE = 256  # texts per embedder call: how often progress is reported
@@ -170,3 +170,37 @@ def prepare_changed(
     report.chunks += sum(len(p.chunks) for p in prepared)
     report.embedded += embedded.embedded
     return embedded
+
+
+def add_in_batches(
+    articles: Iterable[Article],
+    batch_size: int,
+    add_batch: Callable[[list[Article], WriteReport], None],
+    on_batch: Callable[[WriteReport], None] | None = None,
+    finish: Callable[[], None] | None = None,
+) -> WriteReport:
+    """Feed `articles` to `add_batch` `batch_size` at a time (`on_batch` after each full
+    one), then call `finish` (a checkpoint); a storage failure says how much of the run was
+    committed before it."""
+    report = WriteReport()
+    try:
+        batch: list[Article] = []
+        for article in articles:
+            batch.append(article)
+            if len(batch) >= batch_size:
+                add_batch(batch, report)
+                batch = []
+                if on_batch:
+                    on_batch(report)
+        if batch:
+            add_batch(batch, report)
+        if finish:
+            finish()
+    except StorageError as error:
+        committed = report.added + report.updated
+        raise StorageError(
+            f"{error} ({committed} new or changed articles of this run were committed "
+            "before it; run the same command again once there is space: unchanged "
+            "articles are skipped)"
+        ) from error
+    return report

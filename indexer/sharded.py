@@ -31,13 +31,14 @@ import numpy as np
 
 from lede.indexer.chunker import Chunker
 from lede.indexer.embedder import Embedder, SentenceTransformerEmbedder
-from lede.indexer.errors import IndexFormatError, ShardUnavailableError, StorageError
+from lede.indexer.errors import IndexFormatError, ShardUnavailableError
 from lede.indexer.files import WriteLock
 from lede.indexer.index import LedeIndex, check_model
 from lede.indexer.ingest import (
     EmbeddedBatch,
     Progress,
     WriteReport,
+    add_in_batches,
     prepare_changed,
     select_changed,
 )
@@ -440,28 +441,13 @@ class ShardedIndex:
         """As `LedeIndex.add`: each batch is chunked and embedded once, then each shard
         stores its articles in one transaction (an article is in one shard: it is stored
         whole or not at all)."""
-        report = WriteReport()
-        try:
-            batch: list[Article] = []
-            for article in articles:
-                batch.append(article)
-                if len(batch) >= batch_size:
-                    self._add_batch(batch, report, progress, lock_timeout)
-                    batch = []
-                    if on_batch:
-                        on_batch(report)
-            if batch:
-                self._add_batch(batch, report, progress, lock_timeout)
-            if checkpoint:
-                self.checkpoint_if_due(lock_timeout)
-        except StorageError as error:
-            committed = report.added + report.updated
-            raise StorageError(
-                f"{error} ({committed} new or changed articles of this run were committed "
-                "before it; run the same command again once there is space: unchanged "
-                "articles are skipped)"
-            ) from error
-        return report
+        return add_in_batches(
+            articles,
+            batch_size,
+            lambda batch, report: self._add_batch(batch, report, progress, lock_timeout),
+            on_batch,
+            (lambda: self.checkpoint_if_due(lock_timeout)) if checkpoint else None,
+        )
 
     def _add_batch(
         self,

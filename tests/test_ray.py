@@ -26,6 +26,7 @@ ray = pytest.importorskip("ray")
 from ray import serve  # noqa: E402
 from ray.cluster_utils import Cluster  # noqa: E402
 
+from lede.eval.local_server import wait_ready  # noqa: E402
 from lede.indexer import ray_shards  # noqa: E402
 from lede.indexer.hashing_embedder import HashingEmbedder  # noqa: E402
 from lede.indexer.index import LedeIndex  # noqa: E402
@@ -121,25 +122,13 @@ def _search(url: str, query: str, **params: Any) -> httpx.Response:
     return httpx.get(f"{url}/search", params={"query": query, **params}, timeout=60)
 
 
-def _wait_ready(url: str, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/ready", timeout=10).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"{url} not ready in {timeout} s")
-
-
 def test_serve_replicas_search_write_survive_a_killed_shard_and_report_a_dead_one(
     cluster: Cluster, indexes: tuple[Path, LedeIndex]
 ) -> None:
     path, one = indexes
     served = serve_on_ray(Settings(index=path, api_keys=[KEY]), replicas=2, port=8931)
     try:
-        _wait_ready(served.url)
+        wait_ready(served.url, timeout=120)
         engine = SearchEngine(one)
         modes: list[tuple[str, Mode]] = [("cocoa exports", "hybrid"), ("oil prices", "bm25")]
         for query, mode in modes:

@@ -32,6 +32,7 @@ from lede.service.engine import MODES, SearchEngine
 from lede.service.settings import Settings
 from tests.conftest import EXAMPLES
 from tests.server import running_server
+from tests.test_cli import lede_json
 
 REUTERS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "reuters21578"
 
@@ -126,16 +127,10 @@ def test_open_and_create_index_pick_the_layout(tmp_path: Path) -> None:
         assert isinstance(index, LedeIndex)
 
 
-def _lede_json(*args: str) -> Any:
-    completed = lede(*args, "--json")
-    assert completed.returncode == 0, completed.stderr
-    return json.loads(completed.stdout)
-
-
 @pytest.fixture(scope="module")
 def sharded_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("sharded") / "index"
-    report = _lede_json(
+    report = lede_json(
         "index", str(EXAMPLES / "articles.jsonl"), "--index", str(path), "--shards", "3"
     )
     assert report["added"] == 43
@@ -146,16 +141,16 @@ def sharded_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_every_command_works_on_a_sharded_directory_as_on_one_index(
     sharded_dir: Path, sample_index_dir: Path, tmp_path: Path
 ) -> None:
-    info = _lede_json("info", "--index", str(sharded_dir))
+    info = lede_json("info", "--index", str(sharded_dir))
     assert info["layout"]["shards"] == 3 and info["counts"]["articles"] == 43
     assert sum(shard["counts"]["chunks"] for shard in info["shards"]) == info["counts"]["chunks"]
     for mode in MODES:
         args = ["search", "Who plays Ethan Hunt?", "--mode", mode, "-k", "5", "--index"]
         assert (
-            _lede_json(*args, str(sharded_dir))["hits"]
-            == (_lede_json(*args, str(sample_index_dir))["hits"])
+            lede_json(*args, str(sharded_dir))["hits"]
+            == (lede_json(*args, str(sample_index_dir))["hits"])
         )
-    answer = _lede_json("ask", "Who plays Ethan Hunt?", "--index", str(sharded_dir))
+    answer = lede_json("ask", "Who plays Ethan Hunt?", "--index", str(sharded_dir))
     assert answer["citations"][0]["article_id"] == "mi7-rome-cruise-atwell"
     wrong = lede(
         "index", str(EXAMPLES / "articles.jsonl"), "--index", str(sharded_dir), "--shards", "2"
