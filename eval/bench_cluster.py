@@ -119,7 +119,7 @@ def _http_load(url: str, queries: list[str], clients: int) -> dict[str, float]:
 
 
 @contextmanager
-def _local_cluster(folder: Path) -> Iterator[Any]:
+def local_cluster(folder: Path) -> Iterator[Any]:
     """Two Ray nodes on 127.0.0.1, each on its own core, writing only under `folder`."""
     os.environ["RAY_TMPDIR"] = str(folder / "ray")
     token = folder / "ray-token"
@@ -214,7 +214,7 @@ def run(
             "equal_top10": sum(_top10(sharded, q) == reference[q] for q in asked),
         }
         sharded.close()
-        with _local_cluster(folder):
+        with local_cluster(folder):
             placed = ray_shards.start(folder / "sharded", name="bench")
             cluster_index = ray_shards.ClusterIndex(placed.spec)
             latency_ray, phases = _latencies(cluster_index, asked, lambda: cluster_index.phases)

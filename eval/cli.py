@@ -195,6 +195,7 @@ BENCHMARKS = {  # name: summary; `lede bench NAME` runs eval/bench_NAME.py (or e
     "fuzz": "schemathesis against the service's OpenAPI schema: 5xx, schema, error shape (--help).",
     "load": "Mixed reads and writes at N clients for a duration: errors, latency, memory (--help).",
     "cluster": "One index vs shards in process, on a 2-node Ray cluster, via Serve (--help).",
+    "memory": "RSS of `lede serve` with and without PyTorch, and of a Ray Serve replica (--help).",
 }
 
 

@@ -7,14 +7,16 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal, Protocol
 
 import numpy as np
 from tqdm import tqdm
 
-from lede.indexer.onnx_encoder import AGREEMENT, OnnxTransformer, OnnxUnavailable, agreement
+from lede.indexer.light_encoder import LightEncoder, light_graph_path
+from lede.indexer.onnx_cache import OnnxUnavailable, export_in_child
+from lede.indexer.onnx_encoder import AGREEMENT, OnnxTransformer, agreement
 from lede.indexer.tokenizer import ModelTokenizer
 from lede.indexer.vectors import unit_rows
 
@@ -80,7 +82,7 @@ def _best_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _fingerprint(model_dir: Path) -> str:
+def model_fingerprint(model_dir: Path) -> str:
     """Stable id of a local model: hash of its config files and the sizes of all files."""
     digest = hashlib.sha256()
     for path in sorted(p for p in model_dir.rglob("*") if p.is_file()):
@@ -94,11 +96,13 @@ def _fingerprint(model_dir: Path) -> str:
 class SentenceTransformerEmbedder:
     """A sentence-transformers model; loads lazily on first use (see `warm_up`).
 
-    With the onnx backend (the default) the transformer runs in ONNX Runtime on the CPU and the
-    rest of the model in PyTorch (`onnx_encoder`); the embedder falls back to PyTorch, with a
-    warning, for a model that cannot be exported or whose exported outputs disagree with
-    PyTorch's. On a GPU (`device="cuda"`, or "auto" where PyTorch sees one) PyTorch embeds.
-    Tokenizing (what chunking needs) uses the tokenizer alone and never loads the model.
+    With the onnx backend (the default) on the CPU, the model runs without PyTorch where it can
+    (`light_encoder`: ONNX Runtime, the tokenizer, numpy pooling; the graph is exported once by
+    a child process, decision 44). Else the transformer runs in ONNX Runtime and the rest of the
+    model in PyTorch (`onnx_encoder`), and else, with a warning, PyTorch alone: for a model that
+    cannot be exported or whose exported outputs disagree with PyTorch's. On a GPU
+    (`device="cuda"`, or "auto" where PyTorch sees one) PyTorch embeds. Tokenizing (what
+    chunking needs) uses the tokenizer alone and never loads the model.
     """
 
     def __init__(
@@ -115,6 +119,7 @@ class SentenceTransformerEmbedder:
         if self._backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         self._onnx: OnnxTransformer | None = None
+        self._light: LightEncoder | None = None
         self._name = DEFAULT_MODEL if model in _BUNDLED_ALIASES else model
         self._path = resolve_model_path(model)
         self._batch_size = batch_size
@@ -126,10 +131,24 @@ class SentenceTransformerEmbedder:
         self._lock = threading.RLock()
 
     def warm_up(self) -> None:
-        """Load the model and its tokenizer (about a second for the default model)."""
+        """Load the model and its tokenizer (about a second for the default model; the first
+        light load on a machine exports the graph first, a few seconds more)."""
+        with self._lock:
+            if self._model is not None or self._light is not None:
+                return
+            if self._backend == "onnx" and self._device == "cpu":
+                self._light = self._load_light()
+                if self._light is not None:
+                    return
+            model = self._load_model()
+            if self._backend == "onnx" and self._device == "cpu":
+                self._onnx = self._load_onnx(model)
+
+    def _load_model(self) -> object:
+        """The sentence-transformers model, in PyTorch."""
         with self._lock:
             if self._model is not None:
-                return
+                return self._model
             os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
             from sentence_transformers import SentenceTransformer
             from transformers.utils import logging as transformers_logging
@@ -142,10 +161,23 @@ class SentenceTransformerEmbedder:
             logger.info(
                 "loading embedding model %s from %s on %s", self._name, self._path, self._device
             )
-            model = SentenceTransformer(self._path, device=self._device)
-            if self._backend == "onnx" and self._device == "cpu":
-                self._onnx = self._load_onnx(model)
-            self._model = model
+            self._model = SentenceTransformer(self._path, device=self._device)
+            return self._model
+
+    def _load_light(self) -> LightEncoder | None:
+        """The torch-free encoder of the cached graph, exporting it in a child process first
+        when it is not cached; None for a model it cannot run (then PyTorch loads)."""
+        graph, folder = light_graph_path(self._name, self.revision), Path(self._path)
+        if not folder.is_dir():
+            return None  # a hub name: its files are not at hand to read the tokenizer from
+        light = LightEncoder.open(graph, folder, agreement=AGREEMENT)
+        if light is None and export_in_child(
+            "lede.indexer.onnx_encoder", self._path, self._name, self.revision
+        ):
+            light = LightEncoder.open(graph, folder, agreement=AGREEMENT)
+        if light is not None:
+            logger.info("embedding model %s runs in ONNX Runtime without PyTorch", self._name)
+        return light
 
     def _load_onnx(self, model: object) -> OnnxTransformer | None:
         try:
@@ -171,13 +203,20 @@ class SentenceTransformerEmbedder:
     def backend(self) -> Backend:
         """The backend actually in use (onnx falls back to torch; see the class docstring)."""
         self.warm_up()
-        return "onnx" if self._onnx is not None else "torch"
+        return "onnx" if self._onnx is not None or self._light is not None else "torch"
+
+    @property
+    def light(self) -> bool:
+        """Whether the model runs without PyTorch (see the class docstring)."""
+        self.warm_up()
+        return self._light is not None
 
     @property
     def model(self) -> object:
+        """The sentence-transformers model in PyTorch (loaded on demand when the embedder runs
+        light: benchmarks compare against it)."""
         self.warm_up()
-        assert self._model is not None
-        return self._model
+        return self._load_model()
 
     @property
     def name(self) -> str:
@@ -188,10 +227,13 @@ class SentenceTransformerEmbedder:
         """Fingerprint of the model files (computed once: the index check and the ONNX cache
         key both ask)."""
         path = Path(self._path)
-        return _fingerprint(path) if path.is_dir() else "hub"
+        return model_fingerprint(path) if path.is_dir() else "hub"
 
     @property
     def dimension(self) -> int:
+        self.warm_up()
+        if self._light is not None:
+            return self._light.dimension
         model = self.model
         dimension = model.get_embedding_dimension()  # type: ignore[attr-defined]
         return int(dimension)
@@ -214,9 +256,12 @@ class SentenceTransformerEmbedder:
     def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        self.warm_up()
+        if self._light is not None:
+            return self._embed_onnx(self._light.encode, list(texts), progress)
         model = self.model
         if self._onnx is not None:
-            return self._embed_onnx(self._onnx, list(texts), progress)
+            return self._embed_onnx(self._onnx.encode, list(texts), progress)
         with self._lock:
             vectors = model.encode(  # type: ignore[attr-defined]
                 list(texts),
@@ -227,7 +272,9 @@ class SentenceTransformerEmbedder:
             )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
-    def _embed_onnx(self, onnx: OnnxTransformer, texts: list[str], progress: bool) -> np.ndarray:
+    def _embed_onnx(
+        self, encode: Callable[[list[str]], np.ndarray], texts: list[str], progress: bool
+    ) -> np.ndarray:
         """Batches of similar length (less padding), like sentence-transformers' `encode`."""
         order = np.argsort([-len(text) for text in texts], kind="stable")
         vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
@@ -235,7 +282,7 @@ class SentenceTransformerEmbedder:
         with self._lock:
             for start in tqdm(starts, desc="Batches", disable=not progress):
                 rows = order[start : start + self._batch_size]
-                vectors[rows] = onnx.encode([texts[row] for row in rows])
+                vectors[rows] = encode([texts[row] for row in rows])
         return np.ascontiguousarray(unit_rows(vectors), dtype=np.float32)
 
 

@@ -22,7 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from lede.indexer.embedder import resolve_model_path
+from lede.indexer.embedder import default_backend, resolve_model_path
+from lede.indexer.onnx_cache import export_in_child
+from lede.service.answer_onnx import LightClassifier, answer_graph
 
 logger = logging.getLogger(__name__)
 
@@ -113,28 +115,59 @@ class AnswerModel:
         self._batch_size = batch_size
         self._model: Any = None
         self._tokenizer: Any = None
+        self._light: LightClassifier | None = None
         self._lock = threading.Lock()
 
     def warm_up(self) -> None:
+        """Load the model: without PyTorch where it can (`answer_onnx`; the first load on a
+        machine exports the graph in a child process), else the PyTorch classifier."""
         with self._lock:
-            if self._model is None:
-                self._model, self._tokenizer = load_classifier(
-                    self.config.base_model, self.directory / WEIGHTS, self.config.lora_scale
-                )
+            if self._model is not None or self._light is not None:
+                return
+            if default_backend() == "onnx":
+                self._light = self._load_light()
+                if self._light is not None:
+                    return
+            self._model, self._tokenizer = load_classifier(
+                self.config.base_model, self.directory / WEIGHTS, self.config.lora_scale
+            )
+
+    def _load_light(self) -> LightClassifier | None:
+        base = Path(resolve_model_path(self.config.base_model))
+        if not base.is_dir():
+            return None
+        graph = answer_graph(self.directory, self.config.base_model, self.directory / WEIGHTS)
+        light = LightClassifier.open(graph, base)
+        if light is None and export_in_child("lede.service.answer_onnx", str(self.directory)):
+            light = LightClassifier.open(graph, base)
+        if light is not None:
+            logger.info("answer model runs in ONNX Runtime without PyTorch")
+        return light
+
+    @property
+    def light(self) -> bool:
+        """Whether the model runs without PyTorch."""
+        self.warm_up()
+        return self._light is not None
 
     def logits(self, question: str, candidates: Sequence[tuple[str, str]]) -> np.ndarray:
         """One raw score per `(title, text)` candidate; higher means more likely an answer."""
         if not candidates:
             return np.zeros(0, dtype=np.float64)
         self.warm_up()
-        import torch
-
         seconds = [candidate_text(title, text) for title, text in candidates]
         order = np.argsort([-len(s) for s in seconds], kind="stable")
         result = np.empty(len(seconds), dtype=np.float64)
+        batches = [order[i : i + self._batch_size] for i in range(0, len(order), self._batch_size)]
+        if self._light is not None:
+            for rows in batches:
+                picked = [seconds[row] for row in rows]
+                result[rows] = self._light.logits([question] * len(rows), picked)
+            return result
+        import torch
+
         with self._lock, torch.inference_mode():
-            for start in range(0, len(order), self._batch_size):
-                rows = order[start : start + self._batch_size]
+            for rows in batches:
                 encoded = self._tokenizer(
                     [question] * len(rows),
                     [seconds[row] for row in rows],

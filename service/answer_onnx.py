@@ -1,0 +1,167 @@
+"""The answer model run without PyTorch: its merged classifier exported to ONNX.
+
+The cross-encoder of `answer_model` is the embedding model's weights with trained adapters merged
+in; exported once (by a child process, `python -m lede.service.answer_onnx DIRECTORY`), it runs
+in ONNX Runtime with the model's own `tokenizer.json`, so `/answer` needs no PyTorch in the
+serving process (decision 44). Like the light embedding encoder, it opens only a graph whose
+sidecar holds PyTorch's logits of probe pairs, and checks that it reproduces them first.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lede.indexer.embedder import model_fingerprint, resolve_model_path
+from lede.indexer.light_encoder import feeds, load_tokenizer, open_table
+from lede.indexer.onnx_cache import (
+    OnnxUnavailable,
+    graph_path,
+    open_session,
+    package_version,
+    read_sidecar,
+    sidecar_path,
+    write_atomic,
+)
+from lede.indexer.onnx_export import export_graph, write_light_graph, write_table
+
+logger = logging.getLogger(__name__)
+
+SIDECAR_KIND = "answer-classifier"
+# Largest difference from PyTorch's logits allowed on the probe pairs (logits span about -10..10;
+# float32 kernels differ by about 1e-5).
+TOLERANCE = 1e-3
+PROBE_PAIRS = (
+    ("Who plays Ethan Hunt?", "Mission: Impossible | Tom Cruise returns as Ethan Hunt."),
+    ("When does the ferry leave?", "The ferry to Lantern Island leaves at 7 a.m. every day."),
+    ("How many people live there?", "Harbor City | " + "The city grew quickly. " * 40),
+)
+INPUT_NAMES = ["input_ids", "attention_mask", "token_type_ids"]
+
+
+def answer_graph(directory: Path, base_model: str, weights: Path) -> Path:
+    """The cache file of the classifier merged from `weights` over `base_model`."""
+    base = Path(resolve_model_path(base_model))
+    parts = (
+        "answer-classifier",
+        base_model,
+        model_fingerprint(base) if base.is_dir() else "hub",
+        hashlib.sha256(weights.read_bytes()).hexdigest(),
+        hashlib.sha256((directory / "scorer.json").read_bytes()).hexdigest(),
+    )
+    return graph_path(*parts)
+
+
+class LightClassifier:
+    """One logit per (question, candidate text) pair, from the cached graph."""
+
+    def __init__(self, graph: Path, sidecar: dict[str, Any], model_dir: Path) -> None:
+        self._session = open_session(str(graph))
+        self._names = [input.name for input in self._session.get_inputs()]
+        self._table = open_table(graph, sidecar)
+        self._tokenizer = load_tokenizer(
+            model_dir, max_length=int(sidecar["max_length"]), pairs="only_second"
+        )
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, graph: Path, model_dir: Path) -> LightClassifier | None:
+        """The classifier of an exported graph once it reproduces PyTorch's probe logits."""
+        sidecar = read_sidecar(graph, SIDECAR_KIND)
+        if sidecar is None:
+            return None
+        try:
+            classifier = cls(graph, sidecar, model_dir)
+            pairs = [(str(q), str(c)) for q, c in sidecar["probe_pairs"]]
+            ours = classifier.logits([q for q, _ in pairs], [c for _, c in pairs])
+        except (OnnxUnavailable, KeyError, ValueError, TypeError) as error:
+            logger.warning("light answer model unavailable for %s: %s", graph, error)
+            return None
+        difference = float(np.abs(ours - np.asarray(sidecar["reference"])).max())
+        if difference > TOLERANCE:
+            logger.warning(
+                "light answer model: logits differ from PyTorch's by %.2g > %s",
+                difference,
+                TOLERANCE,
+            )
+            return None
+        return classifier
+
+    def logits(self, questions: Sequence[str], seconds: Sequence[str]) -> np.ndarray:
+        with self._lock:  # the tokenizer's padding state is shared
+            encodings = self._tokenizer.encode_batch(list(zip(questions, seconds, strict=True)))
+        (output,) = self._session.run(None, feeds(encodings, self._names, self._table))
+        return np.asarray(output, dtype=np.float64)[:, 0]
+
+
+def export(directory: Path) -> bool:
+    """Merge the classifier of the answer model in `directory`, export it to the cache with a
+    sidecar of PyTorch's logits on the probe pairs; False when the cache is not writable."""
+    import torch
+
+    from lede.service.answer_model import WEIGHTS, ScorerConfig, load_classifier
+
+    config = ScorerConfig.read(directory)
+    model, tokenizer = load_classifier(config.base_model, directory / WEIGHTS, config.lora_scale)
+    graph = answer_graph(directory, config.base_model, directory / WEIGHTS)
+
+    def encode(pairs: Sequence[tuple[str, str]]) -> Any:
+        return tokenizer(
+            [q for q, _ in pairs],
+            [c for _, c in pairs],
+            truncation="only_second",
+            max_length=config.max_length,
+            padding=True,
+            return_tensors="pt",
+        )
+
+    graph_bytes, table = export_graph(
+        model, "logits", encode(PROBE_PAIRS[:1]), INPUT_NAMES, light=True
+    )
+    assert table is not None
+    with torch.inference_mode():
+        reference = model(**encode(PROBE_PAIRS)).logits[:, 0].double().numpy()
+    try:
+        sidecar = {
+            "kind": SIDECAR_KIND,
+            "max_length": config.max_length,
+            "embeddings": write_table(table),
+            "probe_pairs": [list(pair) for pair in PROBE_PAIRS],
+            "reference": reference.tolist(),
+            "exported_with": {
+                "torch": package_version("torch"),
+                "onnxruntime": package_version("onnxruntime"),
+            },
+        }
+        write_light_graph(graph, graph_bytes)
+        write_atomic(sidecar_path(graph), json.dumps(sidecar).encode())
+    except OSError as error:
+        logger.info("ONNX cache %s not writable (%s)", graph, error)
+        return False
+    logger.info("exported the answer model to %s", graph)
+    return True
+
+
+def main(argv: list[str]) -> int:
+    """`python -m lede.service.answer_onnx DIRECTORY`: 0 when the graph is in the cache."""
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if len(argv) != 1:
+        print("usage: python -m lede.service.answer_onnx ANSWER_MODEL_DIRECTORY")
+        return 2
+    try:
+        return 0 if export(Path(argv[0])) else 3
+    except (OnnxUnavailable, RuntimeError, ValueError) as error:
+        print(f"answer model export failed: {error}", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
