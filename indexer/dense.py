@@ -153,20 +153,35 @@ def one_faiss_thread() -> Iterator[None]:
 class DenseIndex:
     """FAISS index over (row id, vector) pairs with tombstone deletes."""
 
-    def __init__(self, dimension: int, factory: str = DEFAULT_FACTORY, *, expected_size: int = 0):
+    def __init__(
+        self,
+        dimension: int,
+        factory: str = DEFAULT_FACTORY,
+        *,
+        expected_size: int = 0,
+        template: bytes | None = None,
+    ):
         """
         Args:
             factory: a FAISS factory string, or "auto" (a tier chosen by size).
             expected_size: with "auto", the number of vectors about to be added.
+            template: a trained, empty index (`trained_template`) to start from instead: the
+                quantizer a sharded index trains once for all its shards.
         """
         self.dimension = dimension
         self.requested = factory
-        if factory == AUTO:
-            tier = tier_for_size(expected_size)
-            self.factory = tier.factory_for(dimension)
+        if template is not None:
+            self._index = faiss.deserialize_index(np.frombuffer(template, dtype=np.uint8))
+            if self._index.ntotal:
+                raise ValueError("a FAISS template must be empty")
+            self.factory = _auto_factory_of(self._index, dimension)
         else:
-            tier, self.factory = Tier(0, factory, nprobe=64), factory
-        self._index = _new_faiss_index(dimension, self.factory, tier.nprobe)
+            if factory == AUTO:
+                tier = tier_for_size(expected_size)
+                self.factory = tier.factory_for(dimension)
+            else:
+                tier, self.factory = Tier(0, factory, nprobe=64), factory
+            self._index = _new_faiss_index(dimension, self.factory, tier.nprobe)
         self._present = np.zeros(0, dtype=bool)  # ids stored in FAISS
         self._live = np.zeros(0, dtype=bool)  # stored and not deleted
         self.tombstones = 0
@@ -256,6 +271,17 @@ class DenseIndex:
                 f"got {len(vectors)}; index more articles in the first batch or use 'Flat'"
             )
         self._index.train(vectors)
+
+    @classmethod
+    def trained_template(cls, dimension: int, tier: Tier, sample: np.ndarray) -> bytes:
+        """A `tier` index trained on `sample` and holding nothing, serialized: the template
+        every shard of a sharded index starts its dense view from (decision 45)."""
+        index = cls(dimension, tier.factory_for(dimension))
+        _, inner = _layers(index._index)
+        if isinstance(inner, faiss.IndexIVF):
+            inner.nprobe = min(tier.nprobe, inner.nlist)
+        index.train(np.ascontiguousarray(sample, dtype=np.float32))
+        return bytes(faiss.serialize_index(index._index))
 
     def delete(self, doc_ids: np.ndarray) -> None:
         """Tombstone these ids; unknown ids are ignored."""

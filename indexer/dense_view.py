@@ -27,22 +27,28 @@ class DenseView:
     ranks_all: ClassVar[bool] = True
     query_input: ClassVar[Input] = "vector"
 
-    def __init__(self, dense: DenseIndex):
+    def __init__(self, dense: DenseIndex, template: bytes | None = None):
         self.dense = dense
+        self._template = template
+        self._template_factory = (
+            None if template is None else DenseIndex(dense.dimension, template=template).factory
+        )
 
     @classmethod
     def create(cls, spec: ViewSpec, expected_size: int = 0) -> DenseView:
-        settings = spec.manifest.settings
-        return cls(
-            DenseIndex(
-                spec.manifest.model.dimension, settings.faiss_factory, expected_size=expected_size
-            )
+        settings, template = spec.manifest.settings, spec.templates.get(cls.name)
+        dense = DenseIndex(
+            spec.manifest.model.dimension,
+            settings.faiss_factory,
+            expected_size=expected_size,
+            template=template,
         )
+        return cls(dense, template)
 
     @classmethod
     def from_bytes(cls, data: bytes, spec: ViewSpec) -> DenseView:
         dimension, factory = spec.manifest.model.dimension, spec.manifest.settings.faiss_factory
-        return cls(DenseIndex.from_bytes(data, dimension, factory))
+        return cls(DenseIndex.from_bytes(data, dimension, factory), spec.templates.get(cls.name))
 
     def to_bytes(self) -> bytes:
         return self.dense.to_bytes()
@@ -117,6 +123,10 @@ class DenseView:
         self.dense.train(vectors)
 
     def resize_due(self) -> bool:
+        """The size tier moved (by this index's size), or, with a template (a shard of a
+        sharded index, whose tier is the whole corpus's), the view is not built from it."""
+        if self._template_factory is not None:
+            return self.dense.factory != self._template_factory
         return self.dense.factory_due() is not None
 
     def rebuild_due(self) -> bool:

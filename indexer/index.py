@@ -60,6 +60,7 @@ logger = logging.getLogger(__name__)
 
 DATABASE_NAME = "lede.sqlite"
 ADD_SLICE = 4096  # chunks per view add when a view is rebuilt or reconciled from SQLite
+TEMPLATE_SUFFIX = ".template"  # a view's template in a shard's directory (install_template)
 _CHECKPOINT = re.compile(r"^([a-z0-9_]+)-(\d+)\.([a-z0-9]+)$")
 
 # A query with much lexical work encodes here while the calling thread searches the lexical
@@ -113,7 +114,7 @@ class LedeIndex:
         self.analyzer = Analyzer(settings.analyzer)
         self._views_lock = ReadWriteLock()
         self.catalog = Catalog()
-        self._spec = ViewSpec(manifest, self.analyzer)
+        self._spec = ViewSpec(manifest, self.analyzer, self._read_templates())
         self.views: dict[str, View] = {
             name: kind.create(self._spec) for name, kind in view_types().items()
         }
@@ -522,6 +523,39 @@ class LedeIndex:
             self._fresh_vectors = {}
 
     # What a sharded index asks of each shard (sharded.Shard), beside the reads.
+
+    def _read_templates(self) -> dict[str, bytes]:
+        """The view templates a sharded index installed in this shard (`install_template`)."""
+        found = {}
+        for name in view_types():
+            file = self.path / f"{name}{TEMPLATE_SUFFIX}"
+            if file.is_file():
+                found[name] = file.read_bytes()
+        return found
+
+    def install_template(self, view: str, data: bytes | None, lock_timeout: float = 60.0) -> None:
+        """Start `view` from this trained, empty state (None: train its own again), rebuild it
+        from SQLite and checkpoint: how a sharded index gives every shard one quantizer."""
+        if view not in view_types():
+            raise ValueError(f"no view named {view!r}")
+        with self.writing(lock_timeout):
+            file = self.path / f"{view}{TEMPLATE_SUFFIX}"
+            if data is None:
+                file.unlink(missing_ok=True)
+            else:
+                atomic_write(file, data)
+            self._spec = ViewSpec(self.manifest, self.analyzer, self._read_templates())
+            self._rebuild(view)
+            self.checkpoint()
+
+    def live_ids(self, view: str) -> np.ndarray:
+        """The chunk ids `view` holds (global ids in a shard)."""
+        with self._views_lock.reading():
+            return np.asarray(self.views[view].live_ids(), dtype=np.int64)
+
+    def stored_embeddings(self, ids: Sequence[int]) -> np.ndarray:
+        """These chunks' embeddings from SQLite, in the order given."""
+        return self.store.embeddings(list(ids))
 
     def content_hashes(self, article_ids: Sequence[str]) -> dict[str, str]:
         """The stored articles' content hashes, by id (absent ids are left out)."""

@@ -155,6 +155,17 @@ class RayShard:
     def checkpoint_now(self, lock_timeout: float = 60.0) -> None:
         self._call("checkpoint_now", lock_timeout, timeout=WRITE_TIMEOUT)
 
+    def live_ids(self, view: str) -> np.ndarray:
+        found: np.ndarray = self._call("live_ids", view, timeout=WRITE_TIMEOUT)
+        return found
+
+    def stored_embeddings(self, ids: Sequence[int]) -> np.ndarray:
+        found: np.ndarray = self._call("stored_embeddings", list(ids), timeout=WRITE_TIMEOUT)
+        return found
+
+    def install_template(self, view: str, data: bytes | None, lock_timeout: float = 60.0) -> None:
+        self._call("install_template", view, data, lock_timeout, timeout=WRITE_TIMEOUT)
+
     def close(self) -> None:
         """The actor keeps its shard open; the cluster's owner stops it."""
 

@@ -31,10 +31,13 @@ def bucket_of(article_id: str, buckets: int = BUCKETS) -> int:
 
 @dataclass(frozen=True, slots=True)
 class ShardLayout:
-    """The shard count and each bucket's shard (`bucket_shards[bucket]`)."""
+    """The shard count, each bucket's shard (`bucket_shards[bucket]`), and the FAISS factory
+    of the quantizer every shard's dense view starts from (None: each trains its own, i.e. the
+    corpus is in the Flat tier; `ShardedIndex._choose_tier`)."""
 
     shards: int
     bucket_shards: tuple[int, ...]
+    dense_template: str | None = None
 
     @classmethod
     def even(cls, shards: int, buckets: int = BUCKETS) -> ShardLayout:
@@ -57,6 +60,7 @@ class ShardLayout:
             "shards": self.shards,
             "hash": "blake2b-64",
             "bucket_shards": list(self.bucket_shards),
+            "dense_template": self.dense_template,
         }
 
 
@@ -86,8 +90,11 @@ def read_layout(directory: Path) -> ShardLayout:
         buckets = tuple(int(shard) for shard in data["bucket_shards"])
         if not buckets or any(not 0 <= shard < shards for shard in buckets):
             raise ValueError("a bucket maps to no shard")
+        template = data.get("dense_template")
+        if template is not None and not isinstance(template, str):
+            raise ValueError("dense_template is not a FAISS factory string")
     except IndexFormatError:
         raise
     except (OSError, KeyError, TypeError, ValueError) as error:
         raise IndexFormatError(f"{path} is damaged or incomplete: {error!r}") from None
-    return ShardLayout(shards, buckets)
+    return ShardLayout(shards, buckets, template)

@@ -11,7 +11,11 @@ of the same articles, hit for hit and score for score, because:
   term's document frequency), gathered from every shard before the search round;
 - every view breaks tied scores to the lower chunk id, at the cut too, so merging the
   shards' lists by (score descending, id ascending) gives one index's list;
-- FAISS runs on one thread (`warm_up`), so a similarity does not move by an ulp.
+- FAISS runs on one thread (`warm_up`), so a similarity does not move by an ulp;
+- the FAISS size tier is the whole corpus's, and above Flat every shard starts from one
+  quantizer trained on the sample one index would train on (`_choose_tier`): an approximate
+  tier cannot be exact, but each shard probes the lists one index would and re-scores at least
+  the candidates one index would, so recall@10 is at least one index's (decision 45).
 
 In this process the shards are plain `LedeIndex` objects; `lede serve --ray` places each in
 its own actor and scatters the same calls (the reference this class is for the cluster).
@@ -30,6 +34,8 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 
 from lede.indexer.chunker import Chunker
+from lede.indexer.dense import AUTO, DenseIndex, tier_for_size
+from lede.indexer.dense_view import DenseView
 from lede.indexer.embedder import Embedder, SentenceTransformerEmbedder
 from lede.indexer.errors import IndexFormatError, ShardUnavailableError
 from lede.indexer.files import WriteLock
@@ -117,6 +123,14 @@ class Shard(Protocol):
     def checkpoint_if_due(self, lock_timeout: float = 60.0) -> None: ...
 
     def checkpoint_now(self, lock_timeout: float = 60.0) -> None: ...
+
+    def live_ids(self, view: str) -> np.ndarray: ...
+
+    def stored_embeddings(self, ids: Sequence[int]) -> np.ndarray: ...
+
+    def install_template(
+        self, view: str, data: bytes | None, lock_timeout: float = 60.0
+    ) -> None: ...
 
     def close(self) -> None: ...
 
@@ -516,12 +530,51 @@ class ShardedIndex:
         return [article_id for article_id in dict.fromkeys(article_ids) if article_id in found]
 
     def checkpoint_if_due(self, lock_timeout: float = 60.0) -> None:
+        with self.writing(lock_timeout):
+            self._choose_tier(lock_timeout)
         for shard in self.shards:
             shard.checkpoint_if_due(lock_timeout)
 
     def checkpoint(self) -> None:
+        self._choose_tier()
         for shard in self.shards:
             shard.checkpoint_now()
+
+    def _choose_tier(self, lock_timeout: float = 60.0) -> None:
+        """With the "auto" FAISS factory: the size tier of the whole corpus, not of each
+        shard, and above Flat one quantizer trained once, on the sample one index would train
+        on, and installed in every shard (decision 45). A shard alone would choose its tier by
+        its own size and train on its own vectors."""
+        if self.manifest.settings.faiss_factory != AUTO:
+            return
+        total = sum(int(counts["chunks"]) for counts in self._scatter(_stats, self.shards))
+        tier = tier_for_size(total)
+        dimension = self.manifest.model.dimension
+        wanted = None if tier.min_vectors == 0 else tier.factory_for(dimension)
+        if wanted == self.layout.dense_template:
+            return
+        template = None
+        if wanted is not None:
+            sample = self._training_sample(DenseIndex(dimension, wanted).training_size)
+            template = DenseIndex.trained_template(dimension, tier, sample)
+        logger.info("%s: the dense view of every shard becomes %s", self.path, wanted or "auto")
+        for shard in self.shards:
+            shard.install_template(DenseView.name, template, lock_timeout)
+        self.layout = replace(self.layout, dense_template=wanted)
+        write_layout(self.path, self.layout)  # last: the commit of the new tier
+
+    def _training_sample(self, training_size: int) -> np.ndarray:
+        """The stored embeddings one index of these chunks would train its quantizer on (an
+        even draw over the chunk ids; `LedeIndex._training_sample`)."""
+        owned = self._scatter(lambda shard: shard.live_ids(DenseView.name), self.shards)
+        ids = np.sort(np.concatenate(owned)) if owned else np.zeros(0, dtype=np.int64)
+        sample = ids[:: max(1, len(ids) // max(100_000, training_size))]
+        vectors = np.empty((len(sample), self.manifest.model.dimension), dtype=np.float32)
+        for shard, mine in zip(self.shards, owned, strict=True):
+            mask = np.isin(sample, mine)
+            if mask.any():
+                vectors[mask] = shard.stored_embeddings(sample[mask].tolist())
+        return vectors
 
     @classmethod
     def repair_directory(cls, path: Path) -> dict[str, int]:
@@ -532,6 +585,10 @@ class ShardedIndex:
             counts = LedeIndex.repair_directory(Path(path) / layout.shard_name(shard))
             totals = {key: totals[key] + counts[key] for key in totals}
         return totals
+
+
+def _stats(shard: Shard) -> dict[str, Any]:
+    return shard.stats()
 
 
 def merge_ranked(parts: Sequence[RankedList], depth: int) -> RankedList:

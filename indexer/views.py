@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
 
 import numpy as np
@@ -77,10 +77,13 @@ class ViewQuery:
 
 @dataclass(frozen=True, slots=True)
 class ViewSpec:
-    """What a view needs from the index to be created or loaded."""
+    """What a view needs from the index to be created or loaded. `templates`: by view name,
+    the trained, empty state a view starts from instead of training its own (what a sharded
+    index shares among its shards: the dense view's IVF quantizer, decision 45)."""
 
     manifest: Manifest
     analyzer: Analyzer
+    templates: Mapping[str, bytes] = field(default_factory=dict)
 
 
 class View(Protocol):

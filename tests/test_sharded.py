@@ -9,12 +9,16 @@ import json
 from pathlib import Path
 from typing import Any
 
+import faiss
 import httpx
+import numpy as np
 import pytest
 
 from lede.eval.datasets import SHARED_DATASETS, load_beir
 from lede.eval.local_server import run_lede as lede
 from lede.eval.relevance import RelevanceConfig, evaluate_dataset
+from lede.indexer import dense
+from lede.indexer.dense import DenseIndex, Tier
 from lede.indexer.directory import create_index, open_index
 from lede.indexer.errors import IndexFormatError, ShardUnavailableError
 from lede.indexer.filters import Filters
@@ -35,6 +39,18 @@ from tests.server import running_server
 from tests.test_cli import lede_json
 
 REUTERS = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "reuters21578"
+
+
+def dense_of(index: Any) -> DenseIndex:
+    view: Any = index.views["dense"]
+    return view.dense  # type: ignore[no-any-return]
+
+
+def faiss_quantizer(index: DenseIndex) -> np.ndarray:
+    """The IVF's centroids."""
+    inner = faiss.downcast_index(index._index.index)
+    ivf = faiss.downcast_index(inner.base_index)
+    return faiss.rev_swig_ptr(faiss.downcast_index(ivf.quantizer).get_xb(), ivf.nlist * ivf.d)
 
 
 def test_buckets_are_stable_and_dealt_evenly() -> None:
@@ -238,3 +254,64 @@ def test_relevance_evaluation_of_a_sharded_index_gives_the_same_runs(tmp_path: P
     assert figures[None] == figures[3]
     for single in sorted((tmp_path / "runs-None").iterdir()):
         assert single.read_bytes() == (tmp_path / "runs-3" / single.name).read_bytes()
+
+
+def _recall_at_10(index: Any, queries: list[str], truth: dict[str, set[int]]) -> float:
+    found = 0
+    for query in queries:
+        retrieval = index.retrieve(RetrievalRequest(query, ("dense",), 10))
+        found += len(truth[query] & set(retrieval.lists["dense"].ids))
+    return found / (10 * len(queries))
+
+
+@pytest.mark.skipif(not REUTERS.exists(), reason="needs ../shared/datasets/reuters21578")
+def test_an_approximate_tier_is_chosen_for_the_whole_corpus_and_trained_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the corpus above the IVF threshold (lowered here, so that 3,000 articles cross it)
+    every shard starts from one quantizer trained on the sample one index trains on, even
+    though no shard alone is above the threshold; recall@10 is at least one index's."""
+    ivf = "IVF32,PQ{pq}x4fs,Refine(SQ8)"
+    monkeypatch.setattr(dense, "AUTO_TIERS", (Tier(5_000, ivf, nprobe=4), Tier(0, "Flat")))
+    articles = _reuters(3000)
+    embedder = HashingEmbedder(dimension=64)
+    one = LedeIndex.create(tmp_path / "one", embedder=embedder)
+    sharded = ShardedIndex.create(tmp_path / "four", 4, embedder=embedder)
+    for index in (one, sharded):
+        index.add(articles, batch_size=700)
+    chunks = one.stats()["chunks"]
+    assert all(shard.stats()["chunks"] < 5_000 < chunks for shard in sharded.shards)
+    factory = ivf.format(pq=16)
+    assert dense_of(one).factory == factory
+    assert sharded.layout.dense_template == factory == read_layout(tmp_path / "four").dense_template
+    quantizers = [faiss_quantizer(dense_of(shard)) for shard in sharded.shards]
+    for centroids in quantizers:  # one quantizer, the one index's
+        np.testing.assert_array_equal(centroids, quantizers[0])
+    np.testing.assert_allclose(quantizers[0], faiss_quantizer(dense_of(one)), atol=1e-5)
+
+    ids = np.asarray(sorted(one.views["dense"].live_ids()), dtype=np.int64)
+    stored = one.store.embeddings(ids.tolist())
+    queries = [a.title for a in articles[::23] if a.title]
+    truth = {
+        query: set(ids[np.argsort(-(stored @ embedder.embed([query])[0]))[:10]].tolist())
+        for query in queries
+    }
+    recall_one, recall_sharded = (_recall_at_10(i, queries, truth) for i in (one, sharded))
+    assert recall_one < 1.0  # approximate indeed
+    assert recall_sharded >= recall_one, (recall_sharded, recall_one)
+
+    sharded.close()
+    with ShardedIndex.open(tmp_path / "four", embedder=embedder) as reopened:
+        assert all(dense_of(shard).factory == factory for shard in reopened.shards)
+        assert _recall_at_10(reopened, queries, truth) == recall_sharded
+        # Below the threshold again: the template goes, every shard is exact, equal to one index.
+        gone = [a.id for a in articles[: 2 * len(articles) // 3]]
+        for index in (one, reopened):
+            index.delete(gone)
+            index.checkpoint_if_due()
+        assert one.stats()["chunks"] < 5_000
+        assert reopened.layout.dense_template is None
+        assert all(dense_of(shard).factory == "Flat" for shard in reopened.shards)
+        assert dense_of(one).factory == "Flat"
+        assert _retrievals(reopened, queries[:5]) == _retrievals(one, queries[:5])
+    one.close()
