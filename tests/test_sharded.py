@@ -48,9 +48,11 @@ def dense_of(index: Any) -> DenseIndex:
 
 def faiss_quantizer(index: DenseIndex) -> np.ndarray:
     """The IVF's centroids."""
-    inner = faiss.downcast_index(index._index.index)
-    ivf = faiss.downcast_index(inner.base_index)
-    return faiss.rev_swig_ptr(faiss.downcast_index(ivf.quantizer).get_xb(), ivf.nlist * ivf.d)
+    stored: Any = index._index
+    refine: Any = faiss.downcast_index(stored.index)
+    ivf: Any = faiss.downcast_index(refine.base_index)
+    flat: Any = faiss.downcast_index(ivf.quantizer)
+    return np.asarray(faiss.rev_swig_ptr(flat.get_xb(), ivf.nlist * ivf.d))
 
 
 def test_buckets_are_stable_and_dealt_evenly() -> None:
