@@ -21,7 +21,7 @@ import numpy as np
 
 from lede.indexer import bm25_kernels
 from lede.indexer.chunker import Chunker
-from lede.indexer.embedder import Embedder, SentenceTransformerEmbedder
+from lede.indexer.embedder import Embedder, embedder_for
 from lede.indexer.errors import IndexFormatError, StorageError
 from lede.indexer.files import WriteLock, atomic_write
 from lede.indexer.filters import Catalog
@@ -147,7 +147,7 @@ class LedeIndex:
             return cls.open(path, embedder=embedder, model=model, **options)
         if path.exists() and any(path.iterdir()):
             raise IndexFormatError(f"{path} exists, is not empty and is not a Lede index")
-        embedder = embedder or SentenceTransformerEmbedder(
+        embedder = embedder or embedder_for(
             model or "all-MiniLM-L6-v2", device=device, batch_size=embed_batch_size
         )
         settings = settings or IndexSettings()
@@ -176,7 +176,7 @@ class LedeIndex:
         path = Path(path)
         manifest = read_manifest(path)
         if embedder is None:
-            embedder = SentenceTransformerEmbedder(
+            embedder = embedder_for(
                 model or manifest.model.name, device=device, batch_size=embed_batch_size
             )
         if embedder.name != manifest.model.name and model is not None:
@@ -201,7 +201,7 @@ class LedeIndex:
         self.close()
 
     def _new_embedder(self) -> Embedder:
-        return SentenceTransformerEmbedder(
+        return embedder_for(
             self.manifest.model.name, device=self._device, batch_size=self._embed_batch_size
         )
 

@@ -36,7 +36,7 @@ import numpy as np
 from lede.indexer.chunker import Chunker
 from lede.indexer.dense import AUTO, DenseIndex, tier_for_size
 from lede.indexer.dense_view import DenseView
-from lede.indexer.embedder import Embedder, SentenceTransformerEmbedder
+from lede.indexer.embedder import Embedder, embedder_for
 from lede.indexer.errors import IndexFormatError, ShardUnavailableError
 from lede.indexer.files import WriteLock
 from lede.indexer.index import LedeIndex, check_model
@@ -206,7 +206,7 @@ class ShardedIndex:
         if path.exists() and any(path.iterdir()):
             raise IndexFormatError(f"{path} exists, is not empty and is not a Lede index")
         layout = ShardLayout.even(shards)
-        embedder = embedder or SentenceTransformerEmbedder(
+        embedder = embedder or embedder_for(
             model or "all-MiniLM-L6-v2", device=device, batch_size=embed_batch_size
         )
         path.mkdir(parents=True, exist_ok=True)
@@ -237,7 +237,7 @@ class ShardedIndex:
             if not (folder / "manifest.json").exists():
                 raise IndexFormatError(f"{path}: shard {folder.name} is missing")
         first = read_manifest(folders[0])
-        embedder = embedder or SentenceTransformerEmbedder(
+        embedder = embedder or embedder_for(
             model or first.model.name, device=device, batch_size=embed_batch_size
         )
         opened: list[LedeIndex] = []

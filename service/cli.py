@@ -182,7 +182,7 @@ def index_command(
             embed_batch_size=embed_batch_size,
         )
         if ray_address is not None:
-            report = _index_on_ray(lede, articles(), ray_address, workers, device)
+            report = _index_on_ray(lede, articles(), ray_address, workers, device, batch_size)
         else:
             bar = IndexProgress(total, show=show)
             try:
@@ -201,7 +201,12 @@ def index_command(
 
 
 def _index_on_ray(
-    lede: Index, articles: Iterator[Article], address: str, workers: int, device: str
+    lede: Index,
+    articles: Iterator[Article],
+    address: str,
+    workers: int,
+    device: str,
+    batch_size: int,
 ) -> WriteReport:
     """`lede index --ray`: the chunk and embed stages on the cluster (indexer/ray_ingest.py)."""
     from lede.indexer.sharded import ShardedIndex
@@ -215,7 +220,7 @@ def _index_on_ray(
         except ImportError:
             raise _fail("--ray needs Ray: pip install 'lede[ray]'") from None
         connect(address)
-        return index_on_ray(lede, articles, workers=workers, device=device)
+        return index_on_ray(lede, articles, workers=workers, device=device, batch_size=batch_size)
 
 
 def _print_report(report: WriteReport, as_json: bool) -> None:
