@@ -206,9 +206,12 @@ def _stored_articles(index_dir: Path) -> int:
     """Articles committed to the shards' databases so far (read while a job writes)."""
     total = 0
     for database in sorted(index_dir.glob("shard-*/lede.sqlite")):
-        with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
-            with contextlib.suppress(sqlite3.OperationalError):  # no schema there yet
-                total += int(db.execute("SELECT count(*) FROM articles").fetchone()[0])
+        uri = f"file:{database}?mode=ro"
+        with (
+            contextlib.closing(sqlite3.connect(uri, uri=True)) as db,
+            contextlib.suppress(sqlite3.OperationalError),  # no schema there yet
+        ):
+            total += int(db.execute("SELECT count(*) FROM articles").fetchone()[0])
     return total
 
 
