@@ -23,6 +23,7 @@ import os
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 import argparse
+import random
 import secrets
 import shutil
 import statistics
@@ -38,6 +39,8 @@ from typing import Any
 import httpx
 import numpy as np
 
+from lede.eval.bench_indexer import reuters_vocabulary
+from lede.eval.cluster_model import CostModel, Measured, check, projections
 from lede.eval.local_server import wait_ready
 from lede.eval.report import percentiles, write_result
 from lede.indexer.hashing_embedder import HashingEmbedder
@@ -61,6 +64,11 @@ def _articles(limit: int) -> list[Article]:
             if len(found) >= limit:
                 break
     return found
+
+
+def _factory(index: LedeIndex) -> str:
+    view: Any = index.views["dense"]
+    return str(view.dense.factory)
 
 
 def _queries(corpus: list[Article], count: int) -> list[str]:
@@ -156,6 +164,87 @@ def approximate_tier(
     return found
 
 
+def _driver_qps(index: SearchableIndex, queries: list[str], clients: int) -> float:
+    """Queries per second with `clients` threads searching at once in this process."""
+    engine = SearchEngine(index)
+    position = iter(range(len(queries)))
+    lock = threading.Lock()
+
+    def client() -> None:
+        while True:
+            with lock:
+                at = next(position, None)
+            if at is None:
+                return
+            engine.search(queries[at], k=10, highlight=False)
+
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return round(len(queries) / (time.perf_counter() - started), 1)
+
+
+def _ray_driver(
+    folder: Path, queries: list[str], reference: dict[str, Any], nodes: int
+) -> dict[str, Any]:
+    """3 shard actors on a cluster of `nodes` nodes, searched from this process: latency with
+    its parts, QPS at 4 clients, and top 10 against one index."""
+    from lede.indexer import ray_shards
+
+    with local_cluster(folder, nodes):
+        placed = ray_shards.start(folder / "sharded", name=f"bench-{nodes}")
+        cluster_index = ray_shards.ClusterIndex(placed.spec)
+        latency, phases = _latencies(cluster_index, queries, lambda: cluster_index.phases)
+        found = {
+            "nodes": nodes,
+            "cores_per_node": len(os.sched_getaffinity(0)) // nodes,
+            **latency,
+            **phases,
+            "qps_4_clients": _driver_qps(cluster_index, queries, 4),
+            "equal_top10": sum(_top10(cluster_index, q) == reference[q] for q in queries),
+        }
+        cluster_index.close()
+        placed.stop()
+    return found
+
+
+def _measured(run: dict[str, Any], shards: int, chunks: int) -> Measured:
+    return Measured(
+        shards=shards,
+        chunks=chunks,
+        nodes=int(run.get("nodes", 1)),
+        cores_per_node=int(run.get("cores_per_node", 1)),
+        statistics_ms=run["statistics_p50_ms"],
+        search_ms=run["search_p50_ms"],
+        merge_ms=run["merge_p50_ms"],
+        fetch_ms=run["fuse_and_fetch_p50_ms"],
+        total_ms=run["p50_ms"],
+        qps=run.get("qps_4_clients"),
+    )
+
+
+def cost_model(
+    results: dict[str, Any], shards: int, chunks: int, target_chunks: int
+) -> dict[str, Any]:
+    """Fit the model (`cluster_model`) on the in-process and the one-node runs, check it on
+    the two-node run, and project more nodes."""
+    in_process = _measured(results["sharded_in_process"], shards, chunks)
+    one_node = _measured(results["ray_driver_1_node"], shards, chunks)
+    two_nodes = _measured(results["ray_driver"], shards, chunks)
+    model = CostModel.fit(in_process, one_node)
+    cores = two_nodes.cores_per_node
+    return {
+        "fitted_on": "sharded_in_process + ray_driver_1_node",
+        "parameters": model.to_json(),
+        "fitted_run": check(model, one_node),
+        "checked_on_2_nodes": check(model, two_nodes),
+        "projections": projections(model, target_chunks, cores),
+    }
+
+
 def _http_load(url: str, queries: list[str], clients: int) -> dict[str, float]:
     """`clients` threads sending the queries to /search in turn; latency and QPS."""
     samples: list[float] = []
@@ -186,8 +275,9 @@ def _http_load(url: str, queries: list[str], clients: int) -> dict[str, float]:
 
 
 @contextmanager
-def local_cluster(folder: Path) -> Iterator[Any]:
-    """Two Ray nodes on 127.0.0.1, each on its own core, writing only under `folder`."""
+def local_cluster(folder: Path, nodes: int = 2) -> Iterator[Any]:
+    """Two Ray nodes on 127.0.0.1, each on its own core (or one node with both cores),
+    writing only under `folder`."""
     os.environ["RAY_TMPDIR"] = str(folder / "ray")
     token = folder / "ray-token"
     token.write_text(secrets.token_hex(32))
@@ -198,12 +288,18 @@ def local_cluster(folder: Path) -> Iterator[Any]:
 
     cores = sorted(os.sched_getaffinity(0))
     try:
-        os.sched_setaffinity(0, {cores[0]})
-        cluster = Cluster(
-            initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False}
-        )
-        os.sched_setaffinity(0, {cores[-1]})
-        cluster.add_node(num_cpus=1)
+        if nodes == 1:
+            cluster = Cluster(
+                initialize_head=True,
+                head_node_args={"num_cpus": len(cores), "include_dashboard": False},
+            )
+        else:
+            os.sched_setaffinity(0, {cores[0]})
+            cluster = Cluster(
+                initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False}
+            )
+            os.sched_setaffinity(0, {cores[-1]})
+            cluster.add_node(num_cpus=1)
     finally:
         os.sched_setaffinity(0, set(cores))
     from lede.service.ray_serve import connect
@@ -240,6 +336,33 @@ def _bulk_indexing(folder: Path, corpus: list[Article], workers: list[int]) -> d
     return found
 
 
+def synthetic_corpus(documents: int, seed: int = 7) -> Callable[[], Iterator[Article]]:
+    """`documents` articles of 120 words drawn from Reuters' word frequencies (one chunk
+    each), generated again on every call, block by block, so the corpus is never all in
+    memory."""
+    vocabulary, weights = reuters_vocabulary()
+
+    def articles() -> Iterator[Article]:
+        rng = np.random.default_rng(seed)
+        for start in range(0, documents, 10_000):
+            block = rng.choice(
+                len(vocabulary), size=(min(10_000, documents - start), 120), p=weights
+            )
+            for offset, row in enumerate(block):
+                text = " ".join(vocabulary[j] for j in row) + "."
+                yield Article(id=f"doc-{start + offset}", title="", text=text)
+
+    return articles
+
+
+def synthetic_queries(count: int, seed: int = 7) -> list[str]:
+    """2-5 mid-frequency words each (as `bench indexer` asks its synthetic corpus)."""
+    vocabulary, _ = reuters_vocabulary()
+    picker = random.Random(seed)
+    middle = vocabulary[50:3000]
+    return [" ".join(picker.sample(middle, picker.randint(2, 5))) for _ in range(count)]
+
+
 def run(
     articles: int,
     shards: int,
@@ -247,28 +370,48 @@ def run(
     replicas: list[int],
     bulk_articles: int = 0,
     bulk_workers: tuple[int, ...] = (1, 2),
+    synthetic: int = 0,
 ) -> dict[str, Any]:
-    from lede.indexer import ray_shards
+    """Reuters (`articles`), or `synthetic` generated articles of one chunk each; Serve and
+    bulk indexing only with Reuters."""
     from lede.service.ray_serve import serve_on_ray
     from lede.service.settings import Settings
 
-    corpus = _articles(articles)
-    asked = _queries(corpus, queries)
+    if synthetic:
+        corpus: list[Article] = []
+        source = synthetic_corpus(synthetic)
+        asked = synthetic_queries(queries)
+        replicas, bulk_articles = [], 0
+    else:
+        corpus = _articles(articles)
+        asked = _queries(corpus, queries)
+
+        def source() -> Iterator[Article]:
+            return iter(corpus)
+
     folder = Path(tempfile.mkdtemp(prefix="lede-bench-cluster-"))
     embedder = HashingEmbedder(dimension=DIMENSION)
     results: dict[str, Any] = {}
     try:
         started = time.perf_counter()
         one = LedeIndex.create(folder / "one", embedder=embedder)
-        one.add(corpus)
+        one.add(source())
         one.checkpoint_if_due()
         build_one = time.perf_counter() - started
         started = time.perf_counter()
         sharded = ShardedIndex.create(folder / "sharded", shards, embedder=embedder)
-        sharded.add(corpus)
+        sharded.add(source())
         build_sharded = time.perf_counter() - started
-        chunks = one.stats()["chunks"]
-        results["corpus"] = {"articles": len(corpus), "chunks": chunks, "queries": len(asked)}
+        stats = one.stats()
+        chunks = stats["chunks"]
+        results["corpus"] = {
+            "source": "synthetic" if synthetic else "reuters",
+            "articles": stats["articles"],
+            "chunks": chunks,
+            "queries": len(asked),
+            "dense_factory": one.views["dense"].stats() | {"factory": _factory(one)},
+            "sharded_template": sharded.layout.dense_template,
+        }
         results["build_s"] = {"one": round(build_one, 1), "sharded": round(build_sharded, 1)}
         reference = {query: _top10(one, query) for query in asked}
         one.warm_up_views()
@@ -281,19 +424,12 @@ def run(
             "equal_top10": sum(_top10(sharded, q) == reference[q] for q in asked),
         }
         sharded.close()
+        results["ray_driver_1_node"] = _ray_driver(folder, asked, reference, 1)
+        results["ray_driver"] = _ray_driver(folder, asked, reference, 2)
+        latency_ray = results["ray_driver"]
         with local_cluster(folder):
-            placed = ray_shards.start(folder / "sharded", name="bench")
-            cluster_index = ray_shards.ClusterIndex(placed.spec)
-            latency_ray, phases = _latencies(cluster_index, asked, lambda: cluster_index.phases)
-            results["ray_driver"] = {
-                **latency_ray,
-                **phases,
-                "equal_top10": sum(_top10(cluster_index, q) == reference[q] for q in asked),
-            }
-            cluster_index.close()
-            placed.stop()
             serving: dict[str, Any] = {}
-            for count in replicas:
+            for count in replicas if replicas else []:
                 served = serve_on_ray(
                     Settings(index=folder / "sharded"),  # type: ignore[call-arg]
                     replicas=count,
@@ -306,7 +442,8 @@ def run(
                     "clients_4": _http_load(served.url, asked, 4),
                 }
                 served.stop()
-            results["ray_serve"] = serving
+            if serving:
+                results["ray_serve"] = serving
             if bulk_articles:
                 results["bulk_indexing_real_model"] = _bulk_indexing(
                     folder, corpus[:bulk_articles], list(bulk_workers)
@@ -314,8 +451,10 @@ def run(
         base = latency_one["p50_ms"]
         results["p50_over_one_index"] = {
             "sharded_in_process": round(latency_sharded["p50_ms"] / base, 2),
+            "ray_driver_1_node": round(results["ray_driver_1_node"]["p50_ms"] / base, 2),
             "ray_driver": round(latency_ray["p50_ms"] / base, 2),
         }
+        results["cost_model"] = cost_model(results, shards, chunks, chunks)
         one.close()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
@@ -344,6 +483,14 @@ def main(argv: list[str] | None = None) -> None:
         help="Only compare recall@10 of one index and a sharded one in the first IVF tier, "
         "its threshold lowered to THRESHOLD chunks (Reuters has 99k).",
     )
+    parser.add_argument(
+        "--synthetic",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N generated one-chunk articles instead of Reuters (1000000 for the 1M run; "
+        "no Serve or bulk-indexing part).",
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     replicas = [int(value) for value in args.replicas.split(",")]
@@ -358,7 +505,14 @@ def main(argv: list[str] | None = None) -> None:
             shutil.rmtree(folder, ignore_errors=True)
         write_result(args.json, "cluster_approximate_tier", config, figures)
         return
-    figures = run(args.articles, args.shards, args.queries, replicas, args.bulk_articles)
+    figures = run(
+        args.articles,
+        args.shards,
+        args.queries,
+        replicas,
+        args.bulk_articles,
+        synthetic=args.synthetic,
+    )
     write_result(args.json, "cluster", config, figures)
 
 
