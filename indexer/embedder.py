@@ -136,6 +136,8 @@ class SentenceTransformerEmbedder:
         with self._lock:
             if self._model is not None or self._light is not None:
                 return
+            if self._device == "auto":  # asks PyTorch whether it sees a GPU
+                self._device = _best_device()
             if self._backend == "onnx" and self._device == "cpu":
                 self._light = self._load_light()
                 if self._light is not None:
@@ -156,8 +158,6 @@ class SentenceTransformerEmbedder:
             transformers_logging.disable_progress_bar()
             transformers_logging.set_verbosity_error()  # we count long texts' tokens on purpose
 
-            if self._device == "auto":
-                self._device = _best_device()
             logger.info(
                 "loading embedding model %s from %s on %s", self._name, self._path, self._device
             )
