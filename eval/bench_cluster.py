@@ -3,6 +3,8 @@ through Ray Serve replicas: hybrid query latency with the scatter-gather broken 
 
     python -m lede.eval.bench_cluster [--articles 21578] [--shards 3] [--queries 200]
         [--json eval/results/bench_cluster.json]
+    python -m lede.eval.bench_cluster --synthetic 1000000 [--json ...]   # 2M chunks
+    python -m lede.eval.bench_cluster --approximate-only 50000 [--json ...]
 
 Corpus: Reuters-21578 articles (../shared/datasets/reuters21578), chunked as by default and
 embedded with the model-free hashing embedder at MiniLM's 384 dimensions, so that the figures
@@ -13,6 +15,8 @@ The two "nodes" are `ray.cluster_utils.Cluster` nodes on 127.0.0.1, each pinned 
 core (`os.sched_setaffinity` before it starts), as the two cores of this machine allow.
 Timings are reported as ratios to one index in the same run. Bulk indexing (`index_on_ray`)
 uses the real bundled model on 1 and 2 embedding actors (one per node), as chunks per second.
+The shard actors are measured on one node of both cores and on two nodes of one core each, and
+a cost model (`cluster_model.py`) fitted on the first is checked on the second.
 """
 
 from __future__ import annotations
@@ -337,7 +341,7 @@ def _bulk_indexing(folder: Path, corpus: list[Article], workers: list[int]) -> d
 
 
 def synthetic_corpus(documents: int, seed: int = 7) -> Callable[[], Iterator[Article]]:
-    """`documents` articles of 120 words drawn from Reuters' word frequencies (one chunk
+    """`documents` articles of 120 words drawn from Reuters' word frequencies (two chunks
     each), generated again on every call, block by block, so the corpus is never all in
     memory."""
     vocabulary, weights = reuters_vocabulary()
@@ -372,7 +376,7 @@ def run(
     bulk_workers: tuple[int, ...] = (1, 2),
     synthetic: int = 0,
 ) -> dict[str, Any]:
-    """Reuters (`articles`), or `synthetic` generated articles of one chunk each; Serve and
+    """Reuters (`articles`), or `synthetic` generated 120-word articles (two chunks each); Serve and
     bulk indexing only with Reuters."""
     from lede.service.ray_serve import serve_on_ray
     from lede.service.settings import Settings
@@ -488,8 +492,8 @@ def main(argv: list[str] | None = None) -> None:
         type=int,
         default=0,
         metavar="N",
-        help="N generated one-chunk articles instead of Reuters (1000000 for the 1M run; "
-        "no Serve or bulk-indexing part).",
+        help="N generated 120-word articles (two chunks each) instead of Reuters (1000000: 2M "
+        "chunks; no Serve or bulk-indexing part).",
     )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
