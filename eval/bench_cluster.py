@@ -168,6 +168,17 @@ def approximate_tier(
     return found
 
 
+def _run_clients(client: Callable[[], None], clients: int) -> float:
+    """Run `client` on `clients` threads at once; the seconds until all return."""
+    started = time.perf_counter()
+    threads = [threading.Thread(target=client) for _ in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started
+
+
 def _driver_qps(index: SearchableIndex, queries: list[str], clients: int) -> float:
     """Queries per second with `clients` threads searching at once in this process."""
     engine = SearchEngine(index)
@@ -182,13 +193,7 @@ def _driver_qps(index: SearchableIndex, queries: list[str], clients: int) -> flo
                 return
             engine.search(queries[at], k=10, highlight=False)
 
-    started = time.perf_counter()
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return round(len(queries) / (time.perf_counter() - started), 1)
+    return round(len(queries) / _run_clients(client, clients), 1)
 
 
 def _ray_driver(
@@ -268,13 +273,7 @@ def _http_load(url: str, queries: list[str], clients: int) -> dict[str, float]:
                 with lock:
                     samples.append((time.perf_counter() - started) * 1000)
 
-    started = time.perf_counter()
-    threads = [threading.Thread(target=client) for _ in range(clients)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    elapsed = time.perf_counter() - started
+    elapsed = _run_clients(client, clients)
     return {**percentiles(samples), "qps": round(len(samples) / elapsed, 1), "clients": clients}
 
 

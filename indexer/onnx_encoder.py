@@ -17,7 +17,6 @@ second).
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from pathlib import Path
@@ -30,11 +29,9 @@ from lede.indexer.onnx_cache import (
     OnnxUnavailable,
     graph_path,
     open_session,
-    package_version,
-    sidecar_path,
     write_atomic,
 )
-from lede.indexer.onnx_export import export_graph, write_light_graph, write_table
+from lede.indexer.onnx_export import export_graph, write_light_export
 from lede.indexer.vectors import unit_rows
 
 logger = logging.getLogger(__name__)
@@ -156,28 +153,15 @@ def export_for_light(path: str, name: str, revision: str) -> bool:
     )
     assert table is not None
     reference = model.encode(list(PROBE_TEXTS), convert_to_numpy=True, show_progress_bar=False)
-    target = light_graph_path(name, revision)
-    try:
-        sidecar = {
-            "kind": SIDECAR_KIND,
-            "model": name,
-            "revision": revision,
-            **recipe,
-            "embeddings": write_table(table),
-            "probe_texts": list(PROBE_TEXTS),
-            "reference": np.asarray(reference, dtype=np.float64).tolist(),
-            "exported_with": {
-                "torch": package_version("torch"),
-                "onnxruntime": package_version("onnxruntime"),
-            },
-        }
-        write_light_graph(target, graph)
-        write_atomic(sidecar_path(target), json.dumps(sidecar).encode())
-    except OSError as error:
-        logger.info("ONNX cache %s not writable (%s)", target, error)
-        return False
-    logger.info("exported the embedding model for the light encoder to %s", target)
-    return True
+    sidecar = {
+        "kind": SIDECAR_KIND,
+        "model": name,
+        "revision": revision,
+        **recipe,
+        "probe_texts": list(PROBE_TEXTS),
+        "reference": np.asarray(reference, dtype=np.float64).tolist(),
+    }
+    return write_light_export(light_graph_path(name, revision), graph, table, sidecar)
 
 
 def main(argv: list[str]) -> int:

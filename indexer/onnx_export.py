@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
+import logging
 import os
 import tempfile
 import warnings
@@ -19,7 +21,16 @@ from typing import Any
 
 import numpy as np
 
-from lede.indexer.onnx_cache import OPSET, OnnxUnavailable, cache_dir, write_atomic
+from lede.indexer.onnx_cache import (
+    OPSET,
+    OnnxUnavailable,
+    cache_dir,
+    package_version,
+    sidecar_path,
+    write_atomic,
+)
+
+logger = logging.getLogger(__name__)
 
 EMBEDS = "inputs_embeds"
 
@@ -103,6 +114,29 @@ def write_light_graph(path: Path, graph: bytes) -> None:
         )
         os.replace(Path(scratch) / data, path.parent / data)
         os.replace(staged, path)
+
+
+def write_light_export(
+    path: Path, graph: bytes, table: np.ndarray, sidecar: dict[str, Any]
+) -> bool:
+    """Store a light graph, its word-embedding table and its sidecar (the sidecar last: what a
+    runner looks for); False when the cache is not writable."""
+    try:
+        full = {
+            **sidecar,
+            "embeddings": write_table(table),
+            "exported_with": {
+                "torch": package_version("torch"),
+                "onnxruntime": package_version("onnxruntime"),
+            },
+        }
+        write_light_graph(path, graph)
+        write_atomic(sidecar_path(path), json.dumps(full).encode())
+    except OSError as error:
+        logger.info("ONNX cache %s not writable (%s)", path, error)
+        return False
+    logger.info("exported %s to %s", sidecar.get("kind"), path)
+    return True
 
 
 def write_table(table: np.ndarray) -> str:

@@ -10,7 +10,6 @@ sidecar holds PyTorch's logits of probe pairs, and checks that it reproduces the
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import sys
 import threading
@@ -26,12 +25,9 @@ from lede.indexer.onnx_cache import (
     OnnxUnavailable,
     graph_path,
     open_session,
-    package_version,
     read_sidecar,
-    sidecar_path,
-    write_atomic,
 )
-from lede.indexer.onnx_export import export_graph, write_light_graph, write_table
+from lede.indexer.onnx_export import export_graph, write_light_export
 
 logger = logging.getLogger(__name__)
 
@@ -129,25 +125,13 @@ def export(directory: Path) -> bool:
     assert table is not None
     with torch.inference_mode():
         reference = model(**encode(PROBE_PAIRS)).logits[:, 0].double().numpy()
-    try:
-        sidecar = {
-            "kind": SIDECAR_KIND,
-            "max_length": config.max_length,
-            "embeddings": write_table(table),
-            "probe_pairs": [list(pair) for pair in PROBE_PAIRS],
-            "reference": reference.tolist(),
-            "exported_with": {
-                "torch": package_version("torch"),
-                "onnxruntime": package_version("onnxruntime"),
-            },
-        }
-        write_light_graph(graph, graph_bytes)
-        write_atomic(sidecar_path(graph), json.dumps(sidecar).encode())
-    except OSError as error:
-        logger.info("ONNX cache %s not writable (%s)", graph, error)
-        return False
-    logger.info("exported the answer model to %s", graph)
-    return True
+    sidecar = {
+        "kind": SIDECAR_KIND,
+        "max_length": config.max_length,
+        "probe_pairs": [list(pair) for pair in PROBE_PAIRS],
+        "reference": reference.tolist(),
+    }
+    return write_light_export(graph, graph_bytes, table, sidecar)
 
 
 def main(argv: list[str]) -> int:
