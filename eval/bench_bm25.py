@@ -8,6 +8,13 @@ stems) and the Lucene BM25 formula with Lede's default k1 and b: bm25s with
 agreement with Lede (overlap of the top-10 id sets, averaged). Corpus: the synthetic
 Reuters-vocabulary documents of `eval/bench_indexer.py`. rank-bm25 scores every document in
 Python, so it runs on a subset of the queries.
+
+    python -m lede.eval.bench_bm25 --paths 1000,5000,20000,50000,100000
+        [--json eval/results/bench_bm25_paths.json]
+
+instead times Lede's two scoring paths (`indexer/bm25_topk.py`: numpy, and the compiled loop)
+on the first N documents for each N, alternated query by query in one process, top 10: what
+the small-index threshold is chosen from (decision 46).
 """
 
 from __future__ import annotations
@@ -33,8 +40,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--documents", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--rank-bm25-queries", type=int, default=20)
+    parser.add_argument("--paths", default=None, help="Comma-separated sizes: time both paths.")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
+    if args.paths:
+        sizes = [int(size) for size in args.paths.split(",")]
+        figures = compare_paths(sizes, args.queries)
+        write_result(args.json, "bm25_paths", vars(args) | {"json": str(args.json)}, figures)
+        return
     import bm25s
 
     articles, queries = _synthetic(args.documents, 120, seed=7)
@@ -109,6 +122,39 @@ def main(argv: list[str] | None = None) -> None:
         "vs_rank_bm25": round(figures["lede"]["qps"] / figures["rank_bm25"]["qps"], 1),
     }
     write_result(args.json, "bm25", vars(args) | {"json": str(args.json)}, figures)
+
+
+def compare_paths(sizes: list[int], queries: int) -> dict[str, Any]:
+    """p50 and mean µs of a top-10 search by each path, per corpus size, and their ratio."""
+    from lede.indexer import bm25_kernels, bm25_topk
+
+    bm25_kernels.warm_up()
+    articles, texts = _synthetic(max(sizes), 120, seed=7)
+    texts = texts[:queries]
+    figures: dict[str, Any] = {"queries": len(texts), "sizes": {}}
+    lede = LexicalIndex(Analyzer())
+    added = 0
+    for size in sorted(sizes):
+        for doc_id in range(added, size):
+            lede.add(doc_id, articles[doc_id].text)
+        added = size
+        times: dict[str, list[float]] = {"numpy": [], "compiled": []}
+        for query in texts:
+            for path, threshold in (("numpy", 10**12), ("compiled", -1)):
+                bm25_topk.SMALL_ID_SPACE = threshold
+                started = time.perf_counter()
+                lede.search(query, 10)
+                times[path].append((time.perf_counter() - started) * 1e6)
+        row = {
+            path: {"p50_us": round(float(np.median(t)), 1), "mean_us": round(float(np.mean(t)), 1)}
+            for path, t in times.items()
+        }
+        row["numpy_over_compiled_p50"] = round(
+            row["numpy"]["p50_us"] / row["compiled"]["p50_us"], 2
+        )
+        figures["sizes"][str(size)] = row
+        print(size, row)
+    return figures
 
 
 if __name__ == "__main__":

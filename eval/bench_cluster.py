@@ -278,9 +278,9 @@ def _http_load(url: str, queries: list[str], clients: int) -> dict[str, float]:
 
 
 @contextmanager
-def local_cluster(folder: Path, nodes: int = 2) -> Iterator[Any]:
+def local_cluster(folder: Path, nodes: int = 2, *, serving: bool = False) -> Iterator[Any]:
     """Two Ray nodes on 127.0.0.1, each on its own core (or one node with both cores),
-    writing only under `folder`."""
+    writing only under `folder`; `serving`: connect as `lede serve --ray` does."""
     os.environ["RAY_TMPDIR"] = str(folder / "ray")
     token = folder / "ray-token"
     token.write_text(secrets.token_hex(32))
@@ -307,7 +307,7 @@ def local_cluster(folder: Path, nodes: int = 2) -> Iterator[Any]:
         os.sched_setaffinity(0, set(cores))
     from lede.service.ray_serve import connect
 
-    connect(cluster.address)
+    connect(cluster.address, serving=serving)
     try:
         yield cluster
     finally:

@@ -90,7 +90,7 @@ def ray_replica(folder: Path, index: Path, requests: int) -> dict[str, Any]:
     from lede.service.ray_serve import serve_on_ray
     from lede.service.settings import Settings
 
-    with local_cluster(folder):
+    with local_cluster(folder, serving=True):
         served = serve_on_ray(
             Settings(index=index),  # type: ignore[call-arg]
             replicas=1,

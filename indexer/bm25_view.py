@@ -62,6 +62,9 @@ class BM25View:
     def matching(self, query: ViewQuery) -> np.ndarray | None:
         return self.lexical.matching(query.text)
 
+    def warm_up(self) -> None:
+        self.lexical.warm_up()
+
     def cost(self, query: ViewQuery) -> int:
         """Postings a search walks: how much work the query is (decision 26)."""
         return self.lexical.postings_count(query.text)

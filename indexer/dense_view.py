@@ -108,6 +108,9 @@ class DenseView:
     def matching(self, query: ViewQuery) -> np.ndarray | None:
         return None  # every chunk has a similarity to the query
 
+    def warm_up(self) -> None:
+        """FAISS runs nothing that a first search would compile or load."""
+
     def cost(self, query: ViewQuery) -> int:
         return 0
 

@@ -19,7 +19,6 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from lede.indexer import bm25_kernels
 from lede.indexer.chunker import Chunker
 from lede.indexer.embedder import Embedder, embedder_for
 from lede.indexer.errors import IndexFormatError, StorageError
@@ -700,14 +699,16 @@ class LedeIndex:
         return self.store.facets()
 
     def warm_up(self) -> None:
-        """Load the embedding model and compile the BM25 kernels now. (FAISS searches on one
+        """Load the embedding model, and the compiled BM25 loop if this index needs it, now. (FAISS searches on one
         thread, set per search: `dense.one_faiss_thread`, decision 14.)"""
         self.embedder.embed(["warm up"])
         self.warm_up_views()
 
     def warm_up_views(self) -> None:
         """`warm_up` without the model: what a shard that never encodes a query needs."""
-        bm25_kernels.warm_up()
+        with self.reading():
+            for view in self.views.values():
+                view.warm_up()
 
     def stats(self) -> dict[str, Any]:
         """Article and chunk counts and the embedding model's name."""

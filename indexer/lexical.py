@@ -5,8 +5,8 @@ tf part = tf * (k1 + 1) / (tf + k1 * (1 - b + b * dl / avgdl)), summed over quer
 (repeated query terms count again, as in rank-bm25). N, df and avgdl always describe the live
 documents exactly: a delete subtracts the document's terms at once, while its postings stay as
 tombstones (skipped by the live mask) until the next checkpoint writes compacted postings.
-A query costs time in proportion to the postings of its terms (compiled loops in
-`indexer.bm25_kernels`).
+A query costs time in proportion to the postings of its terms (`indexer.bm25_topk`: numpy over
+a small index, compiled loops over a large one).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lede.indexer import bm25_kernels
+from lede.indexer import bm25_topk
 from lede.indexer.arrays import grown
 from lede.indexer.filters import fit_mask
 from lede.indexer.text_analysis import Analyzer
@@ -164,6 +164,10 @@ class LexicalIndex:
         terms = {t: int(self._df[vocabulary[t]]) for t in self.analyzer(query) if t in vocabulary}
         return CorpusStatistics(self.doc_count, self._total_len, terms)
 
+    def warm_up(self) -> None:
+        """Load the compiled query loop now if this index's queries will run it."""
+        bm25_topk.warm_up(len(self._doc_len))
+
     def postings_count(self, query: str) -> int:
         """How many postings a search for `query` walks (deleted ones included)."""
         terms = {self.vocabulary[t] for t in self.analyzer(query) if t in self.vocabulary}
@@ -243,7 +247,7 @@ class LexicalIndex:
             dtype=np.float64,
         )
         matched = np.zeros(1, dtype=np.int64)
-        found = bm25_kernels.top_k(
+        found = bm25_topk.top_k(
             np.concatenate([p.docs[: p.size] for p in postings]),
             np.concatenate([p.tfs[: p.size] for p in postings]),
             starts,
@@ -253,7 +257,6 @@ class LexicalIndex:
             base,
             slope,
             k,
-            bm25_kernels.WINDOW,
             found_docs,
             found_scores,
             matched,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import mmap
 import os
 import threading
 from pathlib import Path
@@ -59,42 +58,71 @@ def light_graph_path(name: str, revision: str) -> Path:
     return graph_path(name, revision, "light")
 
 
-def open_table(graph: Path, sidecar: dict[str, Any]) -> np.ndarray:
-    """The word-embedding table a light graph reads its input from (see `mapped_table`)."""
-    return mapped_table(graph.parent / str(sidecar["embeddings"]))
+def open_table(graph: Path, sidecar: dict[str, Any]) -> TokenTable:
+    """The word-embedding table a light graph reads its input from (see `TokenTable`)."""
+    return token_table(graph.parent / str(sidecar["embeddings"]))
 
 
 @functools.cache
-def mapped_table(path: Path) -> np.ndarray:
-    """A `.npy` table memory-mapped once per process (the embedding and the answer model share
-    it), read at random without readahead or huge pages, so that only the pages of tokens looked
-    up become resident (a huge page would bring in 2 MB, a 14th of MiniLM's table, per token)."""
-    try:
-        with path.open("rb") as handle:
-            version = np.lib.format.read_magic(handle)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
-            else:
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
-            offset = handle.tell()
-            mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-    except (OSError, ValueError) as error:
-        raise OnnxUnavailable(f"embedding table {path} unreadable: {error}") from error
-    if len(shape) != 2 or dtype != np.float32 or fortran:
-        raise OnnxUnavailable(f"embedding table {path} is {dtype} of shape {shape}")
-    for advice in ("MADV_RANDOM", "MADV_NOHUGEPAGE"):
-        if hasattr(mmap, advice):
-            mapped.madvise(getattr(mmap, advice))
-    table = np.frombuffer(mapped, dtype=np.float32, count=shape[0] * shape[1], offset=offset)
-    return table.reshape(shape)
+def token_table(path: Path) -> TokenTable:
+    """One `TokenTable` per file and process: the embedding and the answer model share it."""
+    return TokenTable(path)
 
 
-def feeds(encodings: list[Any], names: list[str], table: np.ndarray) -> dict[str, np.ndarray]:
+class TokenTable:
+    """A `.npy` table of token embeddings (float32, tokens x dim) read a row at a time.
+
+    Rows are copied out of the file with `pread`, never mapped: a memory map kept whatever the
+    kernel mapped around each looked-up row resident, and with the page cache's large folios
+    that was 20 MB after one query and 32-40 MB after a few answers, counted in the process's
+    RSS, for rows a query needs a few hundred of (1.5 KB each). Reading them costs about a
+    microsecond a row (decision 46)."""
+
+    def __init__(self, path: Path) -> None:
+        try:
+            with path.open("rb") as handle:
+                version = np.lib.format.read_magic(handle)
+                if version == (1, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
+                else:
+                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
+                offset = handle.tell()
+            size = path.stat().st_size
+        except (OSError, ValueError) as error:
+            raise OnnxUnavailable(f"embedding table {path} unreadable: {error}") from error
+        if len(shape) != 2 or dtype != np.float32 or fortran:
+            raise OnnxUnavailable(f"embedding table {path} is {dtype} of shape {shape}")
+        self.shape: tuple[int, int] = (int(shape[0]), int(shape[1]))
+        self._row_bytes = self.shape[1] * 4
+        if size < offset + self.shape[0] * self._row_bytes:
+            raise OnnxUnavailable(f"embedding table {path} is truncated")
+        self._offset = offset
+        self._fd = os.open(path, os.O_RDONLY)
+
+    def __del__(self) -> None:
+        fd = getattr(self, "_fd", None)
+        if fd is not None:
+            os.close(fd)
+
+    def rows(self, ids: np.ndarray) -> np.ndarray:
+        """The embeddings of token ids of any shape: that shape plus the embedding dimension."""
+        unique, inverse = np.unique(ids, return_inverse=True)
+        if unique.size and not 0 <= int(unique[0]) <= int(unique[-1]) < self.shape[0]:
+            raise ValueError(f"token ids outside the table's {self.shape[0]} rows")
+        found = np.empty((unique.size, self.shape[1]), dtype=np.float32)
+        offsets = (unique * self._row_bytes + self._offset).tolist()
+        for row, offset in zip(found, offsets, strict=True):
+            if os.preadv(self._fd, [row], offset) != self._row_bytes:
+                raise OnnxUnavailable("embedding table shorter than its header says")
+        return found[inverse.reshape(ids.shape)]
+
+
+def feeds(encodings: list[Any], names: list[str], table: TokenTable) -> dict[str, np.ndarray]:
     """The graph's inputs from a batch of padded encodings: token embeddings looked up in
     `table`, and the int64 mask and token types."""
     ids = np.asarray([e.ids for e in encodings], dtype=np.int64)
     columns = {
-        "inputs_embeds": lambda: np.ascontiguousarray(table[ids]),
+        "inputs_embeds": lambda: table.rows(ids),
         "attention_mask": lambda: np.asarray([e.attention_mask for e in encodings], np.int64),
         "token_type_ids": lambda: np.asarray([e.type_ids for e in encodings], np.int64),
     }

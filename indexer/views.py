@@ -123,6 +123,9 @@ class View(Protocol):
     def matching(self, query: ViewQuery) -> np.ndarray | None:
         """A boolean mask of the chunks the query matches (None when `ranks_all`)."""
 
+    def warm_up(self) -> None:
+        """Prepare what the first search runs (compile or load it) before a query waits."""
+
     def cost(self, query: ViewQuery) -> int:
         """About how much work a search for the query is (postings walked; 0 when flat)."""
 

@@ -478,7 +478,7 @@ def _serve_on_ray(index: Path, address: str, replicas: int, host: str, port: int
         from lede.service.settings import Settings
     except ImportError:
         raise _fail("--ray needs Ray: pip install 'lede[ray]'") from None
-    connect(address)
+    connect(address, serving=True)
     served = serve_on_ray(Settings(), replicas=replicas, host=host, port=port)  # type: ignore[call-arg]
     typer.echo(
         f"serving {index} on {served.url} through Ray Serve ({replicas} replicas, "

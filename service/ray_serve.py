@@ -9,12 +9,12 @@ merges and fuses, and reads only the final records. Replicas keep no state of th
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass
 from typing import Any
 
 import ray
 from fastapi import FastAPI
-from ray import serve
 
 from lede.indexer import ray_shards
 from lede.indexer.searchable import WritableIndex
@@ -33,14 +33,33 @@ class Served:
     url: str
 
     def stop(self) -> None:
+        from ray import serve
+
         serve.delete(APP_NAME)
         self.cluster.stop()
 
 
-def connect(address: str, **options: Any) -> None:
-    """Join the Ray cluster at `address` ("local" starts one on this machine)."""
+def serving_process_setup() -> None:
+    """Runs first in every worker process of a serving job (`connect(..., serving=True)`):
+    leave pandas and pyarrow out of it.
+
+    Ray Serve imports pandas only to encode DataFrames in responses, and Ray's serializer
+    imports pyarrow only to register Ray Data's Arrow serializers; both treat the module as
+    optional (they catch the ImportError), and a replica or shard actor uses neither. Without
+    them a replica takes about 65 MB less (decision 46). A job that runs Ray Data
+    (`lede index --ray`) needs pyarrow, so only `lede serve --ray` connects this way."""
+    for name in ("pandas", "pyarrow"):
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
+
+
+def connect(address: str, *, serving: bool = False, **options: Any) -> None:
+    """Join the Ray cluster at `address` ("local" starts one on this machine); `serving`: this
+    job only serves (see `serving_process_setup`)."""
     if ray.is_initialized():
         return
+    if serving:
+        hook = f"{serving_process_setup.__module__}.{serving_process_setup.__name__}"
+        options.setdefault("runtime_env", {"worker_process_setup_hook": hook})
     ray.init(
         address=None if address == "local" else address, namespace=ray_shards.NAMESPACE, **options
     )
@@ -57,6 +76,8 @@ def serve_on_ray(
 ) -> Served:
     """Place the shard actors of the sharded directory `settings.index`, then serve the app
     through Ray Serve as `replicas` replicas on host:port. Call after `connect`."""
+    from ray import serve
+
     cluster = ray_shards.start(settings.index, shard_cpus=shard_cpus)
     spec = cluster.spec
 

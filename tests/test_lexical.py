@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import random
+import subprocess
+import sys
 from collections import Counter
 
 import numpy as np
@@ -194,16 +196,21 @@ def _numpy_reference(
     return [doc for _, doc in ranked], [-score for score, _ in ranked]
 
 
-@pytest.mark.parametrize("window", [16, 4096])
+@pytest.mark.parametrize("path", ["compiled, window 16", "compiled, window 4096", "numpy"])
 @pytest.mark.parametrize("seed", range(5))
-def test_compiled_scoring_equals_numpy_exactly(
-    seed: int, window: int, monkeypatch: pytest.MonkeyPatch
+def test_both_scoring_paths_equal_numpy_reference_exactly(
+    seed: int, path: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Bit-identical scores and tie order (lowest id first), with deletes and filters, with
-    the corpus in one window of ids or spread over 22."""
-    from lede.indexer import bm25_kernels
+    """Bit-identical scores and tie order (lowest id first), with deletes and filters: the
+    compiled loop with the corpus in one window of ids or spread over 22, and the numpy path
+    of small indexes."""
+    from lede.indexer import bm25_kernels, bm25_topk
 
-    monkeypatch.setattr(bm25_kernels, "WINDOW", window)
+    if path == "numpy":
+        monkeypatch.setattr(bm25_topk, "SMALL_ID_SPACE", 10**9)
+    else:
+        monkeypatch.setattr(bm25_topk, "SMALL_ID_SPACE", 0)
+        monkeypatch.setattr(bm25_kernels, "WINDOW", int(path.rsplit(" ", 1)[1]))
     rng = random.Random(seed)
     analyzer = Analyzer(AnalyzerSettings(stemmer="none", stopwords="none"))
     # Even seeds without length normalization (the default's own loop), odd seeds with it.
@@ -242,10 +249,38 @@ def test_concurrent_queries_give_the_results_of_serial_ones() -> None:
             assert found == expected
 
 
-def test_warm_up_leaves_the_loops_usable() -> None:
-    from lede.indexer import bm25_kernels
+def test_warm_up_leaves_the_loops_usable(monkeypatch: pytest.MonkeyPatch) -> None:
+    from lede.indexer import bm25_kernels, bm25_topk
 
     bm25_kernels.warm_up()
+    monkeypatch.setattr(bm25_topk, "SMALL_ID_SPACE", 0)
     index = LexicalIndex(Analyzer(AnalyzerSettings(stemmer="none", stopwords="none")))
     index.add(0, "apple banana")
+    index.warm_up()
     assert index.search("apple", 1)[0].tolist() == [0]
+
+
+def test_a_small_index_never_loads_numba() -> None:
+    """Searching and warming up an index below the threshold leaves numba (and LLVM's 110 MB)
+    out of the process (decision 46); a larger one loads it. A fresh interpreter, since this
+    one may hold numba already."""
+    script = """
+import sys
+from lede.indexer import bm25_topk
+from lede.indexer.lexical import LexicalIndex
+from lede.indexer.text_analysis import Analyzer, AnalyzerSettings
+
+index = LexicalIndex(Analyzer(AnalyzerSettings(stemmer="none", stopwords="none")))
+index.add(0, "apple banana")
+index.add(5, "apple cherry")
+index.warm_up()
+assert index.search("apple", 5)[0].tolist() == [0, 5]
+small = "numba" in sys.modules
+index.add(bm25_topk.SMALL_ID_SPACE, "apple")
+index.warm_up()
+print(small, "numba" in sys.modules)
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert done.stdout.split() == ["False", "True"]
