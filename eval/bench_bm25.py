@@ -45,8 +45,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.paths:
         sizes = [int(size) for size in args.paths.split(",")]
-        figures = compare_paths(sizes, args.queries)
-        write_result(args.json, "bm25_paths", vars(args) | {"json": str(args.json)}, figures)
+        paths = compare_paths(sizes, args.queries)
+        write_result(args.json, "bm25_paths", vars(args) | {"json": str(args.json)}, paths)
         return
     import bm25s
 
@@ -145,13 +145,12 @@ def compare_paths(sizes: list[int], queries: int) -> dict[str, Any]:
                 started = time.perf_counter()
                 lede.search(query, 10)
                 times[path].append((time.perf_counter() - started) * 1e6)
-        row = {
-            path: {"p50_us": round(float(np.median(t)), 1), "mean_us": round(float(np.mean(t)), 1)}
+        p50 = {path: float(np.median(t)) for path, t in times.items()}
+        row: dict[str, Any] = {
+            path: {"p50_us": round(p50[path], 1), "mean_us": round(float(np.mean(t)), 1)}
             for path, t in times.items()
         }
-        row["numpy_over_compiled_p50"] = round(
-            row["numpy"]["p50_us"] / row["compiled"]["p50_us"], 2
-        )
+        row["numpy_over_compiled_p50"] = round(p50["numpy"] / p50["compiled"], 2)
         figures["sizes"][str(size)] = row
         print(size, row)
     return figures

@@ -38,7 +38,8 @@ TARGET_MB = 400
 
 
 def process_memory(pid: int) -> dict[str, Any]:
-    """VmRSS and VmHWM of a process in MB, and whether PyTorch's library is mapped in it."""
+    """VmRSS and VmHWM of a process in MB, and which of PyTorch's, numba's (LLVM) and
+    pyarrow's libraries are mapped in it."""
     fields = {}
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         key, _, value = line.partition(":")
@@ -49,6 +50,8 @@ def process_memory(pid: int) -> dict[str, Any]:
         "rss_mb": fields["VmRSS"],
         "peak_rss_mb": fields["VmHWM"],
         "torch_loaded": "libtorch" in maps,
+        "llvm_loaded": "libllvmlite" in maps,  # numba's compiler (decision 46)
+        "pyarrow_loaded": "libarrow" in maps,
     }
 
 

@@ -699,8 +699,8 @@ class LedeIndex:
         return self.store.facets()
 
     def warm_up(self) -> None:
-        """Load the embedding model, and the compiled BM25 loop if this index needs it, now. (FAISS searches on one
-        thread, set per search: `dense.one_faiss_thread`, decision 14.)"""
+        """Load the embedding model, and the compiled BM25 loop if this index needs it, now.
+        (FAISS searches on one thread, set per search: `dense.one_faiss_thread`, decision 14.)"""
         self.embedder.embed(["warm up"])
         self.warm_up_views()
 

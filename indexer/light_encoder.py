@@ -112,7 +112,7 @@ class TokenTable:
         found = np.empty((unique.size, self.shape[1]), dtype=np.float32)
         offsets = (unique * self._row_bytes + self._offset).tolist()
         for row, offset in zip(found, offsets, strict=True):
-            if os.preadv(self._fd, [row], offset) != self._row_bytes:
+            if os.preadv(self._fd, [row.data], offset) != self._row_bytes:
                 raise OnnxUnavailable("embedding table shorter than its header says")
         return found[inverse.reshape(ids.shape)]
 

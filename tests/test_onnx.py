@@ -15,6 +15,8 @@ import lede.service.answer_model
 from lede.eval.bench_memory import exercise, process_memory
 from lede.eval.local_server import lede_serve
 from lede.indexer.embedder import SentenceTransformerEmbedder
+from lede.indexer.light_encoder import TokenTable
+from lede.indexer.onnx_cache import OnnxUnavailable
 from lede.indexer.models import Article
 from lede.service.answer_model import AnswerModel
 
@@ -106,12 +108,31 @@ def test_backend_variable(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_light_models_serve_without_pytorch(sample_index_dir: Path) -> None:
-    """A real `lede serve` answers searches and questions without ever loading PyTorch."""
+    """A real `lede serve` answers searches and questions without ever loading PyTorch, nor,
+    on an index as small as the sample, numba's LLVM (decision 46)."""
     with lede_serve(sample_index_dir) as (base_url, process):
         exercise(base_url, 3)
         memory = process_memory(process.pid)
     assert memory["torch_loaded"] is False
+    assert memory["llvm_loaded"] is False
     assert memory["rss_mb"] > 0
+
+
+def test_token_table_reads_the_rows_of_the_file(tmp_path: Path) -> None:
+    table = np.random.default_rng(3).standard_normal((50, 8)).astype(np.float32)
+    np.save(tmp_path / "table.npy", table)
+    rows = TokenTable(tmp_path / "table.npy")
+    ids = np.array([[3, 49, 3, 0], [7, 7, 7, 7]])
+    assert np.array_equal(rows.rows(ids), table[ids])
+    assert rows.rows(np.zeros((0, 3), dtype=np.int64)).shape == (0, 3, 8)
+    with pytest.raises(ValueError, match="outside the table"):
+        rows.rows(np.array([[50]]))
+    (tmp_path / "short.npy").write_bytes((tmp_path / "table.npy").read_bytes()[:-4])
+    with pytest.raises(OnnxUnavailable, match="truncated"):
+        TokenTable(tmp_path / "short.npy")
+    np.save(tmp_path / "ints.npy", np.zeros((4, 4), dtype=np.int32))
+    with pytest.raises(OnnxUnavailable, match="int32"):
+        TokenTable(tmp_path / "ints.npy")
 
 
 def test_light_answer_model_matches_pytorch(

@@ -30,6 +30,7 @@ ray = pytest.importorskip("ray")
 from ray import serve  # noqa: E402
 from ray.cluster_utils import Cluster  # noqa: E402
 
+from lede.eval.bench_memory import process_memory, processes_titled  # noqa: E402
 from lede.eval.local_server import LEDE, wait_ready  # noqa: E402
 from lede.indexer import ray_shards  # noqa: E402
 from lede.indexer.hashing_embedder import HashingEmbedder  # noqa: E402
@@ -174,6 +175,61 @@ def test_serve_replicas_search_write_survive_a_killed_shard_and_report_a_dead_on
         assert all(layout.shard_of(hit["article_id"]) != 0 for hit in partial.json()["hits"])
     finally:
         served.stop()
+
+
+def _start_tick(pid: int) -> int:
+    """When a process started, in clock ticks since boot (field 22 of /proc/PID/stat)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+def test_lede_serve_on_ray_is_a_serving_job_whose_replicas_leave_out_pandas_and_pyarrow(
+    cluster: Cluster, workdir: Path, corpus: list[Article]
+) -> None:
+    """The real command, `lede serve --ray ADDRESS`, joins the cluster as a job of its own whose
+    workers start without pandas and pyarrow (decision 46), and serves the same hits as one
+    index and answers questions."""
+    embedder = HashingEmbedder(dimension=64)
+    path = workdir / "served-by-the-command"
+    with ShardedIndex.create(path, 2, embedder=embedder, settings=SETTINGS) as index:
+        index.add(corpus[:300], batch_size=300)
+    one = LedeIndex.create(
+        workdir / "served-by-the-command-one", embedder=embedder, settings=SETTINGS
+    )
+    one.add(corpus[:300], batch_size=300)
+    serve.shutdown()  # Serve's HTTP proxy belongs to the cluster: the command starts its own
+    url = "http://127.0.0.1:8932"
+    log = (workdir / "serve-job.log").open("w")
+    command = [LEDE, "serve", "--index", str(path), "--ray", cluster.address, "--port", "8932"]
+    job = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        try:
+            wait_ready(url, timeout=180, process=job)
+        except (TimeoutError, RuntimeError) as error:
+            log.flush()
+            tail = (workdir / "serve-job.log").read_text()[-3000:]
+            raise AssertionError(f"`lede serve --ray` did not come up:\n{tail}") from error
+        engine = SearchEngine(one)
+        got = _search(url, "cocoa exports", mode="hybrid", k=5).json()
+        expected = [hit.to_json() for hit in engine.search("cocoa exports", k=5).hits]
+        assert got["hits"] == expected
+        answered = httpx.post(f"{url}/answer", json={"question": "Who exports cocoa?"}, timeout=120)
+        assert answered.status_code == 200, answered.text
+        started = _start_tick(job.pid)
+        replicas = [
+            pid for pid in processes_titled("ray::ServeReplica") if _start_tick(pid) >= started
+        ]
+        assert replicas, "no replica of the job's application"
+        for pid in replicas:
+            memory = process_memory(pid)
+            assert not memory["pyarrow_loaded"] and not memory["torch_loaded"], memory
+    finally:
+        job.send_signal(signal.SIGINT)
+        try:
+            job.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            job.kill()
+        log.close()
 
 
 def test_bulk_indexing_on_ray_equals_one_process_and_a_rerun_skips_what_was_stored(
