@@ -16,8 +16,8 @@ from lede.eval.bench_memory import exercise, process_memory
 from lede.eval.local_server import lede_serve
 from lede.indexer.embedder import SentenceTransformerEmbedder
 from lede.indexer.light_encoder import TokenTable
-from lede.indexer.onnx_cache import OnnxUnavailable
 from lede.indexer.models import Article
+from lede.indexer.onnx_cache import OnnxUnavailable
 from lede.service.answer_model import AnswerModel
 
 pytestmark = pytest.mark.model
