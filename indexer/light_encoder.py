@@ -17,6 +17,7 @@ import functools
 import logging
 import os
 import threading
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -98,11 +99,7 @@ class TokenTable:
             raise OnnxUnavailable(f"embedding table {path} is truncated")
         self._offset = offset
         self._fd = os.open(path, os.O_RDONLY)
-
-    def __del__(self) -> None:
-        fd = getattr(self, "_fd", None)
-        if fd is not None:
-            os.close(fd)
+        weakref.finalize(self, os.close, self._fd)
 
     def rows(self, ids: np.ndarray) -> np.ndarray:
         """The embeddings of token ids of any shape: that shape plus the embedding dimension."""
