@@ -58,11 +58,8 @@ def sweep(weights: list[float]) -> dict[str, Any]:
         }
         for feature, column in (("idf", 1), ("plain", 2)):
             for weight in weights:
-                metrics = ranking_metrics(
-                    questions,
-                    lambda q, c=column, w=weight: scored[q.question_id][0]
-                    + w * scored[q.question_id][c],
-                )
+                ranked = {key: row[0] + weight * row[column] for key, row in scored.items()}
+                metrics = ranking_metrics(questions, lambda q, r=ranked: r[q.question_id])
                 figures.setdefault(f"{feature} {weight:g}", {})[f"{name}_dev"] = metrics
     for row in figures.values():
         row["mean_map"] = round(float(np.mean([m["map"] for m in row.values()])), 4)
