@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,10 @@ def coverages(question: SelectionQuestion) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(idf), np.asarray(plain)
 
 
+def _lookup(scores: dict[str, np.ndarray]) -> Callable[[SelectionQuestion], np.ndarray]:
+    return lambda question: scores[question.question_id]
+
+
 def sweep(weights: list[float]) -> dict[str, Any]:
     model = AnswerModel()
     figures: dict[str, Any] = {}
@@ -59,7 +64,7 @@ def sweep(weights: list[float]) -> dict[str, Any]:
         for feature, column in (("idf", 1), ("plain", 2)):
             for weight in weights:
                 ranked = {key: row[0] + weight * row[column] for key, row in scored.items()}
-                metrics = ranking_metrics(questions, lambda q, r=ranked: r[q.question_id])
+                metrics = ranking_metrics(questions, _lookup(ranked))
                 figures.setdefault(f"{feature} {weight:g}", {})[f"{name}_dev"] = metrics
     for row in figures.values():
         row["mean_map"] = round(float(np.mean([m["map"] for m in row.values()])), 4)
