@@ -43,8 +43,8 @@ def coverages(question: SelectionQuestion) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(idf), np.asarray(plain)
 
 
-def _lookup(scores: dict[str, np.ndarray]) -> Callable[[SelectionQuestion], np.ndarray]:
-    return lambda question: scores[question.question_id]
+def _lookup(scores: dict[str, np.ndarray]) -> Callable[[SelectionQuestion], list[float]]:
+    return lambda question: scores[question.question_id].tolist()
 
 
 def sweep(weights: list[float]) -> dict[str, Any]:
