@@ -6,11 +6,13 @@ through a Ray Data pipeline whose embed stage is an actor pool (`ActorPoolStrate
 in the cluster, `num_gpus=1` per actor and PyTorch on CUDA, else ONNX Runtime on the CPU), and
 the prepared rows come back, in order, to the driver, which numbers their chunks and writes
 them to the owning shards batch by batch (each batch committed per shard before the next).
+The driver reads ahead at most `WINDOW` batches: a job of any size runs in bounded memory.
 The sharded directory lives on the driver's disk (or storage the driver shares).
 """
 
 from __future__ import annotations
 
+import itertools
 import pickle
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
@@ -24,6 +26,11 @@ from lede.indexer.ingest import WriteReport, prepare_changed, select_changed
 from lede.indexer.manifest import Manifest
 from lede.indexer.models import Article
 from lede.indexer.sharded import ShardedIndex
+
+# Batches per Ray Data job: the driver holds at most this many batches of articles at a time.
+# The embedding actors start once per job (a model load, a few seconds), small beside
+# 64 x 256 articles of embedding.
+WINDOW = 64
 
 
 class EmbedStage:
@@ -92,18 +99,36 @@ def index_on_ray(
     device: str = "cpu",
     embed_batch_size: int = 64,
     worker_cpus: float = 0.5,
+    window: int = WINDOW,
 ) -> WriteReport:
     """Add new articles and update changed ones, embedding on `workers` Ray actors (one GPU
-    each when `device` is "cuda", or "auto" on a cluster with GPUs). Call after `ray.init`."""
+    each when `device` is "cuda", or "auto" on a cluster with GPUs). Call after `ray.init`.
+
+    The sources are read lazily: at most `window` batches are held by the driver and in
+    flight on the cluster at a time (one Ray Data job each), so an archive of any size is
+    indexed in the memory of `window x batch_size` articles."""
     if device == "auto":
         device = "cuda" if ray.cluster_resources().get("GPU", 0) >= 1 else "cpu"
     report = WriteReport()
-    payloads = list(_payloads(index, articles, batch_size, report))
-    if not payloads:
-        return report
+    payloads = _payloads(index, articles, batch_size, report)
+    while chunk := list(itertools.islice(payloads, window)):
+        _embed_and_write(index, chunk, report, workers, device, embed_batch_size, worker_cpus)
+    index.checkpoint_if_due()
+    return report
+
+
+def _embed_and_write(
+    index: ShardedIndex,
+    payloads: list[dict[str, Any]],
+    report: WriteReport,
+    workers: int,
+    device: str,
+    embed_batch_size: int,
+    worker_cpus: float,
+) -> None:
+    """One Ray Data job over these batches; their rows written in order as they come back."""
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True  # chunk ids as one process would number
-    gpus = 1 if device == "cuda" else 0
     dataset = ray.data.from_items(payloads).map_batches(
         EmbedStage,
         fn_constructor_kwargs={
@@ -112,9 +137,9 @@ def index_on_ray(
             "batch_size": embed_batch_size,
         },
         batch_size=1,
-        compute=ray.data.ActorPoolStrategy(size=workers),
+        compute=ray.data.ActorPoolStrategy(size=min(workers, len(payloads))),
         num_cpus=worker_cpus,
-        num_gpus=gpus,
+        num_gpus=1 if device == "cuda" else 0,
     )
     for row in dataset.iter_rows():
         prepared, counted = pickle.loads(row["prepared"])
@@ -122,5 +147,3 @@ def index_on_ray(
             index.write_prepared(prepared)
         for field in ("added", "updated", "chunks", "embedded"):
             setattr(report, field, getattr(report, field) + getattr(counted, field))
-    index.checkpoint_if_due()
-    return report

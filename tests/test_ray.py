@@ -242,7 +242,8 @@ def test_bulk_indexing_on_ray_equals_one_process_and_a_rerun_skips_what_was_stor
     with ShardedIndex.create(workdir / "bulk-reference", 3, embedder=embedder) as reference:
         reference.add(articles)
         with ShardedIndex.create(workdir / "bulk", 3, embedder=embedder) as bulk:
-            first = index_on_ray(bulk, articles[:400], workers=2, batch_size=64)
+            # Seven batches in jobs of at most three (the driver's read-ahead window).
+            first = index_on_ray(bulk, articles[:400], workers=2, batch_size=64, window=3)
             assert (first.added, first.unchanged) == (400, 0)
             # A job stopped after 400 articles, run again over all of them: the 400 stored
             # are skipped, the rest are added, and nothing is there twice.
