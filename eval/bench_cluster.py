@@ -3,7 +3,7 @@ through Ray Serve replicas: hybrid query latency with the scatter-gather broken 
 
     python -m lede.eval.bench_cluster [--articles 21578] [--shards 3] [--queries 200]
         [--json eval/results/bench_cluster.json]
-    python -m lede.eval.bench_cluster --synthetic 1000000 [--json ...]   # 2M chunks
+    python -m lede.eval.bench_cluster --synthetic 500000 [--json ...]   # 1M chunks
     python -m lede.eval.bench_cluster --approximate-only 50000 [--json ...]
 
 Corpus: Reuters-21578 articles (../shared/datasets/reuters21578), chunked as by default and
@@ -375,8 +375,8 @@ def run(
     bulk_workers: tuple[int, ...] = (1, 2),
     synthetic: int = 0,
 ) -> dict[str, Any]:
-    """Reuters (`articles`), or `synthetic` generated 120-word articles (two chunks each); Serve and
-    bulk indexing only with Reuters."""
+    """Reuters (`articles`), or `synthetic` generated 120-word articles (two chunks each); bulk
+    indexing (the real model over Reuters articles) only with Reuters."""
     from lede.service.ray_serve import serve_on_ray
     from lede.service.settings import Settings
 
@@ -384,7 +384,7 @@ def run(
         corpus: list[Article] = []
         source = synthetic_corpus(synthetic)
         asked = synthetic_queries(queries)
-        replicas, bulk_articles = [], 0
+        bulk_articles = 0
     else:
         corpus = _articles(articles)
         asked = _queries(corpus, queries)
