@@ -14,8 +14,6 @@ Only dev splits are read.
 from __future__ import annotations
 
 import argparse
-import math
-from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,20 +25,17 @@ from lede.eval.datasets import SHARED_DATASETS
 from lede.eval.report import write_result
 from lede.indexer.text_analysis import Analyzer
 from lede.service.answer_model import AnswerModel
+from lede.service.answer_scoring import term_coverage
 
 ANALYZE = Analyzer()  # the service's shortlist analyzes with the same defaults
 
 
 def coverages(question: SelectionQuestion) -> tuple[np.ndarray, np.ndarray]:
-    """Each sentence's idf-weighted and plain share of the question's terms."""
-    analyzed = [set(ANALYZE(sentence)) for sentence in question.sentences]
-    frequency = Counter(term for terms in analyzed for term in terms)
+    """Each sentence's idf-weighted (as the service's shortlist weighs them) and plain share of
+    the question's terms."""
     asked = set(ANALYZE(question.question))
-    weights = {t: math.log(1 + len(analyzed) / frequency[t]) for t in asked if frequency[t]}
-    total = sum(weights.values()) or 1.0
-    idf = [sum(w for t, w in weights.items() if t in terms) / total for terms in analyzed]
-    plain = [len(asked & terms) / max(1, len(asked)) for terms in analyzed]
-    return np.asarray(idf), np.asarray(plain)
+    plain = [len(asked & set(ANALYZE(s))) / max(1, len(asked)) for s in question.sentences]
+    return np.asarray(term_coverage(question.question, question.sentences)), np.asarray(plain)
 
 
 def _lookup(scores: dict[str, np.ndarray]) -> Callable[[SelectionQuestion], list[float]]:

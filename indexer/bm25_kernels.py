@@ -1,13 +1,13 @@
 """The compiled (numba) loop of a BM25 query: score the query terms' postings, pick the top k.
 
-One pass over the postings, window by window of document ids: within a window of WINDOW ids
-every term adds its postings into a small accumulator (32 KB, in the L1 cache), and the
-window's touched documents then go through the top-k heap. The postings are read in order
-and every random access stays inside the window, so the cost is the same whether the caches
-are warm or cold (the query encoder, running beside BM25, evicts them): at 1M chunks about
-2 ms against 3 ms for one accumulator as long as the corpus (decision 29; 1.3 ms since
-decision 30), which also saved 8 MB per thread. Lucene's BooleanScorer scores disjunctions
-in windows the same way.
+One pass over the postings, window by window of document ids: within a window of `window` ids
+(`bm25_topk.WINDOW`) every term adds its postings into a small accumulator (32 KB, in the L1
+cache), and the window's touched documents then go through the top-k heap. The postings are
+read in order and every random access stays inside the window, so the cost is the same whether
+the caches are warm or cold (the query encoder, running beside BM25, evicts them): at 1M
+chunks about 2 ms against 3 ms for one accumulator as long as the corpus (decision 29; 1.3 ms
+since decision 30), which also saved 8 MB per thread. Lucene's BooleanScorer scores
+disjunctions in windows the same way.
 
 numba caches the compiled loop beside this file, keyed by the file's size and time: editing
 this file is what invalidates a cache compiled under another module name (before `lede.`).
@@ -24,8 +24,6 @@ import heapq
 
 import numba
 import numpy as np
-
-WINDOW = 4096
 
 
 @numba.njit(cache=True, nogil=True)  # type: ignore[misc]
@@ -132,7 +130,7 @@ def warm_up() -> None:
         1.0,
         0.0,
         1,
-        WINDOW,
+        4096,  # any window: the argument types are what compile
         np.empty(1, np.int64),
         np.empty(1, np.float64),
         np.zeros(1, np.int64),

@@ -12,11 +12,16 @@ against one reference). numba is imported on the first query over a larger index
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import cast
+
 import numpy as np
 
-# Below this many document ids numpy takes at most about as long as the compiled loop plus its
-# call (`python -m lede.eval.bench_bm25 --paths`, decision 46).
+# Up to this many document ids numpy costs at most about 0.2 ms a query more than the compiled
+# loop (`python -m lede.eval.bench_bm25 --paths`, decision 46).
 SMALL_ID_SPACE = 20_000
+# The compiled loop scores document ids in windows of this many (decision 29).
+WINDOW = 4096
 
 
 def compiled_needed(id_space: int) -> bool:
@@ -32,7 +37,18 @@ def warm_up(id_space: int) -> None:
         bm25_kernels.warm_up()
 
 
-def top_k(
+def loop_for(id_space: int) -> Callable[..., int]:
+    """The loop that scores a query over an index of this many document ids: numpy's at most
+    SMALL_ID_SPACE, else the compiled one (numba imported on this first need). Both take
+    `bm25_kernels.top_k`'s arguments and fill its outputs."""
+    if not compiled_needed(id_space):
+        return numpy_top_k
+    from lede.indexer import bm25_kernels
+
+    return cast("Callable[..., int]", bm25_kernels.top_k)
+
+
+def numpy_top_k(
     docs: np.ndarray,
     tfs: np.ndarray,
     starts: np.ndarray,
@@ -42,51 +58,12 @@ def top_k(
     base: float,
     slope: float,
     k: int,
+    window: int,
     out_docs: np.ndarray,
     out_scores: np.ndarray,
     matched: np.ndarray,
 ) -> int:
-    """The k best (score, lowest id on ties) live documents; see `bm25_kernels.top_k`, whose
-    arguments and results these are (without its window)."""
-    if compiled_needed(doc_len.shape[0]):
-        from lede.indexer import bm25_kernels
-
-        return int(
-            bm25_kernels.top_k(
-                docs,
-                tfs,
-                starts,
-                weights,
-                doc_len,
-                live,
-                base,
-                slope,
-                k,
-                bm25_kernels.WINDOW,
-                out_docs,
-                out_scores,
-                matched,
-            )
-        )
-    return _numpy_top_k(
-        docs, tfs, starts, weights, doc_len, live, base, slope, k, out_docs, out_scores, matched
-    )
-
-
-def _numpy_top_k(
-    docs: np.ndarray,
-    tfs: np.ndarray,
-    starts: np.ndarray,
-    weights: np.ndarray,
-    doc_len: np.ndarray,
-    live: np.ndarray,
-    base: float,
-    slope: float,
-    k: int,
-    out_docs: np.ndarray,
-    out_scores: np.ndarray,
-    matched: np.ndarray,
-) -> int:
+    """`bm25_kernels.top_k` in numpy, over the whole id space at once (`window` unused)."""
     b, s = np.float32(base), np.float32(slope)
     totals = np.zeros(doc_len.shape[0], dtype=np.float64)
     touched = np.zeros(doc_len.shape[0], dtype=bool)

@@ -247,7 +247,8 @@ class LexicalIndex:
             dtype=np.float64,
         )
         matched = np.zeros(1, dtype=np.int64)
-        found = bm25_topk.top_k(
+        loop = bm25_topk.loop_for(len(self._doc_len))
+        found = loop(
             np.concatenate([p.docs[: p.size] for p in postings]),
             np.concatenate([p.tfs[: p.size] for p in postings]),
             starts,
@@ -257,6 +258,7 @@ class LexicalIndex:
             base,
             slope,
             k,
+            bm25_topk.WINDOW,
             found_docs,
             found_scores,
             matched,

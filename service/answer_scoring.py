@@ -78,19 +78,22 @@ def margin(
     return max(-MARGIN_CAP, min(MARGIN_CAP, best.logit - max(others)))
 
 
-def _shortlist(question: str, texts: list[str], priors: list[float], limit: int) -> list[int]:
-    """Indices of the `limit` texts with the most idf-weighted question terms."""
-    if len(texts) <= limit:
-        return list(range(len(texts)))
+def term_coverage(question: str, texts: Sequence[str]) -> list[float]:
+    """Each text's share of the question's terms, weighted by their idf over these texts."""
     analyzed = [set(_ANALYZE(text)) for text in texts]
     frequency = Counter(term for terms in analyzed for term in terms)
     terms = set(_ANALYZE(question))
     weights = {t: math.log(1 + len(texts) / frequency[t]) for t in terms if frequency[t]}
     total = sum(weights.values()) or 1.0
-    keys = [
-        sum(w for t, w in weights.items() if t in analyzed[i]) / total + 0.25 * priors[i]
-        for i in range(len(texts))
-    ]
+    return [sum(w for t, w in weights.items() if t in found) / total for found in analyzed]
+
+
+def _shortlist(question: str, texts: list[str], priors: list[float], limit: int) -> list[int]:
+    """Indices of the `limit` texts with the most idf-weighted question terms."""
+    if len(texts) <= limit:
+        return list(range(len(texts)))
+    coverage = term_coverage(question, texts)
+    keys = [coverage[i] + 0.25 * priors[i] for i in range(len(texts))]
     order = sorted(range(len(texts)), key=lambda i: (-keys[i], i))
     return sorted(order[:limit])
 

@@ -204,13 +204,13 @@ def test_both_scoring_paths_equal_numpy_reference_exactly(
     """Bit-identical scores and tie order (lowest id first), with deletes and filters: the
     compiled loop with the corpus in one window of ids or spread over 22, and the numpy path
     of small indexes."""
-    from lede.indexer import bm25_kernels, bm25_topk
+    from lede.indexer import bm25_topk
 
     if path == "numpy":
         monkeypatch.setattr(bm25_topk, "SMALL_ID_SPACE", 10**9)
     else:
         monkeypatch.setattr(bm25_topk, "SMALL_ID_SPACE", 0)
-        monkeypatch.setattr(bm25_kernels, "WINDOW", int(path.rsplit(" ", 1)[1]))
+        monkeypatch.setattr(bm25_topk, "WINDOW", int(path.rsplit(" ", 1)[1]))
     rng = random.Random(seed)
     analyzer = Analyzer(AnalyzerSettings(stemmer="none", stopwords="none"))
     # Even seeds without length normalization (the default's own loop), odd seeds with it.
