@@ -1,11 +1,13 @@
-"""The dev end-to-end set behind `PRIOR_WEIGHT` (decision 31).
+"""The dev end-to-end set behind `PRIOR_WEIGHT` and the similarity weight (decisions 31, 48).
 
-    python -m lede.eval.answer_prior [--weights 0,4,15,20,50]
+    python -m lede.eval.answer_prior [--weights 0,4,10,15,20,30,50] [--similarity-weights 0,12]
+        [--json eval/results/answer_prior_dev.json]
 
 Indexes the WikiQA train + dev pages as articles (one per page, its sentences in order) under
 `.lede/eval-cache/wikiqa-pages`, asks WikiQA dev's answerable questions, and reports for each
-prior weight how often the top candidate is a correct sentence of the question's own page.
-Only train and dev data are read.
+pair of weights (the bi-encoder similarity's and the prior's, each beside the cross-encoder's
+logit) how often the top candidate is a correct sentence of the question's own page. Only train
+and dev data are read.
 """
 
 from __future__ import annotations
@@ -19,9 +21,11 @@ import numpy as np
 
 from lede.eval.datasets import SHARED_DATASETS
 from lede.eval.relevance import DEFAULT_CACHE
+from lede.eval.report import write_result
 from lede.indexer.embedder import SentenceTransformerEmbedder
 from lede.indexer.index import LedeIndex
 from lede.indexer.models import parse_article
+from lede.service.answer_model import add_similarity, top_rows
 from lede.service.answers import Answerer
 from lede.service.engine import SearchEngine
 
@@ -46,7 +50,9 @@ def _pages(root: Path) -> tuple[dict[str, tuple[str, list[str], list[int]]], lis
     return pages, questions
 
 
-def prior_grid(weights: list[float], cache: Path = DEFAULT_CACHE) -> dict[str, float]:
+def prior_grid(
+    weights: list[float], similarity_weights: list[float], cache: Path = DEFAULT_CACHE
+) -> dict[str, float]:
     pages, questions = _pages(SHARED_DATASETS / "wikiqa" / "qa")
     path = cache / "wikiqa-pages"
     embedder = SentenceTransformerEmbedder()
@@ -61,7 +67,7 @@ def prior_grid(weights: list[float], cache: Path = DEFAULT_CACHE) -> dict[str, f
             ],
             batch_size=512,
         )
-    rows: list[list[tuple[float, float, bool]]] = []
+    rows: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     with index:
         answerer = Answerer(SearchEngine(index))
         answerer.warm_up()
@@ -69,37 +75,52 @@ def prior_grid(weights: list[float], cache: Path = DEFAULT_CACHE) -> dict[str, f
             hits = answerer.engine.search(item["question"], k=answerer.settings.passages).hits
             _, sentences, labels = pages[item["document_id"]]
             correct = [s.strip() for s, label in zip(sentences, labels, strict=True) if label]
-            found = []
-            for scored in answerer.rank(item["question"], hits):
-                hit = hits[scored.passage]
-                text = hit.record.text[scored.start : scored.end]
-                right = hit.record.article_id == item["document_id"] and any(
-                    c in text for c in correct
+            ranked = answerer.rank(item["question"], hits)
+            if not ranked:
+                continue
+            texts = [hits[s.passage].record.text[s.start : s.end] for s in ranked]
+            pairs = [(hits[s.passage].record.title, t) for s, t in zip(ranked, texts, strict=True)]
+            holds = [
+                hits[s.passage].record.article_id == item["document_id"]
+                and any(c in text for c in correct)
+                for s, text in zip(ranked, texts, strict=True)
+            ]
+            best = hits[0].score if hits[0].score > 0 else 1.0
+            priors = [max(0.0, hits[s.passage].score / best) for s in ranked]
+            rows.append(
+                (
+                    answerer.model.cross_logits(item["question"], pairs),
+                    answerer.model.similarities(item["question"], pairs),
+                    np.asarray(priors),
+                    np.asarray(holds),
                 )
-                prior = max(0.0, hit.score / hits[0].score) if hits[0].score > 0 else 1.0
-                found.append((scored.logit, prior, right))
-            rows.append(found)
-    return {
-        str(weight): round(
-            float(
-                np.mean(
-                    [max(r, key=lambda c: c[0] + weight * c[1])[2] if r else False for r in rows]
-                )
-            ),
-            4,
-        )
-        for weight in weights
-    }
+            )
+    figures = {}
+    for similarity in similarity_weights:
+        for weight in weights:
+            picks = []
+            for cross, cosine, prior, right in rows:
+                top = top_rows(cross)  # re-scored as the service does (`AnswerModel.logits`)
+                score = add_similarity(cross, top, cosine[top], similarity) + weight * prior
+                picks.append(bool(right[int(np.argmax(score))]))
+            accuracy = float(np.sum(picks)) / len(questions)  # no candidate: a wrong answer
+            figures[f"similarity {similarity:g}, prior {weight:g}"] = round(accuracy, 4)
+    return figures
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--weights", default="0,4,15,20,50")
+    parser.add_argument("--weights", default="0,4,10,15,20,30,50")
+    parser.add_argument("--similarity-weights", default="0,12")
+    parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     weights = [float(w) for w in args.weights.split(",")]
-    print(json.dumps(prior_grid(weights), indent=2))
+    similarity = [float(w) for w in args.similarity_weights.split(",")]
+    figures = prior_grid(weights, similarity)
+    print(json.dumps(figures, indent=2))
+    write_result(args.json, "answer_prior_dev", vars(args) | {"json": str(args.json)}, figures)
 
 
 if __name__ == "__main__":

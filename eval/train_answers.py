@@ -8,14 +8,17 @@ labelled by whether they hold a correct sentence) and TrecQA TRAIN-ALL (single s
 candidate per question (WikiQA dev's questions without a correct sentence teach it to abstain).
 SQuAD dev and every test split are never read here.
 
-The model is the bundled all-MiniLM-L6-v2 as a BERT classifier; only its top layers, pooler
-and head are trained (the rest stays the embedding model's weights), so the shipped file is
-the trained tensors alone, in float16.
+The model is the bundled all-MiniLM-L6-v2 as a BERT classifier with low-rank adapters (or its
+top layers) trained; the shipped file is the trained tensors alone, in float16. The service's
+score adds `similarity_weight` times the same model's bi-encoder cosine of question and
+candidate (not trained; its weight chosen on dev, decision 48), and the calibration is fitted
+on that score.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import math
@@ -67,6 +70,9 @@ class TrainSettings:
     # Sentences of other questions' pages: in the service, candidates come from several
     # articles, and a sentence that merely looks like an answer must lose to one on topic.
     foreign_negatives: int = 3
+    # Weight of the bi-encoder's cosine in the score (chosen on dev by `lede.eval.answer_features`,
+    # decision 48); it is not trained, only added and calibrated.
+    similarity_weight: float = 12.0
     max_questions: int | None = None  # for a quick run (tests); None = all
 
 
@@ -351,6 +357,7 @@ def train(out: Path, settings: TrainSettings, datasets: Path = SHARED_DATASETS) 
         0.5,
         training,
         lora_scale,
+        settings.similarity_weight,
     )
     (out / CONFIG).write_text(json.dumps(provisional.to_json(), indent=2) + "\n")
     return calibrate(out, datasets, seed=settings.seed, max_questions=settings.max_questions)
@@ -362,6 +369,7 @@ def calibrate(
     *,
     seed: int = 13,
     max_questions: int | None = None,
+    similarity_weight: float | None = None,
 ) -> dict[str, Any]:
     """Fit the Platt calibration and the threshold of the model in `out` on the dev splits.
 
@@ -370,7 +378,12 @@ def calibrate(
     the pick is right, fitted on its logit and its margin over the runner-up (decision 32).
     Questions without a correct candidate (57% of WikiQA dev) count as a wrong pick, so the
     threshold (most right minus wrong answers) is also what makes Lede abstain on them.
+    `similarity_weight`, when given, replaces the model's before fitting.
     """
+    if similarity_weight is not None:
+        config = ScorerConfig.read(out)
+        config = dataclasses.replace(config, similarity_weight=similarity_weight)
+        (out / CONFIG).write_text(json.dumps(config.to_json(), indent=2) + "\n")
     model = AnswerModel(out)
     dev = (
         load_selection(datasets / "wikiqa/qa/dev.jsonl")[:max_questions]
@@ -387,6 +400,7 @@ def calibrate(
         "same picks",
         "questions": len(features),
         "best_candidate_correct": round(float(np.mean(correct)), 4),
+        "similarity_weight": model.config.similarity_weight,
     }
     config = ScorerConfig(
         model.config.base_model,
@@ -396,6 +410,7 @@ def calibrate(
         threshold,
         training,
         model.config.lora_scale,
+        model.config.similarity_weight,
     )
     (out / CONFIG).write_text(json.dumps(config.to_json(), indent=2) + "\n")
     return config.to_json()
@@ -416,12 +431,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate)
     parser.add_argument("--max-questions", type=int, default=None, help="quick run on a slice")
     parser.add_argument(
+        "--similarity-weight",
+        type=float,
+        default=None,
+        help=f"weight of the bi-encoder cosine in the score (default {DEFAULTS.similarity_weight}; "
+        "with --calibrate-only, the model's own unless given)",
+    )
+    parser.add_argument(
         "--calibrate-only", action="store_true", help="refit calibration and threshold only"
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.calibrate_only:
-        result = calibrate(args.out, args.datasets, seed=args.seed)
+        result = calibrate(
+            args.out, args.datasets, seed=args.seed, similarity_weight=args.similarity_weight
+        )
     else:
         settings = TrainSettings(
             epochs=args.epochs,
@@ -429,6 +453,11 @@ def main(argv: list[str] | None = None) -> None:
             max_questions=args.max_questions,
             lora_rank=args.lora_rank,
             learning_rate=args.learning_rate,
+            similarity_weight=(
+                DEFAULTS.similarity_weight
+                if args.similarity_weight is None
+                else args.similarity_weight
+            ),
         )
         result = train(args.out, settings, args.datasets)
     print(json.dumps({k: v for k, v in result.items() if k != "training"}, indent=2))

@@ -21,6 +21,7 @@ from lede.indexer.ranked import RankedList
 from lede.indexer.views import CorpusStatistics
 
 if TYPE_CHECKING:
+    from lede.indexer.embedder import Embedder
     from lede.indexer.ingest import WriteReport
 
 Count = Literal["none", "chunks", "articles"]
@@ -94,6 +95,10 @@ class SearchableIndex(Protocol):
 
     def encode_query(self, query: str) -> np.ndarray:
         """The query's embedding, shape (1, dimension), from the index's own model."""
+
+    @property
+    def embedder(self) -> Embedder:
+        """The index's embedding model (the answer model reuses it when it is its base)."""
 
     def article(self, article_id: str) -> tuple[Article, list[ChunkRecord]] | None:
         """A stored article with its chunks, or None."""

@@ -22,7 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from lede.indexer.embedder import default_backend, resolve_model_path
+from lede.indexer.embedder import (
+    Embedder,
+    SentenceTransformerEmbedder,
+    default_backend,
+    resolve_model_path,
+)
 from lede.indexer.onnx_cache import export_in_child
 from lede.service.answer_onnx import LightClassifier, answer_graph
 
@@ -32,6 +37,10 @@ BUNDLED = Path(__file__).parent / "answer_weights"
 WEIGHTS = "weights.safetensors"
 CONFIG = "scorer.json"
 BATCH_SIZE = 4  # candidates per forward pass (see `AnswerModel`)
+# The bi-encoder re-scores only this many candidates, those with the best cross-encoder logits:
+# embedding a candidate costs about what scoring it does, and on dev re-scoring the top 3-5
+# ranks as well as re-scoring all (decision 48).
+SIMILARITY_TOP = 4
 
 
 def candidate_text(title: str, text: str) -> str:
@@ -66,6 +75,9 @@ class ScorerConfig:
     threshold: float
     training: dict[str, Any]
     lora_scale: float = 0.0  # weights holding `<layer>.lora_a/lora_b` adapters merge at this scale
+    # The score adds this times the base model's cosine similarity of the question and the
+    # candidate (as a bi-encoder, the embedding model it is); 0: the cross-encoder alone.
+    similarity_weight: float = 0.0
 
     @classmethod
     def read(cls, directory: Path) -> ScorerConfig:
@@ -78,6 +90,7 @@ class ScorerConfig:
             threshold=float(raw.get("threshold", 0.5)),
             training=dict(raw.get("training", {})),
             lora_scale=float(raw.get("lora_scale", 0.0)),
+            similarity_weight=float(raw.get("similarity_weight", 0.0)),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -92,6 +105,7 @@ class ScorerConfig:
             },
             "threshold": self.threshold,
             "lora_scale": self.lora_scale,
+            "similarity_weight": self.similarity_weight,
             "training": self.training,
         }
 
@@ -105,9 +119,18 @@ class AnswerModel:
         batch_size: candidates per forward pass. Candidates go longest first, so a small batch
             pads little; 4 holds a server's memory for activations about 50 MB below 32 and
             scores a question's candidates no slower (decision 46).
+        embedder: the base model as a bi-encoder, for the similarity term of the score (an
+            index's own embedder, so a server holds the model once); one of another model is
+            ignored, and without one the model makes its own when first needed.
     """
 
-    def __init__(self, directory: Path | None = None, *, batch_size: int = BATCH_SIZE):
+    def __init__(
+        self,
+        directory: Path | None = None,
+        *,
+        batch_size: int = BATCH_SIZE,
+        embedder: Embedder | None = None,
+    ):
         self.directory = directory or BUNDLED
         if not (self.directory / CONFIG).exists():
             raise FileNotFoundError(
@@ -120,10 +143,17 @@ class AnswerModel:
         self._tokenizer: Any = None
         self._light: LightClassifier | None = None
         self._lock = threading.Lock()
+        self._embedder = embedder
+        self._embedder_checked = False
 
     def warm_up(self) -> None:
         """Load the model: without PyTorch where it can (`answer_onnx`; the first load on a
-        machine exports the graph in a child process), else the PyTorch classifier."""
+        machine exports the graph in a child process), else the PyTorch classifier; and the
+        bi-encoder when the score uses it."""
+        if self.config.similarity_weight:
+            warm = getattr(self.bi_encoder, "warm_up", None)
+            if warm is not None:
+                warm()
         with self._lock:
             if self._model is not None or self._light is not None:
                 return
@@ -153,8 +183,38 @@ class AnswerModel:
         self.warm_up()
         return self._light is not None
 
+    @property
+    def bi_encoder(self) -> Embedder:
+        """The base model as a bi-encoder: the embedder given, when it is that model."""
+        with self._lock:
+            if not self._embedder_checked:
+                own = SentenceTransformerEmbedder(self.config.base_model)
+                if self._embedder is None or self._embedder.name != own.name:
+                    self._embedder = own
+                self._embedder_checked = True
+            assert self._embedder is not None
+            return self._embedder
+
     def logits(self, question: str, candidates: Sequence[tuple[str, str]]) -> np.ndarray:
-        """One raw score per `(title, text)` candidate; higher means more likely an answer."""
+        """One raw score per `(title, text)` candidate; higher means more likely an answer:
+        the cross-encoder's logit plus `similarity_weight` times the bi-encoder's cosine, for
+        the `SIMILARITY_TOP` best by logit (see `add_similarity`)."""
+        scores = self.cross_logits(question, candidates)
+        weight = self.config.similarity_weight
+        if not weight or not len(candidates):
+            return scores
+        rows = top_rows(scores)
+        cosine = self.similarities(question, [candidates[row] for row in rows])
+        return add_similarity(scores, rows, cosine, weight)
+
+    def similarities(self, question: str, candidates: Sequence[tuple[str, str]]) -> np.ndarray:
+        """The bi-encoder's cosine of the question and each `(title, text)` candidate."""
+        texts = [candidate_text(title, text) for title, text in candidates]
+        vectors = self.bi_encoder.embed([question, *texts])  # unit rows
+        return np.asarray(vectors[1:] @ vectors[0], dtype=np.float64)
+
+    def cross_logits(self, question: str, candidates: Sequence[tuple[str, str]]) -> np.ndarray:
+        """The cross-encoder's logit of each `(title, text)` candidate."""
         if not candidates:
             return np.zeros(0, dtype=np.float64)
         self.warm_up()
@@ -186,6 +246,21 @@ class AnswerModel:
     def confidence(self, logit: float, margin: float = 0.0) -> float:
         """P(right) of a best candidate with this logit, `margin` above the runner-up."""
         return self.config.calibration(logit, margin)
+
+
+def top_rows(logits: np.ndarray, top: int = SIMILARITY_TOP) -> np.ndarray:
+    """The rows of the `top` best logits (the first of equals first)."""
+    return np.argsort(-logits, kind="stable")[:top]
+
+
+def add_similarity(
+    logits: np.ndarray, rows: np.ndarray, cosine: np.ndarray, weight: float
+) -> np.ndarray:
+    """`logits` plus `weight` x the cosine of each of `rows`; a candidate not re-scored is
+    credited the least cosine found, so the term never lifts it over one that was."""
+    scores = logits + weight * float(cosine.min())
+    scores[rows] = logits[rows] + weight * cosine
+    return scores
 
 
 def load_classifier(

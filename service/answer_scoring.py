@@ -22,10 +22,12 @@ from lede.service.answer_candidates import Candidate, candidates
 
 SHORTLIST = 12
 # Candidates are ranked by `logit + PRIOR_WEIGHT * prior` (prior: the passage's retrieval score
-# over the best passage's). Chosen on a dev end-to-end set (WikiQA dev questions over the
-# WikiQA train + dev pages indexed as articles): 0.619 at 0, 0.675 at 4, 0.706 at 15-20, 0.698
-# at 50 (decision 31). The confidence reads the logit and its margin, not the prior (32).
-PRIOR_WEIGHT = 15.0
+# over the best passage's; the logit includes the model's bi-encoder term). Chosen on a dev
+# end-to-end set (WikiQA dev questions over the WikiQA train + dev pages indexed as articles,
+# `python -m lede.eval.answer_prior`): with the similarity weight 12, 0.659 at 0, 0.683 at 2,
+# 0.698 at 3-6, 0.691 at 7-10, 0.683 at 15-30 (decision 48; 15 before the bi-encoder term,
+# decision 31). The confidence reads the logit and its margin, not the prior (32).
+PRIOR_WEIGHT = 5.0
 # The calibration reads how far the best candidate's logit stands above the best other answer
 # (one that does not overlap it), clipped to this; a lone candidate gets the cap.
 MARGIN_CAP = 5.0

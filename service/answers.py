@@ -134,7 +134,7 @@ class Answerer:
         self.engine = engine
         self.settings = settings or AnswerSettings()
         self.reader = reader
-        self.model = model or AnswerModel()
+        self.model = model or AnswerModel(embedder=engine.index.embedder)
 
     @property
     def threshold(self) -> float:

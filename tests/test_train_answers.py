@@ -29,6 +29,7 @@ def test_train_answers_on_a_slice_writes_a_loadable_calibrated_model(tmp_path: P
     assert completed.returncode == 0, completed.stderr[-2000:]
     config = json.loads((out / CONFIG).read_text())
     assert config["lora_scale"] == 2.0 and 0 < config["threshold"] < 1
+    assert config["similarity_weight"] == 12.0  # the bi-encoder term, calibrated with the rest
     assert config["calibration"]["slope"] != 1.0  # fitted, not the placeholder
     assert config["training"]["settings"]["seed"] == 13
     assert (out / WEIGHTS).stat().st_size < 10_000_000

@@ -1,0 +1,97 @@
+"""The answer score's bi-encoder term: cross-encoder logit + weight x cosine (decision 48)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lede.indexer.embedder import DEFAULT_MODEL, SentenceTransformerEmbedder
+from lede.indexer.hashing_embedder import HashingEmbedder
+from lede.indexer.index import LedeIndex
+from lede.service.answer_model import (
+    BUNDLED,
+    CONFIG,
+    WEIGHTS,
+    AnswerModel,
+    ScorerConfig,
+    add_similarity,
+    top_rows,
+)
+from lede.service.answers import Answerer
+from lede.service.engine import SearchEngine
+
+
+def test_the_shipped_score_uses_the_similarity() -> None:
+    assert AnswerModel().config.similarity_weight == 12.0
+
+
+def test_a_config_without_the_weight_is_the_cross_encoder_alone(tmp_path: Path) -> None:
+    raw = json.loads((BUNDLED / CONFIG).read_text())
+    del raw["similarity_weight"]
+    (tmp_path / CONFIG).write_text(json.dumps(raw))
+    config = ScorerConfig.read(tmp_path)
+    assert config.similarity_weight == 0.0
+    again = dataclasses.replace(config, similarity_weight=3.5)
+    (tmp_path / CONFIG).write_text(json.dumps(again.to_json()))
+    assert ScorerConfig.read(tmp_path) == again
+
+
+def test_the_bi_encoder_is_the_given_embedder_only_when_it_is_the_base_model() -> None:
+    """Building either loads nothing (embedders load on first use)."""
+    same = SentenceTransformerEmbedder("all-MiniLM-L6-v2")
+    assert AnswerModel(embedder=same).bi_encoder is same
+    other = AnswerModel(embedder=HashingEmbedder(dimension=64)).bi_encoder
+    assert isinstance(other, SentenceTransformerEmbedder) and other.name == DEFAULT_MODEL
+    assert AnswerModel().bi_encoder.name == DEFAULT_MODEL
+
+
+@pytest.mark.model
+def test_an_answerer_shares_its_index_embedder(real_index: LedeIndex) -> None:
+    answerer = Answerer(SearchEngine(real_index))
+    assert answerer.model.bi_encoder is real_index.embedder
+
+
+@pytest.mark.model
+def test_logits_add_the_weighted_cosine(
+    tmp_path: Path, real_embedder: SentenceTransformerEmbedder
+) -> None:
+    model = AnswerModel(embedder=real_embedder)
+    question = "Who directs the new Mission: Impossible film?"
+    candidates = [
+        ("Mission: Impossible", "The film is directed by Christopher McQuarrie."),
+        ("Mission: Impossible", "Tickets went on sale on Monday in most cities."),
+        ("", ""),
+    ]
+    cosine = model.similarities(question, candidates)
+    assert cosine.shape == (3,) and np.all(np.abs(cosine) <= 1.0 + 1e-6)
+    assert cosine[0] > cosine[1]  # the answer is nearer the question than the off-topic one
+    combined = model.logits(question, candidates)
+    np.testing.assert_allclose(
+        combined, model.cross_logits(question, candidates) + 12.0 * cosine, rtol=1e-6
+    )
+    # the same weights without the term: the cross-encoder alone
+    for name in (WEIGHTS,):
+        (tmp_path / name).symlink_to(BUNDLED / name)
+    raw = json.loads((BUNDLED / CONFIG).read_text()) | {"similarity_weight": 0.0}
+    (tmp_path / CONFIG).write_text(json.dumps(raw))
+    alone = AnswerModel(tmp_path, embedder=real_embedder)
+    np.testing.assert_allclose(
+        alone.logits(question, candidates), model.cross_logits(question, candidates), rtol=1e-5
+    )
+
+
+def test_only_the_top_candidates_are_re_scored_and_none_is_lifted_over_them() -> None:
+    logits = np.array([0.0, 5.0, -1.0, 4.0, 3.0, 2.0, 4.5])
+    rows = top_rows(logits, 4)
+    assert rows.tolist() == [1, 6, 3, 4]
+    cosine = np.array([0.1, 0.9, 0.5, 0.3])
+    scores = add_similarity(logits, rows, cosine, 10.0)
+    assert scores[rows].tolist() == pytest.approx([6.0, 13.5, 9.0, 6.0])
+    rest = [0, 2, 5]
+    assert scores[rest].tolist() == pytest.approx([1.0, 0.0, 3.0])  # + 10 x the least cosine
+    assert max(scores[rest]) <= min(scores[rows])
+    assert logits.tolist() == [0.0, 5.0, -1.0, 4.0, 3.0, 2.0, 4.5]  # not changed in place
