@@ -3,14 +3,15 @@ answer sentences better? (Issue 15: coverage was tried and not adopted, decision
 bi-encoder similarity was adopted, decision 48.)
 
     python -m lede.eval.answer_features [--weights 0,0.5,1,2,3,4,6,8,12,16,20]
-        [--json eval/results/answer_features_dev.json]
+        [--tops 2,3,4,5,6,8] [--json eval/results/answer_features_dev.json]
 
 For each answerable question of WikiQA dev and TrecQA dev (clean), every candidate sentence is
 scored by the bundled cross-encoder alone and ranked by `logit + w x feature`, for three
 features: the share of the question's analyzed terms in the sentence, idf-weighted over the
 question's own candidates (as the service's shortlist weighs them) or plain; and the base
 model's bi-encoder cosine of the question and `title | sentence`, over every candidate or, as
-the service adds it (`similarity_weight`), over the `SIMILARITY_TOP` best by logit alone.
+the service adds it (`similarity_weight`), over only the few best by logit (`--tops`; the
+service re-scores `SIMILARITY_TOP`).
 Reports MAP / MRR per feature and weight. Only dev splits are read.
 """
 
@@ -31,7 +32,7 @@ from lede.service.answer_model import SIMILARITY_TOP, AnswerModel, add_similarit
 from lede.service.answer_scoring import term_coverage
 
 ANALYZE = Analyzer()  # the service's shortlist analyzes with the same defaults
-FEATURES = ("idf", "plain", "similarity", f"similarity_top{SIMILARITY_TOP}")
+FEATURES = ("idf", "plain", "similarity")
 
 
 def features(model: AnswerModel, question: SelectionQuestion) -> dict[str, np.ndarray]:
@@ -49,7 +50,7 @@ def features(model: AnswerModel, question: SelectionQuestion) -> dict[str, np.nd
 
 def _score(row: dict[str, np.ndarray], feature: str, weight: float) -> np.ndarray:
     if feature.startswith("similarity_top"):  # as the service scores: the top few re-scored
-        rows = top_rows(row["logit"])
+        rows = top_rows(row["logit"], int(feature.removeprefix("similarity_top")))
         return add_similarity(row["logit"], rows, row["similarity"][rows], weight)
     return row["logit"] + weight * row[feature]
 
@@ -58,7 +59,7 @@ def _lookup(scores: dict[str, np.ndarray]) -> Callable[[SelectionQuestion], list
     return lambda question: scores[question.question_id].tolist()
 
 
-def sweep(weights: list[float]) -> dict[str, Any]:
+def sweep(weights: list[float], tops: list[int]) -> dict[str, Any]:
     model = AnswerModel()
     figures: dict[str, Any] = {}
     for name in ("wikiqa", "trecqa"):
@@ -66,7 +67,7 @@ def sweep(weights: list[float]) -> dict[str, Any]:
             q for q in load_selection(SHARED_DATASETS / name / "qa" / "dev.jsonl") if q.answerable
         ]
         scored = {q.question_id: features(model, q) for q in questions}
-        for feature in FEATURES:
+        for feature in (*FEATURES, *(f"similarity_top{top}" for top in tops)):
             for weight in weights:
                 ranked = {key: _score(row, feature, weight) for key, row in scored.items()}
                 metrics = ranking_metrics(questions, _lookup(ranked))
@@ -81,9 +82,16 @@ def main(argv: list[str] | None = None) -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--weights", default="0,0.5,1,2,3,4,6,8,12,16,20")
+    parser.add_argument(
+        "--tops",
+        default="2,3,4,5,6,8",
+        help="re-score only this many best candidates by the similarity (the service: "
+        f"{SIMILARITY_TOP})",
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
-    figures = sweep([float(w) for w in args.weights.split(",")])
+    weights = [float(w) for w in args.weights.split(",")]
+    figures = sweep(weights, [int(t) for t in args.tops.split(",")])
     for key, row in figures.items():
         print(key, row["mean_map"], {k: v for k, v in row.items() if k != "mean_map"})
     write_result(args.json, "answer_features_dev", vars(args) | {"json": str(args.json)}, figures)

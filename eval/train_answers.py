@@ -231,6 +231,30 @@ def fit_platt(features: list[tuple[float, float]], correct: list[bool], seed: in
     return Calibration(slope, float(fitted.intercept_[0]), margin_slope)
 
 
+def cross_validated(
+    features: list[tuple[float, float]], correct: list[bool], seed: int, folds: int = 5
+) -> dict[str, float]:
+    """Log loss and expected calibration error of `fit_platt`, each pick predicted by a fit on
+    the other folds (stratified, seeded): how well the calibration holds on unseen dev picks."""
+    from sklearn.metrics import log_loss
+    from sklearn.model_selection import StratifiedKFold
+
+    from lede.eval.qa import calibration
+
+    values = np.asarray(features, dtype=np.float64).reshape(-1, 2)
+    labels = np.asarray(correct, dtype=bool)
+    predicted = np.zeros(len(labels))
+    splits = StratifiedKFold(folds, shuffle=True, random_state=seed).split(values, labels)
+    for train_rows, test_rows in splits:
+        fitted = fit_platt([tuple(v) for v in values[train_rows]], list(labels[train_rows]), seed)
+        predicted[test_rows] = [fitted(*v) for v in values[test_rows]]
+    return {
+        "folds": folds,
+        "log_loss": round(float(log_loss(labels, predicted)), 4),
+        "ece": float(calibration(predicted.tolist(), labels.tolist())["ece"]),
+    }
+
+
 def choose_threshold(confidences: list[float], correct: list[bool]) -> float:
     """The threshold with the most right minus wrong answers on dev (ties: the higher)."""
     values = np.asarray(confidences)
@@ -401,6 +425,11 @@ def calibrate(
         "questions": len(features),
         "best_candidate_correct": round(float(np.mean(correct)), 4),
         "similarity_weight": model.config.similarity_weight,
+        "cross_validated": (
+            cross_validated(features, correct, seed)
+            if min(sum(correct), len(correct) - sum(correct)) >= 5
+            else None  # a slice too small to split (tests)
+        ),
     }
     config = ScorerConfig(
         model.config.base_model,

@@ -15,6 +15,7 @@ from lede.indexer.index import LedeIndex
 from lede.service.answer_model import (
     BUNDLED,
     CONFIG,
+    SIMILARITY_TOP,
     WEIGHTS,
     AnswerModel,
     ScorerConfig,
@@ -65,13 +66,19 @@ def test_logits_add_the_weighted_cosine(
         ("Mission: Impossible", "The film is directed by Christopher McQuarrie."),
         ("Mission: Impossible", "Tickets went on sale on Monday in most cities."),
         ("", ""),
+        ("Mission: Impossible", "Tom Cruise returns as Ethan Hunt."),
+        ("Mission: Impossible", "McQuarrie also wrote the screenplay with Erik Jendresen."),
     ]
     cosine = model.similarities(question, candidates)
-    assert cosine.shape == (3,) and np.all(np.abs(cosine) <= 1.0 + 1e-6)
+    assert cosine.shape == (5,) and np.all(np.abs(cosine) <= 1.0 + 1e-6)
     assert cosine[0] > cosine[1]  # the answer is nearer the question than the off-topic one
-    combined = model.logits(question, candidates)
+    cross = model.cross_logits(question, candidates)
+    rows = top_rows(cross, SIMILARITY_TOP)
+    assert len(rows) == SIMILARITY_TOP == 3
     np.testing.assert_allclose(
-        combined, model.cross_logits(question, candidates) + 12.0 * cosine, rtol=1e-6
+        model.logits(question, candidates),
+        add_similarity(cross, rows, cosine[rows], 12.0),
+        rtol=1e-5,
     )
     # the same weights without the term: the cross-encoder alone
     for name in (WEIGHTS,):
