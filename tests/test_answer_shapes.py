@@ -133,5 +133,8 @@ def test_absent_facts_abstain_and_header_lines_never_answer(
 
 
 def test_second_citation_only_when_it_supports_the_answer(answerer: Answerer) -> None:
-    answer = answerer.ask("Who directs Fog Line?")
+    # Below the default threshold (0.65 since decision 48) this answer's confidence, about
+    # 0.6, abstains; what is checked here is which citations an answer gets.
+    answer = answerer.ask("Who directs Fog Line?", threshold=0.5)
+    assert answer.answer is not None and "Ines Carvalho" in answer.answer
     assert [c.hit.record.article_id for c in answer.citations] == ["film"]
