@@ -168,7 +168,10 @@ def test_every_command_works_on_a_sharded_directory_as_on_one_index(
             lede_json(*args, str(sharded_dir))["hits"]
             == (lede_json(*args, str(sample_index_dir))["hits"])
         )
-    answer = lede_json("ask", "Who plays Ethan Hunt?", "--index", str(sharded_dir))
+    for threshold in ([], ["--threshold", "0"]):  # the default abstains on it (confidence 0.5)
+        args = ["ask", "Who plays Ethan Hunt?", *threshold, "--index"]
+        answer, single = (lede_json(*args, str(path)) for path in (sharded_dir, sample_index_dir))
+        assert answer.pop("took_ms") >= 0 and single.pop("took_ms") >= 0 and answer == single
     assert answer["citations"][0]["article_id"] == "mi7-rome-cruise-atwell"
     wrong = lede(
         "index", str(EXAMPLES / "articles.jsonl"), "--index", str(sharded_dir), "--shards", "2"
