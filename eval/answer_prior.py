@@ -29,9 +29,13 @@ from lede.service.answer_model import add_similarity, top_rows
 from lede.service.answers import Answerer
 from lede.service.engine import SearchEngine
 
+Pages = dict[str, tuple[str, list[str]]]
 
-def _pages(root: Path) -> tuple[dict[str, tuple[str, list[str], list[int]]], list[dict[str, Any]]]:
-    pages: dict[str, tuple[str, list[str], list[int]]] = {}
+
+def wikiqa_pages(root: Path, answerable: bool = True) -> tuple[Pages, list[dict[str, Any]]]:
+    """WikiQA train + dev pages by id (title, sentences in order) and the dev questions
+    (those with a correct sentence unless `answerable` is False)."""
+    pages: Pages = {}
     questions = []
     for split in ("train", "dev"):
         with open(root / f"{split}.jsonl") as handle:
@@ -43,38 +47,47 @@ def _pages(root: Path) -> tuple[dict[str, tuple[str, list[str], list[int]]], lis
                 pages[item["document_id"]] = (
                     item["document_title"],
                     [c["sentence"] for c in ordered],
-                    [int(c["label"]) for c in ordered],
                 )
-                if split == "dev" and any(c["label"] for c in ordered):
+                if split == "dev" and (any(c["label"] for c in ordered) or not answerable):
                     questions.append(item)
     return pages, questions
+
+
+def correct_sentences(item: dict[str, Any]) -> list[str]:
+    """The question's own correct sentences (its labels, not the page's: 39 dev questions
+    share a page with another question)."""
+    return [c["sentence"].strip() for c in item["candidates"] if int(c["label"])]
+
+
+def pages_index(pages: Pages, path: Path) -> LedeIndex:
+    """The index of these pages (one article each, its sentences in order), built once at
+    `path` and opened from there afterwards."""
+    embedder = SentenceTransformerEmbedder()
+    if (path / "manifest.json").exists():
+        return LedeIndex.open(path, embedder=embedder)
+    index = LedeIndex.create(path, embedder=embedder)
+    index.add(
+        [
+            parse_article({"id": page, "title": title, "text": " ".join(sentences)})
+            for page, (title, sentences) in pages.items()
+        ],
+        batch_size=512,
+    )
+    return index
 
 
 def prior_grid(
     weights: list[float], similarity_weights: list[float], cache: Path = DEFAULT_CACHE
 ) -> dict[str, float]:
-    pages, questions = _pages(SHARED_DATASETS / "wikiqa" / "qa")
-    path = cache / "wikiqa-pages"
-    embedder = SentenceTransformerEmbedder()
-    if (path / "manifest.json").exists():
-        index = LedeIndex.open(path, embedder=embedder)
-    else:
-        index = LedeIndex.create(path, embedder=embedder)
-        index.add(
-            [
-                parse_article({"id": page, "title": title, "text": " ".join(sentences)})
-                for page, (title, sentences, _) in pages.items()
-            ],
-            batch_size=512,
-        )
+    pages, questions = wikiqa_pages(SHARED_DATASETS / "wikiqa" / "qa")
+    index = pages_index(pages, cache / "wikiqa-pages")
     rows: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     with index:
         answerer = Answerer(SearchEngine(index))
         answerer.warm_up()
         for item in questions:
             hits = answerer.engine.search(item["question"], k=answerer.settings.passages).hits
-            _, sentences, labels = pages[item["document_id"]]
-            correct = [s.strip() for s, label in zip(sentences, labels, strict=True) if label]
+            correct = correct_sentences(item)
             ranked = answerer.rank(item["question"], hits)
             if not ranked:
                 continue

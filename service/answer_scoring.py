@@ -24,9 +24,10 @@ SHORTLIST = 12
 # Candidates are ranked by `logit + PRIOR_WEIGHT * prior` (prior: the passage's retrieval score
 # over the best passage's; the logit includes the model's bi-encoder term). Chosen on a dev
 # end-to-end set (WikiQA dev questions over the WikiQA train + dev pages indexed as articles,
-# `python -m lede.eval.answer_prior`): with the similarity weight 12, 0.659 at 0, 0.691 at 2,
-# 0.706 at 4-10 (6: the middle of that plateau), 0.698 at 15, 0.683 at 20-30 (decision 48; 15
-# before the bi-encoder term, decision 31). The confidence reads the logit and its margin, not
+# `python -m lede.eval.answer_prior`): with the similarity weight 12, 0.667 at 0, 0.698 at 2,
+# 0.714 at 4-10 (6: the middle of that plateau), 0.706 at 15, 0.690 at 20-30 (decision 48, its
+# figures re-counted with each question's own labels in 49; 15 before the bi-encoder term,
+# decision 31). The confidence reads the logit and its margin, not
 # the prior (32).
 PRIOR_WEIGHT = 6.0
 # The calibration reads how far the best candidate's logit stands above the best other answer

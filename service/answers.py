@@ -121,6 +121,11 @@ def _same_span(hits: list[Hit]) -> Callable[[Scored, Scored], bool]:
     return same
 
 
+def pick_margin(ranked: list[Scored], hits: list[Hit]) -> float:
+    """The best candidate's margin over the best other answer (not the same article text)."""
+    return margin(ranked[0], ranked[1:], _same_span(hits))
+
+
 class Answerer:
     """Retrieve, score the candidate answers of the top passages, answer or abstain."""
 
@@ -184,7 +189,7 @@ class Answerer:
         if not ranked:
             return Answer(None, 0.0, [], hits)
         best = ranked[0]
-        confidence = self.model.confidence(best.logit, margin(best, ranked[1:], _same_span(hits)))
+        confidence = self.model.confidence(best.logit, pick_margin(ranked, hits))
         if confidence < threshold:
             return Answer(None, confidence, [], hits)
         hit = hits[best.passage]
