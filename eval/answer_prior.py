@@ -26,7 +26,7 @@ from lede.indexer.embedder import SentenceTransformerEmbedder
 from lede.indexer.index import LedeIndex
 from lede.indexer.models import parse_article
 from lede.service.answer_model import add_similarity, top_rows
-from lede.service.answers import Answerer
+from lede.service.answers import Answerer, retrieval_priors
 from lede.service.engine import SearchEngine
 
 Pages = dict[str, tuple[str, list[str]]]
@@ -98,8 +98,8 @@ def prior_grid(
                 and any(c in text for c in correct)
                 for s, text in zip(ranked, texts, strict=True)
             ]
-            best = hits[0].score if hits[0].score > 0 else 1.0
-            priors = [max(0.0, hits[s.passage].score / best) for s in ranked]
+            relative = retrieval_priors(hits)
+            priors = [relative[s.passage] for s in ranked]
             rows.append(
                 (
                     answerer.model.cross_logits(item["question"], pairs),

@@ -28,7 +28,7 @@ from lede.eval.datasets import SHARED_DATASETS
 from lede.eval.relevance import DEFAULT_CACHE
 from lede.eval.report import write_result
 from lede.indexer.filters import Filters
-from lede.service.answers import Answerer, pick_margin
+from lede.service.answers import Answerer, pick_margin, retrieval_priors
 from lede.service.engine import SearchEngine
 
 THRESHOLDS = tuple(round(float(t), 2) for t in np.arange(0.2, 0.81, 0.05))
@@ -57,27 +57,26 @@ class Pick:
 def ask(answerer: Answerer, item: dict[str, Any], others: tuple[str, ...] | None) -> Pick:
     """`item` asked end to end (of the pages in `others` only, when given)."""
     question, page = item["question"], item["document_id"]
-    answerable = bool(correct_sentences(item))
+    correct = correct_sentences(item)
     filters = Filters(article_ids=others) if others is not None else None
     search = answerer.engine.search(question, k=answerer.settings.passages, filters=filters)
     hits = search.hits
     ranked = answerer.rank(question, hits) if hits else []
     if not ranked:
-        return Pick(others is None, answerable, False, 0.0)
+        return Pick(others is None, bool(correct), False, 0.0)
     best = ranked[0]
     hit = hits[best.passage]
     text = hit.record.text[best.start : best.end]
     over = pick_margin(ranked, hits)
-    top = hits[0].score if hits[0].score > 0 else 1.0
     return Pick(
         others is None,
-        answerable,
-        hit.record.article_id == page and any(c in text for c in correct_sentences(item)),
+        bool(correct),
+        hit.record.article_id == page and any(c in text for c in correct),
         answerer.model.confidence(best.logit, over),
         best.logit,
         over,
         float(answerer.model.similarities(question, [(hit.record.title, text)])[0]),
-        max(0.0, hit.score / top),
+        retrieval_priors(hits)[best.passage],
     )
 
 

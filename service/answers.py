@@ -126,6 +126,12 @@ def pick_margin(ranked: list[Scored], hits: list[Hit]) -> float:
     return margin(ranked[0], ranked[1:], _same_span(hits))
 
 
+def retrieval_priors(hits: list[Hit]) -> list[float]:
+    """Each passage's retrieval score relative to the best passage's (the ranking's prior)."""
+    best = hits[0].score if hits[0].score > 0 else 1.0
+    return [max(0.0, hit.score / best) for hit in hits]
+
+
 class Answerer:
     """Retrieve, score the candidate answers of the top passages, answer or abstain."""
 
@@ -211,15 +217,9 @@ class Answerer:
 
     def rank(self, question: str, hits: list[Hit]) -> list[Scored]:
         """The shortlisted candidate answers of the passages, best first."""
-        best_score = hits[0].score if hits[0].score > 0 else 1.0
         passages = [
-            PassageText(
-                hit.record.title,
-                hit.record.text,
-                answer_sentences(hit.record.text),
-                max(0.0, hit.score / best_score),
-            )
-            for hit in hits
+            PassageText(hit.record.title, hit.record.text, answer_sentences(hit.record.text), prior)
+            for hit, prior in zip(hits, retrieval_priors(hits), strict=True)
         ]
         ranked = score_candidates(self.model, question, passages, shortlist=self.settings.shortlist)
         # Chunks overlap by a sentence: keep each article span once.
