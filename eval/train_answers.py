@@ -2,9 +2,10 @@
 dev splits only.
 
 Data (train): WikiQA train (candidates in document order: single sentences and adjacent pairs,
-labelled by whether they hold a correct sentence) and TrecQA TRAIN-ALL (single sentences, its
-`<num>` tokens replaced by random numbers). Dev: WikiQA dev and TrecQA dev pick the epoch
-(mean MAP) and fit the Platt calibration and the abstention threshold on the scorer's best
+labelled by whether they hold a correct sentence), TrecQA TRAIN-ALL (single sentences, its
+`<num>` tokens replaced by random numbers) and, with `scifact`, SciFact's train claims against
+their abstracts (single sentences, evidence labelled 1). Dev: WikiQA dev and TrecQA dev pick
+the epoch (mean MAP) and fit the Platt calibration and the abstention threshold on the scorer's best
 candidate per question (WikiQA dev's questions without a correct sentence teach it to abstain).
 SQuAD dev and every test split are never read here.
 
@@ -33,6 +34,7 @@ import numpy as np
 from lede.eval.answer_selection import (
     SelectionQuestion,
     best_candidates,
+    load_scifact_evidence,
     load_selection,
     ranking_metrics,
 )
@@ -73,6 +75,8 @@ class TrainSettings:
     # Weight of the bi-encoder's cosine in the score (chosen on dev by `lede.eval.answer_features`,
     # decision 48); it is not trained, only added and calibrated.
     similarity_weight: float = 12.0
+    # SciFact's train claims and their evidence sentences as a third source (decision 50).
+    scifact: bool = False
     max_questions: int | None = None  # for a quick run (tests); None = all
 
 
@@ -104,11 +108,15 @@ def _units(
 
 
 def training_examples(
-    wikiqa: list[SelectionQuestion], trecqa: list[SelectionQuestion], settings: TrainSettings
+    wikiqa: list[SelectionQuestion],
+    trecqa: list[SelectionQuestion],
+    settings: TrainSettings,
+    scifact: list[SelectionQuestion] | None = None,
 ) -> list[tuple[str, str, float]]:
     rng = random.Random(settings.seed)
     examples = []
-    for questions, pairs in ((wikiqa, True), (trecqa, False)):
+    sources = [(wikiqa, True), (trecqa, False)] + ([(scifact, False)] if scifact else [])
+    for questions, pairs in sources:
         for question in questions:
             examples += _units(question, rng, settings, pairs=pairs)
             for _ in range(settings.foreign_negatives if len(questions) > 1 else 0):
@@ -279,12 +287,14 @@ def train(out: Path, settings: TrainSettings, datasets: Path = SHARED_DATASETS) 
     trecqa_train = load_selection(datasets / "trecqa/qa/train.jsonl", seed=settings.seed)
     wikiqa_dev = load_selection(datasets / "wikiqa/qa/dev.jsonl")
     trecqa_dev = load_selection(datasets / "trecqa/qa/dev.jsonl")
+    scifact_train = load_scifact_evidence(datasets / "scifact") if settings.scifact else []
     if settings.max_questions is not None:
         wikiqa_train = wikiqa_train[: settings.max_questions]
         trecqa_train = trecqa_train[: settings.max_questions]
+        scifact_train = scifact_train[: settings.max_questions]
         wikiqa_dev = wikiqa_dev[: settings.max_questions]
         trecqa_dev = trecqa_dev[: settings.max_questions]
-    examples = training_examples(wikiqa_train, trecqa_train, settings)
+    examples = training_examples(wikiqa_train, trecqa_train, settings, scifact_train)
     logger.info("training on %d examples", len(examples))
 
     model, tokenizer = load_classifier(BASE_MODEL, None)
@@ -460,6 +470,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate)
     parser.add_argument("--max-questions", type=int, default=None, help="quick run on a slice")
     parser.add_argument(
+        "--scifact",
+        action=argparse.BooleanOptionalAction,
+        default=DEFAULTS.scifact,
+        help="add SciFact's train claims and evidence sentences to the training data",
+    )
+    parser.add_argument(
         "--similarity-weight",
         type=float,
         default=None,
@@ -482,6 +498,7 @@ def main(argv: list[str] | None = None) -> None:
             max_questions=args.max_questions,
             lora_rank=args.lora_rank,
             learning_rate=args.learning_rate,
+            scifact=args.scifact,
             similarity_weight=(
                 DEFAULTS.similarity_weight
                 if args.similarity_weight is None

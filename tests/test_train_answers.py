@@ -34,9 +34,11 @@ def test_train_answers_on_a_slice_writes_a_loadable_calibrated_model(tmp_path: P
     assert config["training"]["settings"]["seed"] == 13
     assert (out / WEIGHTS).stat().st_size < 10_000_000
     shipped = json.loads((BUNDLED / CONFIG).read_text())
+    settings = config["training"]["settings"]
+    # The shipped model predates the --scifact option (decision 50): it was trained without.
+    assert settings.pop("scifact") is shipped["training"]["settings"].get("scifact", False)
     assert (
-        shipped["training"]["settings"] | {"epochs": 1, "max_questions": 6}
-        == (config["training"]["settings"])
+        shipped["training"]["settings"] | {"epochs": 1, "max_questions": 6} == settings
     )  # the command's defaults are the shipped model's settings
     model = AnswerModel(out)
     logits = model.logits("Who plays Ethan Hunt?", [("", "Tom Cruise plays Ethan Hunt."), ("", "")])
