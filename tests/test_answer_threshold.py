@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from lede.eval.answer_prior import correct_sentences, pages_index
-from lede.eval.answer_threshold import Pick, ask, collect, curve, separation
+from lede.eval.answer_threshold import Pick, ask, at_budget, collect, curve, separation
 from lede.service.answers import Answerer
 from lede.service.engine import SearchEngine
 
@@ -31,6 +31,10 @@ def test_the_curve_counts_each_group_apart() -> None:
     assert middle["answerable_wrong"] == 0.0 and middle["not_indexed_answered"] == 0.5
     assert high["answerable_right"] == 0.5 and high["same_topic_answered"] == 0.0
     assert curve([Pick(True, True, True, 0.9)], (0.5,))[0]["same_topic_answered"] is None
+    # The lowest threshold answering at most 10% of the same-topic question (0.7): 0.71.
+    row = at_budget(picks)
+    assert row is not None and row["threshold"] == 0.71 and row["answerable_right"] == 0.5
+    assert at_budget([Pick(True, False, False, 0.99)]) is None  # no threshold on the grid keeps it
 
 
 def test_separation_credits_a_feature_that_tells_right_from_wrong() -> None:
@@ -43,6 +47,8 @@ def test_separation_credits_a_feature_that_tells_right_from_wrong() -> None:
     assert result["service_confidence_auc"] == 0.5  # the same confidence for all
     assert result["logit + margin + similarity"]["auc"] == 1.0
     assert result["logit + margin"]["auc"] < 0.8
+    assert result["service_at_budget"]["threshold"] == 0.05  # no same-topic question here
+    assert result["logit + margin + similarity"]["at_budget"]["answerable_right"] == 0.5
 
 
 WIKIQA_ITEMS = [
