@@ -7,9 +7,10 @@ import gzip
 import json
 import random
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +34,15 @@ class SelectionQuestion:
         return any(self.labels)
 
 
+def _json_lines(path: Path) -> Iterator[dict[str, Any]]:
+    """The objects of a JSON-lines file (gzipped when it ends in `.gz`), blank lines skipped."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt") as handle:
+        for line in handle:
+            if line.strip():
+                yield json.loads(line)
+
+
 def _sentence_order(sentence_id: str) -> int:
     tail = sentence_id.rsplit("-", 1)[-1]
     return int(tail) if tail.isdigit() else 0
@@ -42,28 +52,24 @@ def load_selection(path: Path, *, seed: int = 0) -> list[SelectionQuestion]:
     """Read a WikiQA-layout file. TrecQA's train split writes every number as `<num>`; each
     one becomes a random number (seeded), so a model never learns that token."""
     rng = random.Random(seed)
+
+    def numbers(text: str) -> str:
+        return _NUM.sub(
+            lambda _: str(rng.choice((rng.randint(2, 99), rng.randint(1900, 2010)))), text
+        )
+
     questions = []
-    with open(path) as handle:
-        for line in handle:
-            if not line.strip():
-                continue
-            item = json.loads(line)
-            candidates = sorted(item["candidates"], key=lambda c: _sentence_order(c["sentence_id"]))
-
-            def numbers(text: str) -> str:
-                return _NUM.sub(
-                    lambda _: str(rng.choice((rng.randint(2, 99), rng.randint(1900, 2010)))), text
-                )
-
-            questions.append(
-                SelectionQuestion(
-                    question_id=str(item["question_id"]),
-                    question=numbers(item["question"]),
-                    title=item.get("document_title") or "",
-                    sentences=tuple(numbers(c["sentence"]) for c in candidates),
-                    labels=tuple(int(c["label"]) for c in candidates),
-                )
+    for item in _json_lines(path):
+        candidates = sorted(item["candidates"], key=lambda c: _sentence_order(c["sentence_id"]))
+        questions.append(
+            SelectionQuestion(
+                question_id=str(item["question_id"]),
+                question=numbers(item["question"]),
+                title=item.get("document_title") or "",
+                sentences=tuple(numbers(c["sentence"]) for c in candidates),
+                labels=tuple(int(c["label"]) for c in candidates),
             )
+        )
     return questions
 
 
@@ -72,38 +78,27 @@ def load_scifact_evidence(root: Path) -> list[SelectionQuestion]:
     sentences, the abstract's sentences as candidates, a sentence labelled 1 when it is evidence
     (supporting or contradicting: either way it is what the claim asks about). Claims without
     evidence are left out. The test claims (BEIR's `queries.jsonl`) are never read here."""
-    titles = {}
-    with open(root / "corpus.jsonl") as handle:
-        for line in handle:
-            if line.strip():
-                doc = json.loads(line)
-                titles[str(doc["_id"])] = doc.get("title") or ""
-    sentences: dict[str, list[str]] = {}
-    with gzip.open(root / "extras/corpus_sentences.jsonl.gz", "rt") as handle:
-        for line in handle:
-            if line.strip():
-                doc = json.loads(line)
-                sentences[str(doc["_id"])] = [s.strip() for s in doc["sentences"]]
+    titles = {str(d["_id"]): d.get("title") or "" for d in _json_lines(root / "corpus.jsonl")}
+    sentences = {
+        str(d["_id"]): [s.strip() for s in d["sentences"]]
+        for d in _json_lines(root / "extras/corpus_sentences.jsonl.gz")
+    }
     questions = []
-    with open(root / "extras/queries_train.jsonl") as handle:
-        for line in handle:
-            if not line.strip():
+    for claim in _json_lines(root / "extras/queries_train.jsonl"):
+        for doc_id, rationales in sorted((claim.get("metadata") or {}).items()):
+            evidence = {i for r in rationales for i in r["sentences"]}
+            doc = sentences.get(str(doc_id))
+            if not evidence or not doc:
                 continue
-            claim = json.loads(line)
-            for doc_id, rationales in sorted((claim.get("metadata") or {}).items()):
-                evidence = {i for r in rationales for i in r["sentences"]}
-                doc = sentences.get(str(doc_id))
-                if not evidence or not doc:
-                    continue
-                questions.append(
-                    SelectionQuestion(
-                        question_id=f"scifact-{claim['_id']}-{doc_id}",
-                        question=claim["text"],
-                        title=titles.get(str(doc_id), ""),
-                        sentences=tuple(doc),
-                        labels=tuple(int(i in evidence) for i in range(len(doc))),
-                    )
+            questions.append(
+                SelectionQuestion(
+                    question_id=f"scifact-{claim['_id']}-{doc_id}",
+                    question=claim["text"],
+                    title=titles.get(str(doc_id), ""),
+                    sentences=tuple(doc),
+                    labels=tuple(int(i in evidence) for i in range(len(doc))),
                 )
+            )
     return questions
 
 
