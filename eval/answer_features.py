@@ -11,7 +11,8 @@ features: the share of the question's analyzed terms in the sentence, idf-weight
 question's own candidates (as the service's shortlist weighs them) or plain; and the base
 model's bi-encoder cosine of the question and `title | sentence`, over every candidate or, as
 the service adds it (`similarity_weight`), over only the few best by logit (`--tops`; the
-service re-scores `SIMILARITY_TOP`).
+service re-scores `SIMILARITY_TOP`); and whether the sentence holds a short answer of the type
+a who / when / where / how many question asks for (`type`, decision 51).
 Reports MAP / MRR per feature and weight. Only dev splits are read.
 """
 
@@ -30,9 +31,10 @@ from lede.eval.report import write_result
 from lede.indexer.text_analysis import Analyzer
 from lede.service.answer_model import SIMILARITY_TOP, AnswerModel, add_similarity, top_rows
 from lede.service.answer_scoring import term_coverage
+from lede.service.short_answers import holds_short_answer
 
 ANALYZE = Analyzer()  # the service's shortlist analyzes with the same defaults
-FEATURES = ("idf", "plain", "similarity")
+FEATURES = ("idf", "plain", "similarity", "type")
 
 
 def features(model: AnswerModel, question: SelectionQuestion) -> dict[str, np.ndarray]:
@@ -40,15 +42,23 @@ def features(model: AnswerModel, question: SelectionQuestion) -> dict[str, np.nd
     candidates = [(question.title, s) for s in question.sentences]
     asked = set(ANALYZE(question.question))
     plain = [len(asked & set(ANALYZE(s))) / max(1, len(asked)) for s in question.sentences]
+    logit = model.cross_logits(question.question, candidates)
+    similarity = model.similarities(question.question, candidates)
+    top = top_rows(logit, SIMILARITY_TOP)
     return {
-        "logit": model.cross_logits(question.question, candidates),
+        "logit": logit,
+        # the service's score: the logit with the model's own similarity term
+        "service": add_similarity(logit, top, similarity[top], model.config.similarity_weight),
         "idf": np.asarray(term_coverage(question.question, question.sentences)),
         "plain": np.asarray(plain),
-        "similarity": model.similarities(question.question, candidates),
+        "similarity": similarity,
+        "type": np.asarray([holds_short_answer(question.question, s) for s in question.sentences]),
     }
 
 
 def _score(row: dict[str, np.ndarray], feature: str, weight: float) -> np.ndarray:
+    if feature == "type":  # beside the service's score, not the bare logit
+        return row["service"] + weight * row["type"]
     if feature.startswith("similarity_top"):  # as the service scores: the top few re-scored
         rows = top_rows(row["logit"], int(feature.removeprefix("similarity_top")))
         return add_similarity(row["logit"], rows, row["similarity"][rows], weight)

@@ -404,6 +404,7 @@ def calibrate(
     seed: int = 13,
     max_questions: int | None = None,
     similarity_weight: float | None = None,
+    type_weight: float | None = None,
 ) -> dict[str, Any]:
     """Fit the Platt calibration and the threshold of the model in `out` on the dev splits.
 
@@ -412,11 +413,12 @@ def calibrate(
     the pick is right, fitted on its logit and its margin over the runner-up (decision 32).
     Questions without a correct candidate (57% of WikiQA dev) count as a wrong pick, so the
     threshold (most right minus wrong answers) is also what makes Lede abstain on them.
-    `similarity_weight`, when given, replaces the model's before fitting.
+    `similarity_weight` and `type_weight`, when given, replace the model's before fitting.
     """
-    if similarity_weight is not None:
-        config = ScorerConfig.read(out)
-        config = dataclasses.replace(config, similarity_weight=similarity_weight)
+    overrides = {"similarity_weight": similarity_weight, "type_weight": type_weight}
+    given = {name: value for name, value in overrides.items() if value is not None}
+    if given:
+        config = dataclasses.replace(ScorerConfig.read(out), **given)
         (out / CONFIG).write_text(json.dumps(config.to_json(), indent=2) + "\n")
     model = AnswerModel(out)
     dev = (
@@ -435,21 +437,15 @@ def calibrate(
         "questions": len(features),
         "best_candidate_correct": round(float(np.mean(correct)), 4),
         "similarity_weight": model.config.similarity_weight,
+        "type_weight": model.config.type_weight,
         "cross_validated": (
             cross_validated(features, correct, seed)
             if min(sum(correct), len(correct) - sum(correct)) >= 5
             else None  # a slice too small to split (tests)
         ),
     }
-    config = ScorerConfig(
-        model.config.base_model,
-        model.config.trained_prefixes,
-        model.config.max_length,
-        calibration,
-        threshold,
-        training,
-        model.config.lora_scale,
-        model.config.similarity_weight,
+    config = dataclasses.replace(
+        model.config, calibration=calibration, threshold=threshold, training=training
     )
     (out / CONFIG).write_text(json.dumps(config.to_json(), indent=2) + "\n")
     return config.to_json()
@@ -483,13 +479,23 @@ def main(argv: list[str] | None = None) -> None:
         "with --calibrate-only, the model's own unless given)",
     )
     parser.add_argument(
+        "--type-weight",
+        type=float,
+        default=None,
+        help="with --calibrate-only: the answer-type term's weight (the model's own unless given)",
+    )
+    parser.add_argument(
         "--calibrate-only", action="store_true", help="refit calibration and threshold only"
     )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.calibrate_only:
         result = calibrate(
-            args.out, args.datasets, seed=args.seed, similarity_weight=args.similarity_weight
+            args.out,
+            args.datasets,
+            seed=args.seed,
+            similarity_weight=args.similarity_weight,
+            type_weight=args.type_weight,
         )
     else:
         settings = TrainSettings(

@@ -30,6 +30,7 @@ from lede.indexer.embedder import (
 )
 from lede.indexer.onnx_cache import export_in_child
 from lede.service.answer_onnx import LightClassifier, answer_graph
+from lede.service.short_answers import holds_short_answer
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +79,9 @@ class ScorerConfig:
     # The score adds this times the base model's cosine similarity of the question and the
     # candidate (as a bi-encoder, the embedding model it is); 0: the cross-encoder alone.
     similarity_weight: float = 0.0
+    # The score adds this to a candidate holding a short answer of the type a who / when /
+    # where / how many question asks for (`short_answers.holds_short_answer`); 0: no such term.
+    type_weight: float = 0.0
 
     @classmethod
     def read(cls, directory: Path) -> ScorerConfig:
@@ -91,6 +95,7 @@ class ScorerConfig:
             training=dict(raw.get("training", {})),
             lora_scale=float(raw.get("lora_scale", 0.0)),
             similarity_weight=float(raw.get("similarity_weight", 0.0)),
+            type_weight=float(raw.get("type_weight", 0.0)),
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -106,6 +111,7 @@ class ScorerConfig:
             "threshold": self.threshold,
             "lora_scale": self.lora_scale,
             "similarity_weight": self.similarity_weight,
+            "type_weight": self.type_weight,
             "training": self.training,
         }
 
@@ -200,6 +206,9 @@ class AnswerModel:
         the cross-encoder's logit plus `similarity_weight` times the bi-encoder's cosine, for
         the `SIMILARITY_TOP` best by logit (see `add_similarity`)."""
         scores = self.cross_logits(question, candidates)
+        if self.config.type_weight and len(candidates):
+            held = [holds_short_answer(question, text) for _, text in candidates]
+            scores = scores + self.config.type_weight * np.asarray(held, dtype=np.float64)
         weight = self.config.similarity_weight
         if not weight or not len(candidates):
             return scores
