@@ -415,11 +415,12 @@ def calibrate(
     threshold (most right minus wrong answers) is also what makes Lede abstain on them.
     `similarity_weight` and `type_weight`, when given, replace the model's before fitting.
     """
-    overrides = {"similarity_weight": similarity_weight, "type_weight": type_weight}
-    given = {name: value for name, value in overrides.items() if value is not None}
-    if given:
-        config = dataclasses.replace(ScorerConfig.read(out), **given)
-        (out / CONFIG).write_text(json.dumps(config.to_json(), indent=2) + "\n")
+    config = ScorerConfig.read(out)
+    if similarity_weight is not None:
+        config = dataclasses.replace(config, similarity_weight=similarity_weight)
+    if type_weight is not None:
+        config = dataclasses.replace(config, type_weight=type_weight)
+    (out / CONFIG).write_text(json.dumps(config.to_json(), indent=2) + "\n")
     model = AnswerModel(out)
     dev = (
         load_selection(datasets / "wikiqa/qa/dev.jsonl")[:max_questions]
