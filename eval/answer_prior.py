@@ -114,18 +114,18 @@ def prior_grid(
                 )
             )
     figures = {}
-    for kind in type_weights:
+    for typed in type_weights:
         for similarity in similarity_weights:
             for weight in weights:
                 picks = []
                 for cross, cosine, prior, right, held in rows:
-                    base = cross + kind * held  # scored as the service does (`AnswerModel.logits`)
+                    base = cross + typed * held  # scored as the service does (`AnswerModel.logits`)
                     top = top_rows(base)
                     score = add_similarity(base, top, cosine[top], similarity) + weight * prior
                     picks.append(bool(right[int(np.argmax(score))]))
                 accuracy = float(np.sum(picks)) / len(questions)  # no candidate: a wrong answer
                 key = f"similarity {similarity:g}, prior {weight:g}"
-                figures[key if not kind else f"type {kind:g}, {key}"] = round(accuracy, 4)
+                figures[key if not typed else f"type {typed:g}, {key}"] = round(accuracy, 4)
     return figures
 
 
@@ -142,8 +142,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     weights = [float(w) for w in args.weights.split(",")]
     similarity = [float(w) for w in args.similarity_weights.split(",")]
-    kinds = tuple(float(w) for w in args.type_weights.split(","))
-    figures = prior_grid(weights, similarity, type_weights=kinds)
+    typed = tuple(float(w) for w in args.type_weights.split(","))
+    figures = prior_grid(weights, similarity, type_weights=typed)
     print(json.dumps(figures, indent=2))
     write_result(args.json, "answer_prior_dev", vars(args) | {"json": str(args.json)}, figures)
 

@@ -420,7 +420,8 @@ def calibrate(
         config = dataclasses.replace(config, similarity_weight=similarity_weight)
     if type_weight is not None:
         config = dataclasses.replace(config, type_weight=type_weight)
-    (out / CONFIG).write_text(json.dumps(config.to_json(), indent=2) + "\n")
+    if config != ScorerConfig.read(out):
+        (out / CONFIG).write_text(json.dumps(config.to_json(), indent=2) + "\n")
     model = AnswerModel(out)
     dev = (
         load_selection(datasets / "wikiqa/qa/dev.jsonl")[:max_questions]

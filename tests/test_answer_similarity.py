@@ -27,6 +27,16 @@ from lede.service.answers import Answerer
 from lede.service.engine import SearchEngine
 
 
+def _bundled_with(
+    directory: Path, embedder: SentenceTransformerEmbedder, **config: float
+) -> AnswerModel:
+    """The bundled weights under a scorer.json with these fields changed."""
+    (directory / WEIGHTS).symlink_to(BUNDLED / WEIGHTS)
+    raw = json.loads((BUNDLED / CONFIG).read_text()) | config
+    (directory / CONFIG).write_text(json.dumps(raw))
+    return AnswerModel(directory, embedder=embedder)
+
+
 def test_the_shipped_score_uses_the_similarity() -> None:
     config = AnswerModel().config
     assert config.similarity_weight == 12.0
@@ -85,11 +95,7 @@ def test_logits_add_the_weighted_cosine(
         rtol=1e-5,
     )
     # the same weights without the term: the cross-encoder alone
-    for name in (WEIGHTS,):
-        (tmp_path / name).symlink_to(BUNDLED / name)
-    raw = json.loads((BUNDLED / CONFIG).read_text()) | {"similarity_weight": 0.0}
-    (tmp_path / CONFIG).write_text(json.dumps(raw))
-    alone = AnswerModel(tmp_path, embedder=real_embedder)
+    alone = _bundled_with(tmp_path, real_embedder, similarity_weight=0.0)
     np.testing.assert_allclose(
         alone.logits(question, candidates), model.cross_logits(question, candidates), rtol=1e-5
     )
@@ -112,10 +118,7 @@ def test_only_the_top_candidates_are_re_scored_and_none_is_lifted_over_them() ->
 def test_the_type_term_lifts_candidates_holding_the_asked_type_before_the_similarity(
     tmp_path: Path, real_embedder: SentenceTransformerEmbedder
 ) -> None:
-    (tmp_path / WEIGHTS).symlink_to(BUNDLED / WEIGHTS)
-    raw = json.loads((BUNDLED / CONFIG).read_text()) | {"type_weight": 3.0}
-    (tmp_path / CONFIG).write_text(json.dumps(raw))
-    model = AnswerModel(tmp_path, embedder=real_embedder)
+    model = _bundled_with(tmp_path, real_embedder, type_weight=3.0)
     question = "When will the Harbor Lights Festival take place?"
     candidates = [
         ("Harbor Lights", "The Harbor Lights Festival will not take place in June this year."),
