@@ -11,8 +11,7 @@ features: the share of the question's analyzed terms in the sentence, idf-weight
 question's own candidates (as the service's shortlist weighs them) or plain; and the base
 model's bi-encoder cosine of the question and `title | sentence`, over every candidate or, as
 the service adds it (`similarity_weight`), over only the few best by logit (`--tops`; the
-service re-scores `SIMILARITY_TOP`); and whether the sentence holds a short answer of the type
-a who / when / where / how many question asks for (`type`, decision 51).
+service re-scores `SIMILARITY_TOP`).
 Reports MAP / MRR per feature and weight. Only dev splits are read.
 """
 
@@ -31,10 +30,9 @@ from lede.eval.report import write_result
 from lede.indexer.text_analysis import Analyzer
 from lede.service.answer_model import SIMILARITY_TOP, AnswerModel, add_similarity, top_rows
 from lede.service.answer_scoring import term_coverage
-from lede.service.short_answers import holds_short_answer
 
 ANALYZE = Analyzer()  # the service's shortlist analyzes with the same defaults
-FEATURES = ("idf", "plain", "similarity", "type")
+FEATURES = ("idf", "plain", "similarity")
 
 
 def features(model: AnswerModel, question: SelectionQuestion) -> dict[str, np.ndarray]:
@@ -52,13 +50,10 @@ def features(model: AnswerModel, question: SelectionQuestion) -> dict[str, np.nd
         "idf": np.asarray(term_coverage(question.question, question.sentences)),
         "plain": np.asarray(plain),
         "similarity": similarity,
-        "type": np.asarray([holds_short_answer(question.question, s) for s in question.sentences]),
     }
 
 
 def _score(row: dict[str, np.ndarray], feature: str, weight: float) -> np.ndarray:
-    if feature == "type":  # beside the service's score, not the bare logit
-        return row["service"] + weight * row["type"]
     if feature.startswith("similarity_top"):  # as the service scores: the top few re-scored
         rows = top_rows(row["logit"], int(feature.removeprefix("similarity_top")))
         return add_similarity(row["logit"], rows, row["similarity"][rows], weight)

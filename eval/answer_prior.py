@@ -28,7 +28,6 @@ from lede.indexer.models import parse_article
 from lede.service.answer_model import add_similarity, top_rows
 from lede.service.answers import Answerer, retrieval_priors
 from lede.service.engine import SearchEngine
-from lede.service.short_answers import holds_short_answer
 
 Pages = dict[str, tuple[str, list[str]]]
 
@@ -81,11 +80,10 @@ def prior_grid(
     weights: list[float],
     similarity_weights: list[float],
     cache: Path = DEFAULT_CACHE,
-    type_weights: tuple[float, ...] = (0.0,),
 ) -> dict[str, float]:
     pages, questions = wikiqa_pages(SHARED_DATASETS / "wikiqa" / "qa")
     index = pages_index(pages, cache / "wikiqa-pages")
-    rows: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
+    rows: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
     with index:
         answerer = Answerer(SearchEngine(index))
         answerer.warm_up()
@@ -110,22 +108,18 @@ def prior_grid(
                     answerer.model.similarities(item["question"], pairs),
                     np.asarray(priors),
                     np.asarray(holds),
-                    np.asarray([holds_short_answer(item["question"], t) for t in texts], float),
                 )
             )
     figures = {}
-    for typed in type_weights:
-        for similarity in similarity_weights:
-            for weight in weights:
-                picks = []
-                for cross, cosine, prior, right, held in rows:
-                    base = cross + typed * held  # scored as the service does (`AnswerModel.logits`)
-                    top = top_rows(base)
-                    score = add_similarity(base, top, cosine[top], similarity) + weight * prior
-                    picks.append(bool(right[int(np.argmax(score))]))
-                accuracy = float(np.sum(picks)) / len(questions)  # no candidate: a wrong answer
-                key = f"similarity {similarity:g}, prior {weight:g}"
-                figures[key if not typed else f"type {typed:g}, {key}"] = round(accuracy, 4)
+    for similarity in similarity_weights:
+        for weight in weights:
+            picks = []
+            for cross, cosine, prior, right in rows:
+                top = top_rows(cross)  # scored as the service does (`AnswerModel.logits`)
+                score = add_similarity(cross, top, cosine[top], similarity) + weight * prior
+                picks.append(bool(right[int(np.argmax(score))]))
+            accuracy = float(np.sum(picks)) / len(questions)  # no candidate: a wrong answer
+            figures[f"similarity {similarity:g}, prior {weight:g}"] = round(accuracy, 4)
     return figures
 
 
@@ -135,15 +129,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--weights", default="0,4,10,15,20,30,50")
     parser.add_argument("--similarity-weights", default="0,12")
-    parser.add_argument(
-        "--type-weights", default="0", help="the answer-type term's weights (decision 51)"
-    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     weights = [float(w) for w in args.weights.split(",")]
     similarity = [float(w) for w in args.similarity_weights.split(",")]
-    typed = tuple(float(w) for w in args.type_weights.split(","))
-    figures = prior_grid(weights, similarity, type_weights=typed)
+    figures = prior_grid(weights, similarity)
     print(json.dumps(figures, indent=2))
     write_result(args.json, "answer_prior_dev", vars(args) | {"json": str(args.json)}, figures)
 

@@ -140,7 +140,19 @@ def qa_command(
     trecqa: Annotated[Path, typer.Option(help="TrecQA folder with qa/test.jsonl (clean).")] = (
         SHARED_DATASETS / "trecqa"
     ),
-    limit: Annotated[int, typer.Option(min=1, help="SQuAD questions sampled (seeded).")] = 1000,
+    news: Annotated[
+        Path, typer.Option(help="reuters-qa folder (asked of the whole Reuters-21578 corpus).")
+    ] = SHARED_DATASETS / "reuters-qa",
+    news_split: Annotated[
+        str, typer.Option(help="reuters-qa split to ask: dev (report) or train.")
+    ] = "dev",
+    suite: Annotated[
+        list[str] | None,
+        typer.Option(help="Run only these suites: news, squad, selection (repeat; default all)."),
+    ] = None,
+    limit: Annotated[
+        int, typer.Option(min=1, help="SQuAD test-article questions sampled (seeded).")
+    ] = 1000,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 13,
     cache: Annotated[Path, typer.Option(help="Where built indexes are kept.")] = Path(
         ".lede/eval-cache"
@@ -150,17 +162,48 @@ def qa_command(
         Path | None, typer.Option(help="Write the reliability diagrams (PNG) here.")
     ] = None,
 ) -> None:
-    """Answer sentence and short-answer span on SQuAD dev (gold paragraph, end to end, article
-    not indexed), calibration (ECE), and the scorer's MAP / MRR on WikiQA and TrecQA test."""
-    from lede.eval.qa import evaluate_qa
+    """News questions end to end over the whole Reuters corpus (answered right, precision,
+    unanswerable answered, AUC, ECE), answer sentence and short answer on SQuAD's test articles
+    (gold paragraph, end to end, article not indexed), and the scorer's MAP / MRR on WikiQA and
+    TrecQA test."""
+    from lede.eval.qa import SUITES, evaluate_qa
     from lede.eval.report import write_result
 
-    if not (squad / "qa" / "dev.jsonl").exists():
-        typer.echo(f"error: {squad}/qa/dev.jsonl not found", err=True)
+    suites = tuple(suite or SUITES)
+    unknown = sorted(set(suites) - set(SUITES))
+    if unknown:
+        typer.echo(f"error: --suite {unknown[0]!r} is not one of {', '.join(SUITES)}", err=True)
         raise typer.Exit(2)
-    results = evaluate_qa(squad, wikiqa, trecqa, limit=limit, seed=seed, cache=cache, plot=plot)
+    if news_split not in ("train", "dev"):
+        typer.echo(f"error: --news-split is {news_split!r}; use dev or train", err=True)
+        raise typer.Exit(2)
+    needed = {
+        "news": news / f"{news_split}.jsonl",
+        "squad": squad / "qa" / "dev.jsonl",
+        "selection": squad / "qa" / "dev.jsonl",
+    }
+    for name in suites:
+        if not needed[name].exists():
+            typer.echo(f"error: {needed[name]} not found (suite {name})", err=True)
+            raise typer.Exit(2)
+    results = evaluate_qa(
+        squad,
+        wikiqa,
+        trecqa,
+        limit=limit,
+        seed=seed,
+        cache=cache,
+        plot=plot,
+        news_dir=news,
+        news_split=news_split,
+        suites=suites,
+    )
     config = {
+        "suites": list(suites),
+        "news": str(news),
+        "news_split": news_split,
         "squad": str(squad),
+        "squad_articles": "test",
         "wikiqa": str(wikiqa),
         "trecqa": str(trecqa),
         "limit": limit,

@@ -1,6 +1,7 @@
-"""Answer quality on held-out data: SQuAD v1.1 dev (answer sentence, short-answer span,
-end to end with citations, calibration, questions whose article is not indexed), and the
-answer scorer's ranking on WikiQA test and TrecQA test (MAP / MRR)."""
+"""Answer quality on held-out data: SQuAD v1.1 dev's test articles (answer sentence,
+short-answer span, end to end with citations, calibration, questions whose article is not
+indexed), and the answer scorer's ranking on WikiQA test and TrecQA test (MAP / MRR). The news
+suite (`reuters-qa` over the whole Reuters corpus) is `lede.eval.news_qa`."""
 
 from __future__ import annotations
 
@@ -17,7 +18,15 @@ from typing import Any
 import numpy as np
 
 from lede.eval.answer_selection import best_candidates, load_selection, ranking_metrics
+from lede.eval.calibration import calibration, reliability_plot
 from lede.eval.datasets import load_beir
+from lede.eval.news_qa import (
+    REUTERS_QA,
+    evaluate_news,
+    load_news_questions,
+    open_reuters_index,
+    story_texts,
+)
 from lede.eval.relevance import DEFAULT_CACHE, RelevanceConfig, open_dataset_index
 from lede.indexer.filters import Filters
 from lede.service.answer_candidates import answer_sentences
@@ -34,6 +43,13 @@ CONFIDENT = 0.8
 def _load_jsonl(path: Path) -> list[dict[str, Any]]:
     with open(path) as handle:
         return [json.loads(line) for line in handle if line.strip()]
+
+
+def squad_questions(squad_dir: Path, part: str = "test") -> list[dict[str, Any]]:
+    """SQuAD v1.1 dev questions of one part of `qa/split.json`: the `test` articles are for
+    evaluation only, the `train` articles may be trained and tuned on."""
+    articles = set(json.loads((squad_dir / "qa" / "split.json").read_text())[part])
+    return [q for q in _load_jsonl(squad_dir / "qa" / "dev.jsonl") if q["title"] in articles]
 
 
 def _contains_answer(sentence: str, answers: list[str]) -> bool:
@@ -64,33 +80,6 @@ def f1_score(prediction: str, answers: list[str]) -> float:
             precision, recall = overlap / len(predicted), overlap / len(gold)
             best = max(best, 2 * precision * recall / (precision + recall))
     return best
-
-
-def calibration(
-    confidences: Sequence[float], correct: Sequence[bool], buckets: int = 10
-) -> dict[str, Any]:
-    """Reliability table ([0, 0.1), ..., [0.9, 1]) and the expected calibration error: the
-    bucket-size-weighted mean of |accuracy - mean confidence|."""
-    rows = []
-    values = np.asarray(confidences, dtype=np.float64)
-    hits = np.asarray(correct, dtype=bool)
-    error = 0.0
-    for bucket in range(buckets):
-        low, high = bucket / buckets, (bucket + 1) / buckets
-        inside = (values >= low) & ((values < high) if bucket < buckets - 1 else (values <= high))
-        count = int(inside.sum())
-        if count:
-            accuracy, mean = float(hits[inside].mean()), float(values[inside].mean())
-            error += count / len(values) * abs(accuracy - mean)
-        rows.append(
-            {
-                "bucket": f"[{low:.1f}, {high:.1f}{']' if bucket == buckets - 1 else ')'}",
-                "count": count,
-                "accuracy": round(float(hits[inside].mean()), 4) if count else None,
-                "mean_confidence": round(float(values[inside].mean()), 4) if count else None,
-            }
-        )
-    return {"ece": round(error, 4), "buckets": rows}
 
 
 def threshold_table(confidences: list[float], correct: list[bool]) -> list[dict[str, float]]:
@@ -269,39 +258,10 @@ def selection_ranking(
     )
 
 
-def reliability_plot(path: Path, curves: dict[str, tuple[list[float], list[bool], float]]) -> None:
-    """One reliability diagram per evaluation set: accuracy against mean confidence."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(1, len(curves), figsize=(5 * len(curves), 4.6), squeeze=False)
-    for axis, (name, (confidences, correct, ece)) in zip(axes[0], curves.items(), strict=True):
-        table = calibration(confidences, correct)["buckets"]
-        points = [(r["mean_confidence"], r["accuracy"], r["count"]) for r in table if r["count"]]
-        axis.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
-        axis.plot(
-            [p[0] for p in points], [p[1] for p in points], marker="o", label="Lede", color="C0"
-        )
-        for x, y, count in points:
-            axis.annotate(str(count), (x, y), textcoords="offset points", xytext=(4, -10))
-        axis.set_title(f"{name}\nECE {ece:.3f}, {len(confidences)} questions")
-        axis.set_xlabel("confidence (bucket mean)")
-        axis.set_ylabel("share right")
-        axis.set_xlim(0, 1)
-        axis.set_ylim(0, 1)
-        axis.legend(loc="upper left")
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-
-
 def qa_slice(squad_dir: Path, wikiqa_dir: Path, trecqa_dir: Path, *, limit: int) -> dict[str, Any]:
     """The figures CI guards (no index needed): the answer sentence and short answer with the
     gold paragraph on a seeded SQuAD slice, and MAP / MRR on WikiQA and TrecQA test."""
-    questions = _load_jsonl(squad_dir / "qa" / "dev.jsonl")
+    questions = squad_questions(squad_dir)
     sample = random.Random(13).sample(questions, min(limit, len(questions)))
     model = AnswerModel()
     gold = squad_gold_paragraph(model, sample)
@@ -320,6 +280,9 @@ def qa_slice(squad_dir: Path, wikiqa_dir: Path, trecqa_dir: Path, *, limit: int)
     return result
 
 
+SUITES = ("news", "squad", "selection")
+
+
 def evaluate_qa(
     squad_dir: Path,
     wikiqa_dir: Path | None,
@@ -329,54 +292,94 @@ def evaluate_qa(
     seed: int = 13,
     cache: Path = DEFAULT_CACHE,
     plot: Path | None = None,
+    news_dir: Path | None = REUTERS_QA,
+    news_split: str = "dev",
+    suites: Sequence[str] = SUITES,
 ) -> dict[str, Any]:
-    """Run all QA evaluations; SQuAD questions are a seeded sample of `limit`."""
-    questions = _load_jsonl(squad_dir / "qa" / "dev.jsonl")
-    sample = random.Random(seed).sample(questions, min(limit, len(questions)))
-    dataset = load_beir(squad_dir)
-    titles = {item["context_id"]: item.get("title", "") for item in questions}
-    config = RelevanceConfig()
-    index, build_s = open_dataset_index(dataset, config, cache)
+    """Run the QA evaluations named in `suites`: `news` (reuters-qa `news_split` over the whole
+    Reuters index), `squad` (a seeded sample of `limit` questions of the SQuAD test articles,
+    every paragraph of the 48 articles indexed) and `selection` (WikiQA / TrecQA test ranking)."""
+    results: dict[str, Any] = {}
     curves: dict[str, tuple[list[float], list[bool], float]] = {}
-    try:
-        answerer = Answerer(SearchEngine(index))
-        answerer.warm_up()
-        end_to_end, confidences, correct = squad_end_to_end(answerer, sample)
-        curves["SQuAD dev, end to end"] = (
-            confidences,
-            correct,
-            end_to_end["calibration"]["ece"],
-        )
-        results: dict[str, Any] = {
-            "squad_sample": {
-                "seed": seed,
-                "questions": len(sample),
-                "index_build_s": round(build_s, 1),
-            },
-            "answer_model": {
+    if "news" in suites and news_dir is not None:
+        index, build_s = open_reuters_index(cache)
+        try:
+            answerer = Answerer(SearchEngine(index))
+            answerer.warm_up()
+            questions = load_news_questions(news_dir / f"{news_split}.jsonl")
+            report, judged = evaluate_news(answerer, questions, story_texts())
+            results[f"news_{news_split}"] = {"index_build_s": round(build_s, 1), **report}
+            curves[f"Reuters-QA {news_split}, end to end"] = (
+                [j.confidence for j in judged],
+                [j.right for j in judged],
+                report["ece"],
+            )
+        finally:
+            index.close()
+    if "squad" in suites or "selection" in suites:
+        index, build_s = open_dataset_index(load_beir(squad_dir), RelevanceConfig(), cache)
+        try:
+            answerer = Answerer(SearchEngine(index))
+            answerer.warm_up()
+            results["answer_model"] = {
                 "threshold": answerer.threshold,
                 "calibration": answerer.model.config.to_json()["calibration"],
-            },
-            "squad_gold_paragraph": squad_gold_paragraph(
-                answerer.model, sample, answerer.settings.shortlist
-            ),
-            "squad_end_to_end": end_to_end,
-            "squad_not_indexed": squad_not_indexed(answerer, sample, titles),
-        }
-        for name, folder, label in (
-            ("wikiqa_test", wikiqa_dir, "WikiQA test"),
-            ("trecqa_test", trecqa_dir, "TrecQA test (clean)"),
-        ):
-            if folder is not None and (folder / "qa" / "test.jsonl").exists():
-                ranking, picked, right = selection_ranking(answerer, folder / "qa" / "test.jsonl")
-                results[name] = ranking
-                curves[f"{label}, best candidate"] = (
-                    picked,
-                    right,
-                    ranking["calibration"]["ece"],
-                )
-    finally:
-        index.close()
-    if plot is not None:
+            }
+            if "squad" in suites:
+                results.update(_squad(answerer, squad_dir, limit, seed, build_s, curves))
+            if "selection" in suites:
+                for name, folder, label in (
+                    ("wikiqa_test", wikiqa_dir, "WikiQA test"),
+                    ("trecqa_test", trecqa_dir, "TrecQA test (clean)"),
+                ):
+                    if folder is None or not (folder / "qa" / "test.jsonl").exists():
+                        continue
+                    ranking, picked, right = selection_ranking(
+                        answerer, folder / "qa" / "test.jsonl"
+                    )
+                    results[name] = ranking
+                    curves[f"{label}, best candidate"] = (
+                        picked,
+                        right,
+                        ranking["calibration"]["ece"],
+                    )
+        finally:
+            index.close()
+    if plot is not None and curves:
         reliability_plot(plot, curves)
     return results
+
+
+def _squad(
+    answerer: Answerer,
+    squad_dir: Path,
+    limit: int,
+    seed: int,
+    build_s: float,
+    curves: dict[str, tuple[list[float], list[bool], float]],
+) -> dict[str, Any]:
+    questions = squad_questions(squad_dir)
+    sample = random.Random(seed).sample(questions, min(limit, len(questions)))
+    titles = {
+        item["context_id"]: item.get("title", "")
+        for item in _load_jsonl(squad_dir / "qa" / "dev.jsonl")
+    }
+    end_to_end, confidences, correct = squad_end_to_end(answerer, sample)
+    curves["SQuAD test articles, end to end"] = (
+        confidences,
+        correct,
+        end_to_end["calibration"]["ece"],
+    )
+    return {
+        "squad_sample": {
+            "articles": "test",
+            "seed": seed,
+            "questions": len(sample),
+            "index_build_s": round(build_s, 1),
+        },
+        "squad_gold_paragraph": squad_gold_paragraph(
+            answerer.model, sample, answerer.settings.shortlist
+        ),
+        "squad_end_to_end": end_to_end,
+        "squad_not_indexed": squad_not_indexed(answerer, sample, titles),
+    }

@@ -247,7 +247,7 @@ def cross_validated(
     from sklearn.metrics import log_loss
     from sklearn.model_selection import StratifiedKFold
 
-    from lede.eval.qa import calibration
+    from lede.eval.calibration import calibration
 
     values = np.asarray(features, dtype=np.float64).reshape(-1, 2)
     labels = np.asarray(correct, dtype=bool)
@@ -404,7 +404,6 @@ def calibrate(
     seed: int = 13,
     max_questions: int | None = None,
     similarity_weight: float | None = None,
-    type_weight: float | None = None,
 ) -> dict[str, Any]:
     """Fit the Platt calibration and the threshold of the model in `out` on the dev splits.
 
@@ -413,13 +412,11 @@ def calibrate(
     the pick is right, fitted on its logit and its margin over the runner-up (decision 32).
     Questions without a correct candidate (57% of WikiQA dev) count as a wrong pick, so the
     threshold (most right minus wrong answers) is also what makes Lede abstain on them.
-    `similarity_weight` and `type_weight`, when given, replace the model's before fitting.
+    `similarity_weight`, when given, replaces the model's before fitting.
     """
     config = ScorerConfig.read(out)
     if similarity_weight is not None:
         config = dataclasses.replace(config, similarity_weight=similarity_weight)
-    if type_weight is not None:
-        config = dataclasses.replace(config, type_weight=type_weight)
     if config != ScorerConfig.read(out):
         (out / CONFIG).write_text(json.dumps(config.to_json(), indent=2) + "\n")
     model = AnswerModel(out)
@@ -439,7 +436,6 @@ def calibrate(
         "questions": len(features),
         "best_candidate_correct": round(float(np.mean(correct)), 4),
         "similarity_weight": model.config.similarity_weight,
-        "type_weight": model.config.type_weight,
         "cross_validated": (
             cross_validated(features, correct, seed)
             if min(sum(correct), len(correct) - sum(correct)) >= 5
@@ -481,12 +477,6 @@ def main(argv: list[str] | None = None) -> None:
         "with --calibrate-only, the model's own unless given)",
     )
     parser.add_argument(
-        "--type-weight",
-        type=float,
-        default=None,
-        help="with --calibrate-only: the answer-type term's weight (the model's own unless given)",
-    )
-    parser.add_argument(
         "--calibrate-only", action="store_true", help="refit calibration and threshold only"
     )
     args = parser.parse_args(argv)
@@ -497,7 +487,6 @@ def main(argv: list[str] | None = None) -> None:
             args.datasets,
             seed=args.seed,
             similarity_weight=args.similarity_weight,
-            type_weight=args.type_weight,
         )
     else:
         settings = TrainSettings(

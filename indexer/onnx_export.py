@@ -36,11 +36,18 @@ EMBEDS = "inputs_embeds"
 
 
 def export_graph(
-    model: Any, output: str, features: dict[str, Any], names: list[str], *, light: bool
+    model: Any,
+    output: str,
+    features: dict[str, Any],
+    names: list[str],
+    *,
+    light: bool,
+    per_token: bool = False,
 ) -> tuple[bytes, np.ndarray | None]:
     """The ONNX graph of `model(**inputs).<output>`, traced on `features` (tensors by input
     name), taking `names` as inputs (`inputs_embeds` in place of `input_ids` when `light`);
     and, when `light`, the word-embedding table the graph expects its input looked up in.
+    `per_token`: the output has a row per token (its second axis varies with the input's).
 
     Raises:
         OnnxUnavailable: the export failed.
@@ -67,7 +74,7 @@ def export_graph(
         else:
             examples.append(features[name])
     axes: dict[str, dict[int, str]] = {name: {0: "batch", 1: "tokens"} for name in inputs}
-    axes[output] = {0: "batch"}
+    axes[output] = {0: "batch", 1: "tokens"} if per_token else {0: "batch"}
     try:
         with (
             tempfile.TemporaryDirectory() as scratch,

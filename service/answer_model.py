@@ -30,7 +30,7 @@ from lede.indexer.embedder import (
 )
 from lede.indexer.onnx_cache import export_in_child
 from lede.service.answer_onnx import LightClassifier, answer_graph
-from lede.service.short_answers import holds_short_answer
+from lede.service.answer_reader import Reader, ReaderConfig
 
 logger = logging.getLogger(__name__)
 
@@ -79,9 +79,8 @@ class ScorerConfig:
     # The score adds this times the base model's cosine similarity of the question and the
     # candidate (as a bi-encoder, the embedding model it is); 0: the cross-encoder alone.
     similarity_weight: float = 0.0
-    # The score adds this to a candidate holding a short answer of the type a who / when /
-    # where / how many question asks for (`short_answers.holds_short_answer`); 0: no such term.
-    type_weight: float = 0.0
+    # The span reader (`answer_reader`, weights in `reader.safetensors`); None: none trained.
+    reader: ReaderConfig | None = None
 
     @classmethod
     def read(cls, directory: Path) -> ScorerConfig:
@@ -95,7 +94,7 @@ class ScorerConfig:
             training=dict(raw.get("training", {})),
             lora_scale=float(raw.get("lora_scale", 0.0)),
             similarity_weight=float(raw.get("similarity_weight", 0.0)),
-            type_weight=float(raw.get("type_weight", 0.0)),
+            reader=ReaderConfig.from_json(raw["reader"]) if raw.get("reader") else None,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -111,7 +110,7 @@ class ScorerConfig:
             "threshold": self.threshold,
             "lora_scale": self.lora_scale,
             "similarity_weight": self.similarity_weight,
-            "type_weight": self.type_weight,
+            "reader": self.reader.to_json() if self.reader else None,
             "training": self.training,
         }
 
@@ -151,6 +150,11 @@ class AnswerModel:
         self._lock = threading.Lock()
         self._embedder = embedder
         self._embedder_checked = False
+        self.reader = (
+            Reader(self.directory, self.config.base_model, self.config.reader)
+            if self.config.reader
+            else None
+        )
 
     def warm_up(self) -> None:
         """Load the model: without PyTorch where it can (`answer_onnx`; the first load on a
@@ -160,6 +164,8 @@ class AnswerModel:
             warm = getattr(self.bi_encoder, "warm_up", None)
             if warm is not None:
                 warm()
+        if self.reader is not None:
+            self.reader.warm_up()
         with self._lock:
             if self._model is not None or self._light is not None:
                 return
@@ -206,9 +212,6 @@ class AnswerModel:
         the cross-encoder's logit plus `similarity_weight` times the bi-encoder's cosine, for
         the `SIMILARITY_TOP` best by logit (see `add_similarity`)."""
         scores = self.cross_logits(question, candidates)
-        if self.config.type_weight and len(candidates):
-            held = [holds_short_answer(question, text) for _, text in candidates]
-            scores = scores + self.config.type_weight * np.asarray(held, dtype=np.float64)
         weight = self.config.similarity_weight
         if not weight or not len(candidates):
             return scores
@@ -275,22 +278,34 @@ def add_similarity(
 def load_classifier(
     base_model: str, weights: Path | None, lora_scale: float = 0.0
 ) -> tuple[Any, Any]:
-    """The base model as a one-logit BERT classifier, with trained tensors laid over it.
+    """The base model as a one-logit BERT classifier with trained tensors laid over it (see
+    `load_adapted`), and its tokenizer."""
+    from transformers import AutoTokenizer
+
+    model = load_adapted("classifier", base_model, weights, lora_scale)
+    return model, AutoTokenizer.from_pretrained(resolve_model_path(base_model))
+
+
+def load_adapted(head: str, base_model: str, weights: Path | None, lora_scale: float = 0.0) -> Any:
+    """The base model with a `head` ("classifier": one logit; "question-answering": a start
+    and an end logit per token), with trained tensors laid over it.
 
     A pair of low-rank adapters `<layer>.lora_a` (r x in) and `<layer>.lora_b` (out x r) is
     merged into `<layer>.weight` as `weight + lora_scale * lora_b @ lora_a`.
     """
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForQuestionAnswering, AutoModelForSequenceClassification
     from transformers.utils import logging as transformers_logging
 
     transformers_logging.disable_progress_bar()
     transformers_logging.set_verbosity_error()  # the head is "newly initialized" until laid over
     path = resolve_model_path(base_model)
     torch.manual_seed(0)
-    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    if head == "classifier":
+        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
+    else:
+        model = AutoModelForQuestionAnswering.from_pretrained(path)
     if weights is not None:
         from safetensors.torch import load_file
 
@@ -306,6 +321,6 @@ def load_classifier(
         for name, tensor in trained.items():
             state[name] = tensor.to(state[name].dtype)
         model.load_state_dict(state)
-        logger.info("answer model: %s with %d trained tensors", base_model, len(trained))
+        logger.info("answer model %s: %s with %d trained tensors", head, base_model, len(trained))
     model.eval()
-    return model, tokenizer
+    return model

@@ -15,7 +15,8 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import Any, Self
 
 import numpy as np
 
@@ -32,6 +33,7 @@ from lede.indexer.onnx_export import export_graph, write_light_export
 logger = logging.getLogger(__name__)
 
 SIDECAR_KIND = "answer-classifier"
+READER_KIND = "answer-reader"
 # Largest difference from PyTorch's logits allowed on the probe pairs (logits span about -10..10;
 # float32 kernels differ by about 1e-5).
 TOLERANCE = 1e-3
@@ -43,11 +45,12 @@ PROBE_PAIRS = (
 INPUT_NAMES = ["input_ids", "attention_mask", "token_type_ids"]
 
 
-def answer_graph(directory: Path, base_model: str, weights: Path) -> Path:
-    """The cache file of the classifier merged from `weights` over `base_model`."""
+def answer_graph(directory: Path, base_model: str, weights: Path, kind: str = SIDECAR_KIND) -> Path:
+    """The cache file of the classifier (or, with `kind` READER_KIND, the span reader) merged
+    from `weights` over `base_model`."""
     base = Path(resolve_model_path(base_model))
     parts = (
-        "answer-classifier",
+        kind,
         base_model,
         model_fingerprint(base) if base.is_dir() else "hub",
         hashlib.sha256(weights.read_bytes()).hexdigest(),
@@ -57,7 +60,10 @@ def answer_graph(directory: Path, base_model: str, weights: Path) -> Path:
 
 
 class LightClassifier:
-    """One logit per (question, candidate text) pair, from the cached graph."""
+    """One logit per (question, candidate text) pair, from the cached graph (or, for a reader
+    graph, a start and an end logit per token: `outputs`)."""
+
+    kind = SIDECAR_KIND
 
     def __init__(self, graph: Path, sidecar: dict[str, Any], model_dir: Path) -> None:
         self._session = open_session(str(graph))
@@ -69,33 +75,53 @@ class LightClassifier:
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, graph: Path, model_dir: Path) -> LightClassifier | None:
-        """The classifier of an exported graph once it reproduces PyTorch's probe logits."""
-        sidecar = read_sidecar(graph, SIDECAR_KIND)
+    def open(cls, graph: Path, model_dir: Path) -> Self | None:
+        """The model of an exported graph once it reproduces PyTorch's probe outputs."""
+        sidecar = read_sidecar(graph, cls.kind)
         if sidecar is None:
             return None
         try:
-            classifier = cls(graph, sidecar, model_dir)
+            runner = cls(graph, sidecar, model_dir)
             pairs = [(str(q), str(c)) for q, c in sidecar["probe_pairs"]]
-            ours = classifier.logits([q for q, _ in pairs], [c for _, c in pairs])
+            ours = runner.probe([q for q, _ in pairs], [c for _, c in pairs])
+            difference = float(np.abs(ours - np.asarray(sidecar["reference"])).max())
         except (OnnxUnavailable, KeyError, ValueError, TypeError) as error:
-            logger.warning("light answer model unavailable for %s: %s", graph, error)
+            logger.warning("light %s unavailable for %s: %s", cls.kind, graph, error)
             return None
-        difference = float(np.abs(ours - np.asarray(sidecar["reference"])).max())
         if difference > TOLERANCE:
             logger.warning(
-                "light answer model: logits differ from PyTorch's by %.2g > %s",
+                "light %s: outputs differ from PyTorch's by %.2g > %s",
+                cls.kind,
                 difference,
                 TOLERANCE,
             )
             return None
-        return classifier
+        return runner
 
-    def logits(self, questions: Sequence[str], seconds: Sequence[str]) -> np.ndarray:
+    def outputs(
+        self, questions: Sequence[str], seconds: Sequence[str]
+    ) -> tuple[np.ndarray, list[Any]]:
+        """The graph's output for a batch of pairs, and the pairs' encodings."""
         with self._lock:  # the tokenizer's padding state is shared
             encodings = self._tokenizer.encode_batch(list(zip(questions, seconds, strict=True)))
         (output,) = self._session.run(None, feeds(encodings, self._names, self._table))
-        return np.asarray(output, dtype=np.float64)[:, 0]
+        return np.asarray(output, dtype=np.float64), encodings
+
+    def logits(self, questions: Sequence[str], seconds: Sequence[str]) -> np.ndarray:
+        return self.outputs(questions, seconds)[0][:, 0]
+
+    def probe(self, questions: Sequence[str], seconds: Sequence[str]) -> np.ndarray:
+        """What the sidecar's reference holds for the probe pairs."""
+        return self.logits(questions, seconds)
+
+
+class LightReader(LightClassifier):
+    """The span reader's graph: a start and an end logit per token (batch x tokens x 2)."""
+
+    kind = READER_KIND
+
+    def probe(self, questions: Sequence[str], seconds: Sequence[str]) -> np.ndarray:
+        return self.outputs(questions, seconds)[0]
 
 
 def export(directory: Path) -> bool:
@@ -134,14 +160,65 @@ def export(directory: Path) -> bool:
     return write_light_export(graph, graph_bytes, table, sidecar)
 
 
+def export_reader(directory: Path) -> bool:
+    """Merge the span reader of the answer model in `directory` and export it like `export`:
+    its output is a start and an end logit per token (batch x tokens x 2)."""
+    import torch
+
+    from lede.service.answer_model import ScorerConfig, load_adapted
+    from lede.service.answer_reader import READER_WEIGHTS, torch_inputs
+
+    config = ScorerConfig.read(directory)
+    if config.reader is None:
+        raise ValueError(f"{directory} has no reader in its scorer.json")
+    weights = directory / READER_WEIGHTS
+    model = load_adapted("question-answering", config.base_model, weights, config.reader.lora_scale)
+    base = Path(resolve_model_path(config.base_model))
+    tokenizer = load_tokenizer(base, max_length=config.reader.max_length, pairs="only_second")
+
+    class Spans(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = model
+
+        def get_input_embeddings(self) -> Any:
+            return self.inner.get_input_embeddings()
+
+        def forward(self, return_dict: bool = True, **inputs: Any) -> Any:
+            output = self.inner(**inputs)
+            logits = torch.stack([output.start_logits, output.end_logits], dim=-1)
+            return SimpleNamespace(span_logits=logits)
+
+    def encode(pairs: Sequence[tuple[str, str]]) -> Any:
+        return torch_inputs(tokenizer.encode_batch(list(pairs)))
+
+    wrapped = Spans().eval()
+    graph_bytes, table = export_graph(
+        wrapped, "span_logits", encode(PROBE_PAIRS[:1]), INPUT_NAMES, light=True, per_token=True
+    )
+    assert table is not None
+    with torch.inference_mode():
+        reference = wrapped(**encode(PROBE_PAIRS)).span_logits.double().numpy()
+    sidecar = {
+        "kind": READER_KIND,
+        "max_length": config.reader.max_length,
+        "probe_pairs": [list(pair) for pair in PROBE_PAIRS],
+        "reference": reference.tolist(),
+    }
+    graph = answer_graph(directory, config.base_model, weights, READER_KIND)
+    return write_light_export(graph, graph_bytes, table, sidecar)
+
+
 def main(argv: list[str]) -> int:
-    """`python -m lede.service.answer_onnx DIRECTORY`: 0 when the graph is in the cache."""
+    """`python -m lede.service.answer_onnx DIRECTORY [reader]`: 0 when the graph (the sentence
+    scorer's, or with `reader` the span reader's) is in the cache."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    if len(argv) != 1:
-        print("usage: python -m lede.service.answer_onnx ANSWER_MODEL_DIRECTORY")
+    if len(argv) not in (1, 2) or argv[1:] not in ([], ["reader"]):
+        print("usage: python -m lede.service.answer_onnx ANSWER_MODEL_DIRECTORY [reader]")
         return 2
     try:
-        return 0 if export(Path(argv[0])) else 3
+        exported = export_reader(Path(argv[0])) if argv[1:] else export(Path(argv[0]))
+        return 0 if exported else 3
     except (OnnxUnavailable, RuntimeError, ValueError) as error:
         print(f"answer model export failed: {error}", file=sys.stderr)
         return 3

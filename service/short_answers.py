@@ -143,9 +143,3 @@ def short_answer(question: str, sentence: str) -> Span | None:
         return (min(min(abs(a - span[0]), abs(a - span[1])) for a in anchors), span[0])
 
     return min(found, key=distance)
-
-
-def holds_short_answer(question: str, sentence: str) -> bool:
-    """Whether `sentence` holds a short answer of the type `question` asks for (False for
-    questions without one)."""
-    return short_answer(question, sentence) is not None

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from lede.eval.answer_selection import SelectionQuestion, load_scifact_evidence, ranking_metrics
+from lede.eval.calibration import calibration
 from lede.eval.datasets import SHARED_DATASETS
-from lede.eval.qa import calibration
 from lede.eval.train_answers import TrainSettings, choose_threshold, training_examples
 from lede.service.answer_candidates import (
     answer_sentences,

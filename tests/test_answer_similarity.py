@@ -40,17 +40,15 @@ def _bundled_with(
 def test_the_shipped_score_uses_the_similarity() -> None:
     config = AnswerModel().config
     assert config.similarity_weight == 12.0
-    assert config.type_weight == 0.0  # tried on dev, not adopted (decision 51)
 
 
 def test_a_config_without_the_weight_is_the_cross_encoder_alone(tmp_path: Path) -> None:
     raw = json.loads((BUNDLED / CONFIG).read_text())
     del raw["similarity_weight"]
-    raw.pop("type_weight", None)
     (tmp_path / CONFIG).write_text(json.dumps(raw))
     config = ScorerConfig.read(tmp_path)
-    assert config.similarity_weight == 0.0 and config.type_weight == 0.0
-    again = dataclasses.replace(config, similarity_weight=3.5, type_weight=2.0)
+    assert config.similarity_weight == 0.0
+    again = dataclasses.replace(config, similarity_weight=3.5)
     (tmp_path / CONFIG).write_text(json.dumps(again.to_json()))
     assert ScorerConfig.read(tmp_path) == again
 
@@ -112,30 +110,3 @@ def test_only_the_top_candidates_are_re_scored_and_none_is_lifted_over_them() ->
     assert scores[rest].tolist() == pytest.approx([1.0, 0.0, 3.0])  # + 10 x the least cosine
     assert max(scores[rest]) <= min(scores[rows])
     assert logits.tolist() == [0.0, 5.0, -1.0, 4.0, 3.0, 2.0, 4.5]  # not changed in place
-
-
-@pytest.mark.model
-def test_the_type_term_lifts_candidates_holding_the_asked_type_before_the_similarity(
-    tmp_path: Path, real_embedder: SentenceTransformerEmbedder
-) -> None:
-    model = _bundled_with(tmp_path, real_embedder, type_weight=3.0)
-    question = "When will the Harbor Lights Festival take place?"
-    candidates = [
-        ("Harbor Lights", "The Harbor Lights Festival will not take place in June this year."),
-        ("Harbor Lights", "The event has been moved to September 17."),
-        ("Harbor Lights", "Tickets already sold remain valid."),
-        ("Harbor Lights", "Refunds are available until April 30."),
-    ]
-    held = np.array([0.0, 1.0, 0.0, 1.0])  # a date that answers "when"
-    base = model.cross_logits(question, candidates) + 3.0 * held
-    rows = top_rows(base, SIMILARITY_TOP)
-    cosine = model.similarities(question, [candidates[row] for row in rows])
-    np.testing.assert_allclose(
-        model.logits(question, candidates), add_similarity(base, rows, cosine, 12.0), rtol=1e-5
-    )
-    # a question without a short-answer type gets no term
-    why = "Why was the Harbor Lights Festival moved?"
-    shipped = AnswerModel(embedder=real_embedder)
-    np.testing.assert_allclose(
-        model.logits(why, candidates), shipped.logits(why, candidates), rtol=1e-5
-    )
