@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import json
 import random
-import re
-import string
 import time
-from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -26,8 +23,11 @@ from lede.eval.news_qa import (
     load_news_questions,
     open_reuters_index,
     story_texts,
+    story_titles,
 )
 from lede.eval.relevance import DEFAULT_CACHE, RelevanceConfig, open_dataset_index
+from lede.eval.spans import compare_news, compare_squad
+from lede.eval.squad_metrics import exact_match, f1_score, normalize
 from lede.indexer.filters import Filters
 from lede.service.answer_candidates import answer_sentences
 from lede.service.answer_model import AnswerModel
@@ -53,33 +53,8 @@ def squad_questions(squad_dir: Path, part: str = "test") -> list[dict[str, Any]]
 
 
 def _contains_answer(sentence: str, answers: list[str]) -> bool:
-    normalized = _normalize(sentence)
-    return any(_normalize(a) and _normalize(a) in normalized for a in answers)
-
-
-def _normalize(text: str) -> str:
-    """SQuAD's answer normalization: lowercase, no punctuation, articles or extra spaces."""
-    text = text.lower()
-    text = "".join(ch for ch in text if ch not in set(string.punctuation))
-    text = re.sub(r"\b(a|an|the)\b", " ", text)
-    return " ".join(text.split())
-
-
-def exact_match(prediction: str, answers: list[str]) -> float:
-    return float(any(_normalize(prediction) == _normalize(a) for a in answers))
-
-
-def f1_score(prediction: str, answers: list[str]) -> float:
-    best = 0.0
-    predicted = _normalize(prediction).split()
-    for answer in answers:
-        gold = _normalize(answer).split()
-        common = Counter(predicted) & Counter(gold)
-        overlap = sum(common.values())
-        if overlap:
-            precision, recall = overlap / len(predicted), overlap / len(gold)
-            best = max(best, 2 * precision * recall / (precision + recall))
-    return best
+    normalized = normalize(sentence)
+    return any(normalize(a) and normalize(a) in normalized for a in answers)
 
 
 def threshold_table(confidences: list[float], correct: list[bool]) -> list[dict[str, float]]:
@@ -307,8 +282,13 @@ def evaluate_qa(
             answerer = Answerer(SearchEngine(index))
             answerer.warm_up()
             questions = load_news_questions(news_dir / f"{news_split}.jsonl")
-            report, judged = evaluate_news(answerer, questions, story_texts())
+            texts = story_texts()
+            report, judged = evaluate_news(answerer, questions, texts)
             results[f"news_{news_split}"] = {"index_build_s": round(build_s, 1), **report}
+            if answerer.model.reader is not None:
+                results[f"news_{news_split}"]["short_answer_given_the_sentence"] = compare_news(
+                    answerer.model.reader, questions, texts, story_titles()
+                )
             curves[f"Reuters-QA {news_split}, end to end"] = (
                 [j.confidence for j in judged],
                 [j.right for j in judged],
@@ -365,6 +345,8 @@ def _squad(
         for item in _load_jsonl(squad_dir / "qa" / "dev.jsonl")
     }
     end_to_end, confidences, correct = squad_end_to_end(answerer, sample)
+    if answerer.model.reader is not None:
+        end_to_end["short_answer_given_the_sentence"] = compare_squad(answerer.model.reader, sample)
     curves["SQuAD test articles, end to end"] = (
         confidences,
         correct,

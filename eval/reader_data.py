@@ -30,7 +30,7 @@ from typing import Any
 
 from lede.eval.news_qa import NewsQuestion
 from lede.indexer.sentences import Span
-from lede.service.answer_candidates import Candidate, answer_sentences, candidates
+from lede.service.answer_candidates import answer_sentences, candidates
 from lede.service.answer_reader import window
 from lede.service.answers import Answerer
 
@@ -57,7 +57,7 @@ def windows(text: str, title: str = "") -> list[Span]:
     spans = answer_sentences(text)
     found: list[Span] = []
     for candidate in candidates(text, spans, title):
-        span = window(spans, candidate)
+        span = window(spans, candidate.first, candidate.last)
         if span not in found:
             found.append(span)
     return found
@@ -235,9 +235,7 @@ def hard_examples(
         for scored in answerer.rank(question.question, hits)[:depth]:
             record = hits[scored.passage].record
             spans = answer_sentences(record.text)
-            start, end = window(
-                spans, Candidate(scored.first, scored.last, scored.start, scored.end)
-            )
+            start, end = window(spans, scored.first, scored.last)
             piece = record.text[start:end]
             if question.accepts(piece):
                 continue

@@ -29,8 +29,10 @@ from lede.indexer.embedder import (
     resolve_model_path,
 )
 from lede.indexer.onnx_cache import export_in_child
+from lede.service.answer_judge import Combiner, Reading, read_top
 from lede.service.answer_onnx import LightClassifier, answer_graph
 from lede.service.answer_reader import Reader, ReaderConfig
+from lede.service.answer_scoring import PassageText, Scored
 
 logger = logging.getLogger(__name__)
 
@@ -79,8 +81,10 @@ class ScorerConfig:
     # The score adds this times the base model's cosine similarity of the question and the
     # candidate (as a bi-encoder, the embedding model it is); 0: the cross-encoder alone.
     similarity_weight: float = 0.0
-    # The span reader (`answer_reader`, weights in `reader.safetensors`); None: none trained.
+    # The span reader (`answer_reader`, weights in `reader.safetensors`) and the judge over
+    # what it read (`answer_judge`); with both, `calibration` reads the judge's score.
     reader: ReaderConfig | None = None
+    combiner: Combiner | None = None
 
     @classmethod
     def read(cls, directory: Path) -> ScorerConfig:
@@ -95,6 +99,7 @@ class ScorerConfig:
             lora_scale=float(raw.get("lora_scale", 0.0)),
             similarity_weight=float(raw.get("similarity_weight", 0.0)),
             reader=ReaderConfig.from_json(raw["reader"]) if raw.get("reader") else None,
+            combiner=Combiner.from_json(raw["combiner"]) if raw.get("combiner") else None,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -111,6 +116,7 @@ class ScorerConfig:
             "lora_scale": self.lora_scale,
             "similarity_weight": self.similarity_weight,
             "reader": self.reader.to_json() if self.reader else None,
+            "combiner": self.combiner.to_json() if self.combiner else None,
             "training": self.training,
         }
 
@@ -256,8 +262,23 @@ class AnswerModel:
         return result
 
     def confidence(self, logit: float, margin: float = 0.0) -> float:
-        """P(right) of a best candidate with this logit, `margin` above the runner-up."""
+        """P(right) of a best candidate with this logit (the judge's score when the model
+        judges), `margin` above the runner-up."""
         return self.config.calibration(logit, margin)
+
+    @property
+    def judges(self) -> bool:
+        """Whether the best candidates are read in context and judged (`answer_judge`)."""
+        return self.reader is not None and self.config.combiner is not None
+
+    def judge(
+        self, question: str, passages: Sequence[PassageText], ranked: Sequence[Scored]
+    ) -> list[Reading]:
+        """The best-ranked candidates read in their windows and judged, best first."""
+        assert self.reader is not None and self.config.combiner is not None
+        return read_top(
+            self.reader, self.config.combiner, question, passages, ranked, self.reader.config.top
+        )
 
 
 def top_rows(logits: np.ndarray, top: int = SIMILARITY_TOP) -> np.ndarray:

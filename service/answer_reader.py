@@ -29,7 +29,6 @@ from lede.indexer.embedder import default_backend, resolve_model_path
 from lede.indexer.light_encoder import load_tokenizer
 from lede.indexer.onnx_cache import export_in_child
 from lede.indexer.sentences import Span
-from lede.service.answer_candidates import Candidate
 from lede.service.answer_onnx import READER_KIND, LightReader, answer_graph
 
 logger = logging.getLogger(__name__)
@@ -56,11 +55,10 @@ class ReadSpan:
         return self.score - self.null
 
 
-def window(spans: Sequence[Span], candidate: Candidate) -> Span:
-    """The candidate's window: from the sentence before it to the sentence after it."""
-    first = max(0, candidate.first - 1)
-    last = min(len(spans) - 1, candidate.last + 1)
-    return spans[first][0], spans[last][1]
+def window(spans: Sequence[Span], first: int, last: int) -> Span:
+    """The window of the candidate of sentences `first..last`: from the sentence before it to
+    the sentence after it."""
+    return spans[max(0, first - 1)][0], spans[min(len(spans) - 1, last + 1)][1]
 
 
 def reader_input(title: str, text: str) -> tuple[str, int]:

@@ -8,10 +8,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from lede.indexer.filters import Filters
+from lede.indexer.sentences import Span
 from lede.indexer.text_analysis import Analyzer
 from lede.service.answer_candidates import answer_sentences
+from lede.service.answer_judge import Reading
 from lede.service.answer_model import AnswerModel
-from lede.service.answer_scoring import SHORTLIST, PassageText, Scored, margin, score_candidates
+from lede.service.answer_scoring import (
+    MARGIN_CAP,
+    SHORTLIST,
+    PassageText,
+    Scored,
+    margin,
+    score_candidates,
+)
 from lede.service.engine import Hit, Mode, SearchEngine
 from lede.service.models_optional import SpanReader
 from lede.service.short_answers import short_answer
@@ -132,6 +141,50 @@ def retrieval_priors(hits: list[Hit]) -> list[float]:
     return [max(0.0, hit.score / best) for hit in hits]
 
 
+def passage_texts(hits: list[Hit]) -> list[PassageText]:
+    """The passages as the answer model reads them: title, text, sentences, retrieval prior."""
+    return [
+        PassageText(hit.record.title, hit.record.text, answer_sentences(hit.record.text), prior)
+        for hit, prior in zip(hits, retrieval_priors(hits), strict=True)
+    ]
+
+
+@dataclass(frozen=True, slots=True)
+class Pick:
+    """A candidate answer as it would be given: what it quotes and its short answer (both
+    into its passage's text), and the confidence that it is right."""
+
+    passage: int
+    quote: Span
+    span: Span | None
+    confidence: float
+
+
+def _overlapping(hits: list[Hit], first: Reading, second: Reading) -> bool:
+    """Whether two read candidates quote shared article text."""
+    a, b = hits[first.scored.passage].record, hits[second.scored.passage].record
+    return (
+        a.article_id == b.article_id
+        and a.start + first.quote[0] < b.start + second.quote[1]
+        and b.start + second.quote[0] < a.start + first.quote[1]
+    )
+
+
+def short_answer_of(question: str, text: str, reading: Reading) -> Span | None:
+    """The short answer a read candidate gives (into its passage's `text`): the reader's span
+    when it lies in the quote, else the pattern rules' inside the quote."""
+    span, quote = reading.span, reading.quote
+    if span is not None and quote[0] <= span[0] and span[1] <= quote[1]:
+        return span
+    return _rule_span(question, text, quote)
+
+
+def _rule_span(question: str, text: str, quote: Span) -> Span | None:
+    """The pattern rules' short answer inside `quote` (into `text`), or None."""
+    found = short_answer(question, text[quote[0] : quote[1]])
+    return (quote[0] + found[0], quote[0] + found[1]) if found else None
+
+
 class Answerer:
     """Retrieve, score the candidate answers of the top passages, answer or abstain."""
 
@@ -191,36 +244,67 @@ class Answerer:
             return Answer(None, 0.0, [], hits)
         if self.reader is not None:  # the reader picks the span; no sentence scoring needed
             return self._read(question, hits, threshold)
-        ranked = self.rank(question, hits)
+        passages = passage_texts(hits)
+        ranked = self.rank(question, hits, passages)
         if not ranked:
             return Answer(None, 0.0, [], hits)
-        best = ranked[0]
-        confidence = self.model.confidence(best.logit, pick_margin(ranked, hits))
-        if confidence < threshold:
-            return Answer(None, confidence, [], hits)
+        picks = self.picks(question, hits, passages, ranked)
+        best = picks[0]
+        if best.confidence < threshold:
+            return Answer(None, best.confidence, [], hits)
         hit = hits[best.passage]
-        quote = hit.record.text[best.start : best.end]
         offset = hit.record.start
-        span = short_answer(question, quote)
+        quote = hit.record.text[best.quote[0] : best.quote[1]]
         answer_span = (
             AnswerSpan(
-                quote[span[0] : span[1]],
-                offset + best.start + span[0],
-                offset + best.start + span[1],
+                hit.record.text[best.span[0] : best.span[1]],
+                offset + best.span[0],
+                offset + best.span[1],
             )
-            if span
+            if best.span
             else None
         )
-        citations = [Citation(1, hit, offset + best.start, offset + best.end, quote)]
-        citations += self._supporting(question, hits, ranked, quote, answer_span, threshold)
-        return Answer(quote, confidence, citations, hits, answer_span)
+        citations = [Citation(1, hit, offset + best.quote[0], offset + best.quote[1], quote)]
+        citations += self._supporting(question, hits, picks, quote, answer_span, threshold)
+        return Answer(quote, best.confidence, citations, hits, answer_span)
 
-    def rank(self, question: str, hits: list[Hit]) -> list[Scored]:
+    def picks(
+        self,
+        question: str,
+        hits: list[Hit],
+        passages: list[PassageText],
+        ranked: list[Scored],
+    ) -> list[Pick]:
+        """The candidate answers judged, best first, each with its confidence (against a
+        rival as good as the runner-up for the best; standing alone for the others)."""
+        same = _same_span(hits)
+        if self.model.judges:
+            readings = self.model.judge(question, passages, ranked)
+            picks = []
+            for number, reading in enumerate(readings):
+                rivals = [r.score for r in readings if not _overlapping(hits, reading, r)]
+                over = MARGIN_CAP
+                if number == 0 and rivals:
+                    over = max(-MARGIN_CAP, min(MARGIN_CAP, reading.score - max(rivals)))
+                span = short_answer_of(question, passages[reading.scored.passage].text, reading)
+                confidence = self.model.confidence(reading.score, over if number == 0 else 0.0)
+                picks.append(Pick(reading.scored.passage, reading.quote, span, confidence))
+            return picks
+        picks = []
+        for number, scored in enumerate(ranked):
+            over = margin(scored, ranked[1:], same) if number == 0 else 0.0
+            quote = (scored.start, scored.end)
+            span = _rule_span(question, passages[scored.passage].text, quote)
+            picks.append(
+                Pick(scored.passage, quote, span, self.model.confidence(scored.logit, over))
+            )
+        return picks
+
+    def rank(
+        self, question: str, hits: list[Hit], passages: list[PassageText] | None = None
+    ) -> list[Scored]:
         """The shortlisted candidate answers of the passages, best first."""
-        passages = [
-            PassageText(hit.record.title, hit.record.text, answer_sentences(hit.record.text), prior)
-            for hit, prior in zip(hits, retrieval_priors(hits), strict=True)
-        ]
+        passages = passages if passages is not None else passage_texts(hits)
         ranked = score_candidates(self.model, question, passages, shortlist=self.settings.shortlist)
         # Chunks overlap by a sentence: keep each article span once.
         seen: set[tuple[str, int, int]] = set()
@@ -237,36 +321,37 @@ class Answerer:
         self,
         question: str,
         hits: list[Hit],
-        ranked: list[Scored],
+        picks: list[Pick],
         answer: str,
         answer_span: AnswerSpan | None,
         threshold: float,
     ) -> list[Citation]:
         """Citations from other articles whose best candidate says the same thing."""
-        cited = {hits[ranked[0].passage].record.article_id}
+        cited = {hits[picks[0].passage].record.article_id}
         asked = set(_ANALYZE(question))
         answer_terms = set(_ANALYZE(answer)) - asked
         result: list[Citation] = []
-        for scored in ranked[1:]:
+        for pick in picks[1:]:
             if len(result) >= self.settings.supporting:
                 break
-            hit = hits[scored.passage]
+            hit = hits[pick.passage]
             if hit.record.article_id in cited:
                 continue
             cited.add(hit.record.article_id)  # only an article's best candidate may support
             # Judged as if a rival answer scored as high (margin 0): support must stand alone.
-            if self.model.confidence(scored.logit) < threshold:
+            if pick.confidence < threshold:
                 continue
-            quote = hit.record.text[scored.start : scored.end]
+            quote = hit.record.text[pick.quote[0] : pick.quote[1]]
             if answer_span is not None:
-                span = short_answer(question, quote)
-                found = span is not None and _same(quote[span[0] : span[1]], answer_span.text)
+                found = pick.span is not None and _same(
+                    hit.record.text[pick.span[0] : pick.span[1]], answer_span.text
+                )
             else:
                 terms = set(_ANALYZE(quote)) - asked
                 shared = len(terms & answer_terms) / max(1, len(answer_terms))
                 found = bool(answer_terms) and shared >= self.settings.support_overlap
             if found:
-                start = hit.record.start + scored.start
+                start = hit.record.start + pick.quote[0]
                 result.append(Citation(len(result) + 2, hit, start, start + len(quote), quote))
         return result
 
