@@ -218,7 +218,7 @@ train_app = typer.Typer(help="Build Lede's learned models from public data.", no
 
 @train_app.command("answers", context_settings=_PASS_THROUGH)
 def train_answers_command(ctx: typer.Context) -> None:
-    """Fine-tune the answer scorer on WikiQA + TrecQA train, calibrate on dev (--help)."""
+    """Rebuild the answer model (scorer, reader, judge) from train and dev data (--help)."""
     from lede.eval.train_answers import main as train_main
 
     train_main(list(ctx.args))

@@ -95,15 +95,17 @@ def _examples_of(
 
 
 def squad_examples(
-    datasets: Path, rng: random.Random, *, negatives: int = 1
+    datasets: Path, rng: random.Random, *, negatives: int = 1, limit: int | None = None
 ) -> list[ReaderExample]:
-    """SQuAD's train articles: answerable questions (v1.1) and unanswerable ones (2.0)."""
+    """SQuAD's train articles: answerable questions (v1.1) and unanswerable ones (2.0); with
+    `limit`, the first `limit` of each kind."""
     split = json.loads((datasets / "squad-v1.1-dev/qa/split.json").read_text())
     train = set(split["train"])
     examples: list[ReaderExample] = []
-    for item in _lines(datasets / "squad-v1.1-dev/qa/dev.jsonl"):
-        if item["title"] not in train:
-            continue
+    answerable = [
+        item for item in _lines(datasets / "squad-v1.1-dev/qa/dev.jsonl") if item["title"] in train
+    ]
+    for item in answerable[:limit]:
         texts = [a["text"] for a in item["answers"]]
         answers = [(a["answer_start"], a["answer_start"] + len(a["text"])) for a in item["answers"]]
         examples += _examples_of(
@@ -117,9 +119,12 @@ def squad_examples(
             negatives=negatives,
             source="squad",
         )
-    for item in _lines(datasets / "squad-v2.0-dev-half/qa/dev.jsonl.gz"):
-        if not item["is_impossible"] or item["title"] not in train:
-            continue
+    unanswerable = [
+        item
+        for item in _lines(datasets / "squad-v2.0-dev-half/qa/dev.jsonl.gz")
+        if item["is_impossible"] and item["title"] in train
+    ]
+    for item in unanswerable[:limit]:
         context = item["context"]
         spans = windows(context, item["title"])
         tempting = [
@@ -167,12 +172,15 @@ def news_examples(
     return examples
 
 
-def wikiqa_examples(datasets: Path, rng: random.Random) -> list[ReaderExample]:
+def wikiqa_examples(
+    datasets: Path, rng: random.Random, *, limit: int | None = None
+) -> list[ReaderExample]:
     """WikiQA train's answer phrases (the shortest marked phrase found in its sentence), read
-    with the page's sentences before and after; and one window of the page without one."""
+    with the page's sentences before and after; and one window of the page without one. With
+    `limit`, the first `limit` phrases."""
     train = {str(q["question_id"]): q for q in _lines(datasets / "wikiqa/qa/train.jsonl")}
     examples: list[ReaderExample] = []
-    for row in _lines(datasets / "wikiqa/qa/answer_phrases.jsonl"):
+    for row in list(_lines(datasets / "wikiqa/qa/answer_phrases.jsonl"))[:limit]:
         question = train.get(str(row["QuestionID"]))
         if question is None:
             continue

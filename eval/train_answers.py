@@ -1,19 +1,18 @@
-"""`lede train answers`: fine-tune the answer scorer and fit its calibration, from train and
-dev splits only.
+"""`lede train answers`: rebuild the shipped answer model from public train and dev data, seeded,
+in one command (about 2 hours on two CPU cores; `--stages` runs part of it).
 
-Data (train): WikiQA train (candidates in document order: single sentences and adjacent pairs,
-labelled by whether they hold a correct sentence), TrecQA TRAIN-ALL (single sentences, its
-`<num>` tokens replaced by random numbers) and, with `scifact`, SciFact's train claims against
-their abstracts (single sentences, evidence labelled 1). Dev: WikiQA dev and TrecQA dev pick
-the epoch (mean MAP) and fit the Platt calibration and the abstention threshold on the scorer's best
-candidate per question (WikiQA dev's questions without a correct sentence teach it to abstain).
-SQuAD dev and every test split are never read here.
+1. `scorer` (`train_scorer`): the sentence scorer, a cross-encoder with low-rank adapters, from
+   WikiQA and TrecQA train (epoch chosen on their dev splits).
+2. `reader` (`train_reader`): the span reader, from SQuAD's train articles with SQuAD 2.0's
+   unanswerable questions, reuters-qa train with the service's own hard negatives over the whole
+   Reuters index, and WikiQA train's answer phrases (epoch chosen on reuters-qa dev windows).
+3. `judge` (`train_judge`): the judge over the read candidates and its calibration, from
+   reuters-qa train asked of the whole Reuters index; the default threshold on reuters-qa dev.
 
-The model is the bundled all-MiniLM-L6-v2 as a BERT classifier with low-rank adapters (or its
-top layers) trained; the shipped file is the trained tensors alone, in float16. The service's
-score adds `similarity_weight` times the same model's bi-encoder cosine of question and
-candidate (not trained; its weight chosen on dev, decision 48), and the calibration is fitted
-on that score.
+Each stage reads the model the previous stages wrote in `--out`. The whole Reuters-21578 index
+is built once (about 15 minutes) and kept in `--cache`. With `--max-questions N` every source is
+cut to N questions and the index holds only their stories (a quick run, for tests). Test splits
+(SQuAD's test articles, WikiQA and TrecQA test) are never read.
 """
 
 from __future__ import annotations
@@ -22,434 +21,85 @@ import argparse
 import dataclasses
 import json
 import logging
-import math
-import random
-import time
-from dataclasses import dataclass
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from lede.eval.answer_selection import (
-    SelectionQuestion,
-    best_candidates,
-    load_scifact_evidence,
-    load_selection,
-    ranking_metrics,
-)
-from lede.eval.datasets import SHARED_DATASETS
-from lede.eval.report import git_sha, machine
-from lede.service.answer_model import (
-    BUNDLED,
-    CONFIG,
-    WEIGHTS,
-    AnswerModel,
-    Calibration,
-    ScorerConfig,
-    candidate_text,
-    load_classifier,
-)
+from lede.eval.datasets import SHARED_DATASETS, BeirDataset
+from lede.eval.relevance import DEFAULT_CACHE, RelevanceConfig, open_dataset_index
+from lede.eval.train_reader import ReaderSettings, build_reader
+from lede.eval.train_scorer import TrainSettings, train_scorer
+from lede.indexer.directory import Index
+from lede.service.answer_model import BUNDLED, CONFIG, WEIGHTS, AnswerModel, ScorerConfig
+from lede.service.answer_reader import READER_WEIGHTS
+from lede.service.answers import Answerer
+from lede.service.engine import SearchEngine
 
 logger = logging.getLogger(__name__)
 
-BASE_MODEL = "all-MiniLM-L6-v2"
+STAGES = ("scorer", "reader", "judge")
+DEFAULTS = TrainSettings()
+READER_DEFAULTS = ReaderSettings()
 
 
-@dataclass(frozen=True, slots=True)
-class TrainSettings:
-    seed: int = 13
-    epochs: int = 2
-    batch_size: int = 32
-    learning_rate: float = 3e-4
-    warmup: float = 0.1
-    trained_layers: int = 2
-    lora_rank: int = 16  # 0: train the top `trained_layers` layers instead of adapters
-    lora_alpha: float = 32.0
-    max_length: int = 128
-    negatives_per_question: int = 6
-    pairs_per_question: int = 3
-    # Sentences of other questions' pages: in the service, candidates come from several
-    # articles, and a sentence that merely looks like an answer must lose to one on topic.
-    foreign_negatives: int = 3
-    # Weight of the bi-encoder's cosine in the score (chosen on dev by `lede.eval.answer_features`,
-    # decision 48); it is not trained, only added and calibrated.
-    similarity_weight: float = 12.0
-    # SciFact's train claims and their evidence sentences as a third source (decision 50).
-    scifact: bool = False
-    max_questions: int | None = None  # for a quick run (tests); None = all
+def news_index(datasets: Path, cache: Path, max_questions: int | None) -> Index:
+    """The Reuters-21578 index the questions are asked of: the whole corpus (cached), or for a
+    slice only the stories its questions name (built in `cache` too, keyed by content)."""
+    from lede.eval.news_qa import load_news_questions
 
-
-def _units(
-    question: SelectionQuestion, rng: random.Random, settings: TrainSettings, pairs: bool
-) -> list[tuple[str, str, float]]:
-    """(question, second segment, label) examples of one question."""
-    examples: list[tuple[str, str, float]] = []
-    singles = list(range(len(question.sentences)))
-    positives = [i for i in singles if question.labels[i]]
-    negatives = [i for i in singles if not question.labels[i]]
-    rng.shuffle(negatives)
-    keep = positives[:4] + negatives[: settings.negatives_per_question]
-    for i in keep:
-        text = candidate_text(question.title, question.sentences[i])
-        examples.append((question.question, text, float(question.labels[i])))
-    if pairs and len(singles) > 1:
-        starts = list(range(len(singles) - 1))
-        rng.shuffle(starts)
-        positive_starts = [i for i in starts if question.labels[i] or question.labels[i + 1]]
-        negative_starts = [i for i in starts if i not in positive_starts]
-        for i in positive_starts[:2] + negative_starts[: settings.pairs_per_question]:
-            text = candidate_text(
-                question.title, f"{question.sentences[i]} {question.sentences[i + 1]}"
-            )
-            label = float(question.labels[i] or question.labels[i + 1])
-            examples.append((question.question, text, label))
-    return examples
-
-
-def training_examples(
-    wikiqa: list[SelectionQuestion],
-    trecqa: list[SelectionQuestion],
-    settings: TrainSettings,
-    scifact: list[SelectionQuestion] | None = None,
-) -> list[tuple[str, str, float]]:
-    rng = random.Random(settings.seed)
-    examples = []
-    sources = [(wikiqa, True), (trecqa, False)] + ([(scifact, False)] if scifact else [])
-    for questions, pairs in sources:
-        for question in questions:
-            examples += _units(question, rng, settings, pairs=pairs)
-            for _ in range(settings.foreign_negatives if len(questions) > 1 else 0):
-                other = questions[rng.randrange(len(questions))]
-                if other.question_id != question.question_id and other.sentences:
-                    sentence = other.sentences[rng.randrange(len(other.sentences))]
-                    examples.append((question.question, candidate_text(other.title, sentence), 0.0))
-    rng.shuffle(examples)
-    return examples
-
-
-def _batches(
-    examples: list[tuple[str, str, float]], size: int, rng: random.Random
-) -> list[list[tuple[str, str, float]]]:
-    """Shuffled batches of similar length (less padding), in a shuffled order."""
-    shuffled = examples[:]
-    rng.shuffle(shuffled)
-    pool = size * 50
-    batches = []
-    for start in range(0, len(shuffled), pool):
-        block = sorted(shuffled[start : start + pool], key=lambda e: len(e[0]) + len(e[1]))
-        batches += [block[i : i + size] for i in range(0, len(block), size)]
-    rng.shuffle(batches)
-    return batches
-
-
-class _LoRALinear:
-    """`linear(x) + scale * (x @ A.T) @ B.T`, with A, B trained and the linear frozen."""
-
-    @staticmethod
-    def wrap(linear: Any, rank: int, scale: float) -> Any:
-        import torch
-
-        class Adapted(torch.nn.Module):
-            def __init__(self) -> None:
-                super().__init__()
-                self.base = linear
-                self.lora_a = torch.nn.Parameter(
-                    torch.randn(rank, linear.in_features) / math.sqrt(linear.in_features)
-                )
-                self.lora_b = torch.nn.Parameter(torch.zeros(linear.out_features, rank))
-
-            def forward(self, x: Any) -> Any:
-                return self.base(x) + scale * ((x @ self.lora_a.T) @ self.lora_b.T)
-
-        return Adapted()
-
-
-def _add_lora(model: Any, rank: int, scale: float) -> None:
-    import torch
-
-    for layer in model.bert.encoder.layer:
-        for parent in list(layer.modules()):
-            for name, child in list(parent.named_children()):
-                if isinstance(child, torch.nn.Linear):
-                    setattr(parent, name, _LoRALinear.wrap(child, rank, scale))
-
-
-def _lora_state(state: dict[str, Any]) -> dict[str, Any]:
-    """Adapter names as the base model spells the layer they adapt (`.base.` dropped)."""
-    return {name.replace(".base.", "."): tensor for name, tensor in state.items()}
-
-
-def _trainable(model: Any, layers: int, lora: bool = False) -> list[str]:
-    """Names of the parameters that train: the top `layers` encoder layers (or the low-rank
-    adapters of every layer), pooler, head."""
-    total = len(model.bert.encoder.layer)
-    if lora:
-        prefixes = ["lora"]
-    else:
-        prefixes = [f"bert.encoder.layer.{i}." for i in range(total - layers, total)]
-    prefixes += ["bert.pooler.", "classifier."]
-    for name, parameter in model.named_parameters():
-        parameter.requires_grad = any(
-            name.startswith(p) or (p == "lora" and ".lora_" in name) for p in prefixes
+    corpus = datasets / "reuters21578"
+    if max_questions is None:
+        index, _ = open_dataset_index(
+            BeirDataset(corpus.name, corpus, {}, {}), RelevanceConfig(), cache
         )
-    return prefixes
-
-
-class _TorchScorer:
-    """The model being trained, behind `AnswerModel.logits`'s signature."""
-
-    def __init__(self, model: Any, tokenizer: Any, max_length: int):
-        self.model, self.tokenizer, self.max_length = model, tokenizer, max_length
-
-    def logits(self, question: str, candidates: list[tuple[str, str]]) -> np.ndarray:
-        import torch
-
-        if not candidates:
-            return np.zeros(0)
-        self.model.eval()
-        with torch.inference_mode():
-            encoded = self.tokenizer(
-                [question] * len(candidates),
-                [candidate_text(t, s) for t, s in candidates],
-                truncation="only_second",
-                max_length=self.max_length,
-                padding=True,
-                return_tensors="pt",
-            )
-            scores: np.ndarray = self.model(**encoded).logits[:, 0].double().numpy()
-            return scores
-
-
-def dev_map(scorer: Any, questions: list[SelectionQuestion]) -> dict[str, float | int]:
-    return ranking_metrics(
-        questions,
-        lambda q: scorer.logits(q.question, [(q.title, s) for s in q.sentences]).tolist(),
-    )
-
-
-def fit_platt(features: list[tuple[float, float]], correct: list[bool], seed: int) -> Calibration:
-    """Logistic regression of "the pick is right" on the pick's (logit, margin)."""
-    from sklearn.linear_model import LogisticRegression
-
-    values = np.asarray(features, dtype=np.float64).reshape(-1, 2)
-    labels = np.asarray(correct, dtype=int)
-    fitted = LogisticRegression(C=1e4, random_state=seed).fit(values, labels)
-    slope, margin_slope = (float(c) for c in fitted.coef_[0])
-    return Calibration(slope, float(fitted.intercept_[0]), margin_slope)
-
-
-def cross_validated(
-    features: list[tuple[float, float]], correct: list[bool], seed: int, folds: int = 5
-) -> dict[str, float]:
-    """Log loss and expected calibration error of `fit_platt`, each pick predicted by a fit on
-    the other folds (stratified, seeded): how well the calibration holds on unseen dev picks."""
-    from sklearn.metrics import log_loss
-    from sklearn.model_selection import StratifiedKFold
-
-    from lede.eval.calibration import calibration
-
-    values = np.asarray(features, dtype=np.float64).reshape(-1, 2)
-    labels = np.asarray(correct, dtype=bool)
-    predicted = np.zeros(len(labels))
-    splits = StratifiedKFold(folds, shuffle=True, random_state=seed).split(values, labels)
-    for train_rows, test_rows in splits:
-        fitted = fit_platt([tuple(v) for v in values[train_rows]], list(labels[train_rows]), seed)
-        predicted[test_rows] = [fitted(*v) for v in values[test_rows]]
-    return {
-        "folds": folds,
-        "log_loss": round(float(log_loss(labels, predicted)), 4),
-        "ece": float(calibration(predicted.tolist(), labels.tolist())["ece"]),
+        return index
+    wanted = {
+        q.article_id
+        for split in ("train", "dev")
+        for q in load_news_questions(datasets / "reuters-qa" / f"{split}.jsonl")[:max_questions]
     }
-
-
-def choose_threshold(confidences: list[float], correct: list[bool]) -> float:
-    """The threshold with the most right minus wrong answers on dev (ties: the higher)."""
-    values = np.asarray(confidences)
-    hits = np.asarray(correct, dtype=bool)
-    best, best_gain = 0.5, -math.inf
-    for threshold in np.round(np.arange(0.05, 0.96, 0.05), 2):
-        answered = values >= threshold
-        gain = int((answered & hits).sum()) - int((answered & ~hits).sum())
-        if gain >= best_gain:
-            best, best_gain = float(threshold), gain
-    return best
-
-
-def train(out: Path, settings: TrainSettings, datasets: Path = SHARED_DATASETS) -> dict[str, Any]:
-    import torch
-    from safetensors.torch import save_file
-
-    random.seed(settings.seed)
-    np.random.seed(settings.seed)
-    torch.manual_seed(settings.seed)
-    wikiqa_train = load_selection(datasets / "wikiqa/qa/train.jsonl", seed=settings.seed)
-    trecqa_train = load_selection(datasets / "trecqa/qa/train.jsonl", seed=settings.seed)
-    wikiqa_dev = load_selection(datasets / "wikiqa/qa/dev.jsonl")
-    trecqa_dev = load_selection(datasets / "trecqa/qa/dev.jsonl")
-    scifact_train = load_scifact_evidence(datasets / "scifact") if settings.scifact else []
-    if settings.max_questions is not None:
-        wikiqa_train = wikiqa_train[: settings.max_questions]
-        trecqa_train = trecqa_train[: settings.max_questions]
-        scifact_train = scifact_train[: settings.max_questions]
-        wikiqa_dev = wikiqa_dev[: settings.max_questions]
-        trecqa_dev = trecqa_dev[: settings.max_questions]
-    examples = training_examples(wikiqa_train, trecqa_train, settings, scifact_train)
-    logger.info("training on %d examples", len(examples))
-
-    model, tokenizer = load_classifier(BASE_MODEL, None)
-    lora_scale = settings.lora_alpha / settings.lora_rank if settings.lora_rank else 0.0
-    if settings.lora_rank:
-        _add_lora(model, settings.lora_rank, lora_scale)
-    prefixes = _trainable(model, settings.trained_layers, lora=bool(settings.lora_rank))
-    parameters = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(parameters, lr=settings.learning_rate, weight_decay=0.01)
-    rng = random.Random(settings.seed)
-    steps = settings.epochs * math.ceil(len(examples) / settings.batch_size)
-    warmup = max(1, int(steps * settings.warmup))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda step: min((step + 1) / warmup, max(0.0, (steps - step) / max(1, steps - warmup))),
-    )
-    scorer = _TorchScorer(model, tokenizer, settings.max_length)
-    history: list[dict[str, Any]] = []
-    best_state: dict[str, Any] | None = None
-    best_dev = -1.0
-    started = time.perf_counter()
-    for epoch in range(1, settings.epochs + 1):
-        model.train()
-        losses = []
-        for batch in _batches(examples, settings.batch_size, rng):
-            encoded = tokenizer(
-                [e[0] for e in batch],
-                [e[1] for e in batch],
-                truncation="only_second",
-                max_length=settings.max_length,
-                padding=True,
-                return_tensors="pt",
-            )
-            labels = torch.tensor([e[2] for e in batch])
-            logits = model(**encoded).logits[:, 0]
-            loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            losses.append(float(loss))
-            if len(losses) % 100 == 0:
-                logger.info(
-                    "epoch %d step %d loss %.4f (%.0f s)",
-                    epoch,
-                    len(losses),
-                    float(np.mean(losses[-100:])),
-                    time.perf_counter() - started,
-                )
-        wikiqa = dev_map(scorer, wikiqa_dev)
-        trecqa = dev_map(scorer, trecqa_dev)
-        mean = (float(wikiqa["map"]) + float(trecqa["map"])) / 2
-        history.append(
-            {
-                "epoch": epoch,
-                "loss": round(float(np.mean(losses)), 4),
-                "wikiqa_dev": wikiqa,
-                "trecqa_dev": trecqa,
-                "seconds": round(time.perf_counter() - started, 1),
-            }
+    folder = Path(tempfile.mkdtemp(prefix="reuters-slice-"))
+    try:
+        with (corpus / "corpus.jsonl").open() as source, (folder / "corpus.jsonl").open("w") as out:
+            out.writelines(line for line in source if json.loads(line)["_id"] in wanted)
+        index, _ = open_dataset_index(
+            BeirDataset("reuters21578-slice", folder, {}, {}), RelevanceConfig(), cache
         )
-        logger.info("epoch %d: %s", epoch, history[-1])
-        if mean > best_dev:
-            best_dev = mean
-            best_state = {
-                name: tensor.detach().clone()
-                for name, tensor in _lora_state(model.state_dict()).items()
-                if any(name.startswith(p) or (p == "lora" and ".lora_" in name) for p in prefixes)
-            }
-    assert best_state is not None
-    out.mkdir(parents=True, exist_ok=True)
-    save_file(
-        {name: tensor.half().contiguous() for name, tensor in best_state.items()},
-        str(out / WEIGHTS),
-    )
-    training = {
-        "command": "lede train answers",
-        "settings": {k: getattr(settings, k) for k in settings.__dataclass_fields__},
-        "examples": len(examples),
-        "epochs": history,
-        "chosen_epoch": max(
-            history,
-            key=lambda h: (float(h["wikiqa_dev"]["map"]) + float(h["trecqa_dev"]["map"])) / 2,
-        )["epoch"],
-        "git_sha": git_sha(),
-        "machine": machine(),
-    }
-    provisional = ScorerConfig(
-        BASE_MODEL,
-        tuple(prefixes),
-        settings.max_length,
-        Calibration(),
-        0.5,
-        training,
-        lora_scale,
-        settings.similarity_weight,
-    )
-    (out / CONFIG).write_text(json.dumps(provisional.to_json(), indent=2) + "\n")
-    return calibrate(out, datasets, seed=settings.seed, max_questions=settings.max_questions)
+    finally:
+        shutil.rmtree(folder)
+    return index
 
 
-def calibrate(
-    out: Path,
-    datasets: Path = SHARED_DATASETS,
-    *,
-    seed: int = 13,
-    max_questions: int | None = None,
-    similarity_weight: float | None = None,
+def judge_stage(
+    out: Path, datasets: Path, index: Index, seed: int, max_questions: int | None
 ) -> dict[str, Any]:
-    """Fit the Platt calibration and the threshold of the model in `out` on the dev splits.
+    """Fit the judge, its calibration and the threshold of the model in `out`."""
+    from lede.eval.news_qa import load_news_questions, story_texts
+    from lede.eval.train_judge import ask_for_judge, fit_judge
 
-    It runs on the shipped (float16) weights, exactly as the service loads them, and on the
-    service's own pick per question (`best_candidates`): the confidence is the probability that
-    the pick is right, fitted on its logit and its margin over the runner-up (decision 32).
-    Questions without a correct candidate (57% of WikiQA dev) count as a wrong pick, so the
-    threshold (most right minus wrong answers) is also what makes Lede abstain on them.
-    `similarity_weight`, when given, replaces the model's before fitting.
-    """
-    config = ScorerConfig.read(out)
-    if similarity_weight is not None:
-        config = dataclasses.replace(config, similarity_weight=similarity_weight)
-    if config != ScorerConfig.read(out):
-        (out / CONFIG).write_text(json.dumps(config.to_json(), indent=2) + "\n")
-    model = AnswerModel(out)
-    dev = (
-        load_selection(datasets / "wikiqa/qa/dev.jsonl")[:max_questions]
-        + load_selection(datasets / "trecqa/qa/dev.jsonl")[:max_questions]
-    )
-    features, correct = best_candidates(model, dev)
-    calibration = fit_platt(features, correct, seed)
-    confidences = [calibration(*x) for x in features]
-    threshold = choose_threshold(confidences, correct)
-    training = dict(model.config.training)
-    training["calibration"] = {
-        "data": "logistic regression of the service's pick being right on its logit and its "
-        "margin over the runner-up, every WikiQA dev + TrecQA dev question; threshold on the "
-        "same picks",
-        "questions": len(features),
-        "best_candidate_correct": round(float(np.mean(correct)), 4),
-        "similarity_weight": model.config.similarity_weight,
-        "cross_validated": (
-            cross_validated(features, correct, seed)
-            if min(sum(correct), len(correct) - sum(correct)) >= 5
-            else None  # a slice too small to split (tests)
-        ),
+    answerer = Answerer(SearchEngine(index), model=AnswerModel(out))
+    answerer.warm_up()
+    texts = story_texts(datasets / "reuters21578" / "corpus.jsonl")
+    asked = {
+        split: ask_for_judge(
+            answerer,
+            load_news_questions(datasets / "reuters-qa" / f"{split}.jsonl")[:max_questions],
+            texts,
+        )
+        for split in ("train", "dev")
     }
+    combiner, calibration, threshold, record = fit_judge(asked["train"], asked["dev"], seed)
+    config = ScorerConfig.read(out)
     config = dataclasses.replace(
-        model.config, calibration=calibration, threshold=threshold, training=training
+        config,
+        combiner=combiner,
+        calibration=calibration,
+        threshold=threshold,
+        training=dict(config.training) | {"judge": record},
     )
     (out / CONFIG).write_text(json.dumps(config.to_json(), indent=2) + "\n")
-    return config.to_json()
-
-
-DEFAULTS = TrainSettings()
+    return record
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -458,8 +108,18 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--out", type=Path, default=BUNDLED, help="where the model is written")
     parser.add_argument("--datasets", type=Path, default=SHARED_DATASETS)
-    parser.add_argument("--epochs", type=int, default=DEFAULTS.epochs)
+    parser.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="where indexes are kept")
+    parser.add_argument(
+        "--stages",
+        default=",".join(STAGES),
+        help=f"which stages to run, in order (default: {','.join(STAGES)})",
+    )
+    parser.add_argument(
+        "--calibrate-only", action="store_true", help="the judge stage alone (--stages judge)"
+    )
     parser.add_argument("--seed", type=int, default=DEFAULTS.seed)
+    parser.add_argument("--epochs", type=int, default=DEFAULTS.epochs, help="scorer epochs")
+    parser.add_argument("--reader-epochs", type=int, default=READER_DEFAULTS.epochs)
     parser.add_argument("--lora-rank", type=int, default=DEFAULTS.lora_rank)
     parser.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate)
     parser.add_argument("--max-questions", type=int, default=None, help="quick run on a slice")
@@ -467,28 +127,27 @@ def main(argv: list[str] | None = None) -> None:
         "--scifact",
         action=argparse.BooleanOptionalAction,
         default=DEFAULTS.scifact,
-        help="add SciFact's train claims and evidence sentences to the training data",
+        help="add SciFact's train claims and evidence sentences to the scorer's data",
     )
     parser.add_argument(
         "--similarity-weight",
         type=float,
-        default=None,
-        help=f"weight of the bi-encoder cosine in the score (default {DEFAULTS.similarity_weight}; "
-        "with --calibrate-only, the model's own unless given)",
-    )
-    parser.add_argument(
-        "--calibrate-only", action="store_true", help="refit calibration and threshold only"
+        default=DEFAULTS.similarity_weight,
+        help="weight of the bi-encoder cosine in the sentence score",
     )
     args = parser.parse_args(argv)
+    stages = ["judge"] if args.calibrate_only else [s for s in args.stages.split(",") if s]
+    unknown = [s for s in stages if s not in STAGES]
+    if unknown:
+        parser.error(f"--stages: {unknown[0]!r} is not one of {', '.join(STAGES)}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    if args.calibrate_only:
-        result = calibrate(
-            args.out,
-            args.datasets,
-            seed=args.seed,
-            similarity_weight=args.similarity_weight,
-        )
-    else:
+    out: Path = args.out
+    if "scorer" not in stages and not (out / WEIGHTS).exists():
+        parser.error(f"{out} has no {WEIGHTS}: run the scorer stage first (--stages scorer,...)")
+    if "reader" not in stages and "judge" in stages and not (out / READER_WEIGHTS).exists():
+        parser.error(f"{out} has no {READER_WEIGHTS}: run the reader stage first")
+    summary: dict[str, Any] = {}
+    if "scorer" in stages:
         settings = TrainSettings(
             epochs=args.epochs,
             seed=args.seed,
@@ -496,15 +155,21 @@ def main(argv: list[str] | None = None) -> None:
             lora_rank=args.lora_rank,
             learning_rate=args.learning_rate,
             scifact=args.scifact,
-            similarity_weight=(
-                DEFAULTS.similarity_weight
-                if args.similarity_weight is None
-                else args.similarity_weight
-            ),
+            similarity_weight=args.similarity_weight,
         )
-        result = train(args.out, settings, args.datasets)
-    print(json.dumps({k: v for k, v in result.items() if k != "training"}, indent=2))
-    print(json.dumps(result["training"].get("epochs"), indent=2))
+        summary["scorer"] = train_scorer(out, settings, args.datasets)["training"]["epochs"]
+    if "reader" in stages or "judge" in stages:
+        with news_index(args.datasets, args.cache, args.max_questions) as index:
+            if "reader" in stages:
+                answerer = Answerer(SearchEngine(index), model=AnswerModel(out))
+                reader = ReaderSettings(
+                    epochs=args.reader_epochs, seed=args.seed, max_questions=args.max_questions
+                )
+                summary["reader"] = build_reader(out, args.datasets, reader, answerer)["epochs"]
+            if "judge" in stages:
+                record = judge_stage(out, args.datasets, index, args.seed, args.max_questions)
+                summary["judge"] = record["dev"]["at_threshold"]
+    print(json.dumps(summary, indent=2))
 
 
 if __name__ == "__main__":

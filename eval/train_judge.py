@@ -145,10 +145,43 @@ def out_of_fold_picks(
     return [p for p in result if p is not None]
 
 
+def fit_platt(features: list[tuple[float, float]], correct: list[bool], seed: int) -> Calibration:
+    """Logistic regression of "the pick is right" on the pick's (logit, margin)."""
+    from sklearn.linear_model import LogisticRegression
+
+    values = np.asarray(features, dtype=np.float64).reshape(-1, 2)
+    labels = np.asarray(correct, dtype=int)
+    fitted = LogisticRegression(C=1e4, random_state=seed).fit(values, labels)
+    slope, margin_slope = (float(c) for c in fitted.coef_[0])
+    return Calibration(slope, float(fitted.intercept_[0]), margin_slope)
+
+
+def cross_validated(
+    features: list[tuple[float, float]], correct: list[bool], seed: int, folds: int = 5
+) -> dict[str, float]:
+    """Log loss and expected calibration error of `fit_platt`, each pick predicted by a fit on
+    the other folds (stratified, seeded): how well the calibration holds on unseen dev picks."""
+    from sklearn.metrics import log_loss
+    from sklearn.model_selection import StratifiedKFold
+
+    from lede.eval.calibration import calibration
+
+    values = np.asarray(features, dtype=np.float64).reshape(-1, 2)
+    labels = np.asarray(correct, dtype=bool)
+    predicted = np.zeros(len(labels))
+    splits = StratifiedKFold(folds, shuffle=True, random_state=seed).split(values, labels)
+    for train_rows, test_rows in splits:
+        fitted = fit_platt([tuple(v) for v in values[train_rows]], list(labels[train_rows]), seed)
+        predicted[test_rows] = [fitted(*v) for v in values[test_rows]]
+    return {
+        "folds": folds,
+        "log_loss": round(float(log_loss(labels, predicted)), 4),
+        "ece": float(calibration(predicted.tolist(), labels.tolist())["ece"]),
+    }
+
+
 def fit_calibration(picks: Sequence[PickFigures], seed: int = 13) -> Calibration:
     """Platt scaling of "the pick is right" on its score and margin."""
-    from lede.eval.train_answers import fit_platt
-
     return fit_platt([(p.score, p.margin) for p in picks], [p.right for p in picks], seed)
 
 
@@ -208,7 +241,6 @@ def fit_judge(
     (reuters-qa dev) and the record of how each was fitted."""
     from lede.eval.calibration import calibration as reliability
     from lede.eval.news_qa import auc
-    from lede.eval.train_answers import cross_validated
 
     combiner = fit_combiner(train, seed)
     held_out = out_of_fold_picks(train, seed)

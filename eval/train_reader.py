@@ -49,6 +49,7 @@ class ReaderSettings:
     max_length: int = 192
     # reuters-qa train examples are repeated this many times in each epoch (the target domain).
     news_repeats: int = 2
+    max_questions: int | None = None  # for a quick run (tests); None = all
 
 
 def tokenizer_for(base_model: str, max_length: int) -> Any:
@@ -136,7 +137,7 @@ def train_reader(
     they adapt) and the training record."""
     import torch
 
-    from lede.eval.train_answers import _add_lora, _lora_state
+    from lede.eval.train_scorer import _add_lora, _lora_state
 
     random.seed(settings.seed)
     np.random.seed(settings.seed)
@@ -258,10 +259,10 @@ def _batches(labelled: list[Labelled], size: int, rng: random.Random) -> list[li
 
 
 def reader_training_data(
-    datasets: Path, answerer: Any, seed: int
+    datasets: Path, answerer: Any, seed: int, max_questions: int | None = None
 ) -> tuple[list[ReaderExample], list[ReaderExample], Any]:
     """Training windows (train splits only), reuters-qa dev windows to choose the epoch, and
-    the dev judge `accepts(question, span)`."""
+    the dev judge `accepts(question, span)`; with `max_questions`, that many of each source."""
     from lede.eval.news_qa import load_news_questions, story_texts, story_titles
     from lede.eval.reader_data import (
         hard_examples,
@@ -271,12 +272,13 @@ def reader_training_data(
     )
 
     rng = random.Random(seed)
-    texts, titles = story_texts(), story_titles()
-    train = load_news_questions(datasets / "reuters-qa" / "train.jsonl")
-    dev = load_news_questions(datasets / "reuters-qa" / "dev.jsonl")
+    corpus = datasets / "reuters21578" / "corpus.jsonl"
+    texts, titles = story_texts(corpus), story_titles(corpus)
+    train = load_news_questions(datasets / "reuters-qa" / "train.jsonl")[:max_questions]
+    dev = load_news_questions(datasets / "reuters-qa" / "dev.jsonl")[:max_questions]
     examples = (
-        squad_examples(datasets, rng)
-        + wikiqa_examples(datasets, rng)
+        squad_examples(datasets, rng, limit=max_questions)
+        + wikiqa_examples(datasets, rng, limit=max_questions)
         + news_examples(train, texts, titles, rng)
         + [
             ReaderExample(e.question, e.title, e.text, e.answer, "news")
@@ -301,7 +303,9 @@ def build_reader(
     from lede.service.answer_model import CONFIG, ScorerConfig
     from lede.service.answer_reader import READER_WEIGHTS, ReaderConfig
 
-    examples, dev, accepts = reader_training_data(datasets, answerer, settings.seed)
+    examples, dev, accepts = reader_training_data(
+        datasets, answerer, settings.seed, settings.max_questions
+    )
     config = ScorerConfig.read(out)
     state, record = train_reader(examples, dev, accepts, settings, config.base_model)
     save_file(

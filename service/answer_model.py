@@ -1,7 +1,7 @@
 """The learned answer scorer: a cross-encoder over (question, title + candidate answer).
 
 It is the bundled all-MiniLM-L6-v2 read as a BERT sequence classifier whose top layers, pooler
-and one-logit head were fine-tuned by `lede train answers` (eval/train_answers.py) on the
+and one-logit head were fine-tuned by `lede train answers` (eval/train_scorer.py) on the
 WikiQA and TrecQA train splits. Only the tensors that training changed ship with Lede
 (`service/answer_weights/weights.safetensors`, float16, under 10 MB); the rest are the embedding
 model's own weights, so nothing is downloaded. `scorer.json` beside them holds the base model,

@@ -13,7 +13,7 @@ import pytest
 from lede.eval.answer_selection import SelectionQuestion, load_scifact_evidence, ranking_metrics
 from lede.eval.calibration import calibration
 from lede.eval.datasets import SHARED_DATASETS
-from lede.eval.train_answers import TrainSettings, choose_threshold, training_examples
+from lede.eval.train_scorer import TrainSettings, training_examples
 from lede.service.answer_candidates import (
     answer_sentences,
     candidates,
@@ -141,7 +141,6 @@ def test_calibration_error_and_platt() -> None:
     assert table["ece"] == pytest.approx(0.5 * 0.45 + 0.5 * 0.15)
     platt = Calibration(slope=2.0, intercept=-1.0)
     assert platt(0.5) == pytest.approx(0.5) and platt(10) > 0.99 and platt(-10) < 0.01
-    assert choose_threshold([0.9, 0.8, 0.3, 0.2], [True, True, False, False]) >= 0.3
 
 
 def test_ranking_breaks_ties_at_random() -> None:

@@ -6,11 +6,23 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from lede.eval.news_qa import NewsQuestion
 from lede.eval.reader_data import windows
+from lede.eval.train_judge import (
+    PRECISION,
+    UNANSWERED,
+    AskedQuestion,
+    PickFigures,
+    choose_threshold,
+    fit_combiner,
+    pick,
+    trade_off,
+)
 from lede.service.answer_candidates import answer_sentences
 from lede.service.answer_judge import FEATURES, Combiner, coverage, kind_match, quote_for, span_kind
+from lede.service.answer_model import Calibration
 from lede.service.answer_reader import best_span, reader_input, token_labels, window
-from lede.service.answer_scoring import PassageText, Scored
+from lede.service.answer_scoring import MARGIN_CAP, PassageText, Scored
 
 STORY = (
     "Volkswagen AG reported results for 1986 on Monday.\n"
@@ -131,3 +143,45 @@ def test_the_combiner_is_linear_over_its_features_and_checks_them() -> None:
     with pytest.raises(ValueError, match="lede train answers"):
         Combiner(weights=(1.0,), intercept=0.0, names=("rank_score",))
     assert len(FEATURES) == 6
+
+
+def _asked(rows: list[list[float]], right: list[bool], answerable: bool = True) -> AskedQuestion:
+    question = NewsQuestion(
+        "q", "1", "How much?", answerable, "how much", None, None, None, None, None, (), None
+    )
+    count = len(rows)
+    overlap = np.eye(count, dtype=bool)
+    return AskedQuestion(
+        question, np.asarray(rows, float).reshape(count, 6), np.asarray(right), overlap
+    )
+
+
+def test_the_combiner_learns_which_feature_tells_right_from_wrong() -> None:
+    rng = np.random.default_rng(0)
+    asked = []
+    for _ in range(200):
+        evidence = rng.normal(size=4)
+        right = evidence == evidence.max()
+        rows = [[rng.normal(), e, rng.normal(), 1.0, 1.0, 0.5] for e in evidence]
+        asked.append(_asked(rows, list(right & (evidence.max() > 0))))
+    combiner = fit_combiner(asked)
+    assert combiner.weights[1] > 0.5 and abs(combiner.weights[0]) < 0.5
+    chosen = pick(asked[0], combiner)
+    assert chosen.score == pytest.approx(max(combiner(r) for r in asked[0].rows))
+    assert -MARGIN_CAP <= chosen.margin <= MARGIN_CAP
+    assert pick(_asked([], []), combiner).right is False  # nothing to pick: a wrong answer
+
+
+def test_the_threshold_keeps_precision_and_unanswered_within_bounds() -> None:
+    platt = Calibration(slope=1.0, intercept=0.0)
+    picks = (
+        [PickFigures(3.0, 1.0, True, True)] * 60  # confident and right
+        + [PickFigures(0.5, 1.0, True, True)] * 20  # unsure and right
+        + [PickFigures(0.4, 1.0, False, True)] * 20  # unsure and wrong
+        + [PickFigures(0.0, 1.0, False, False)] * 20  # unanswerable
+    )
+    threshold, table = choose_threshold(picks, platt)
+    chosen = trade_off(picks, platt, threshold)
+    assert chosen["precision"] >= PRECISION and chosen["unanswerable_answered"] <= UNANSWERED
+    assert chosen["answered_right"] == pytest.approx(0.8)  # the unsure right ones too
+    assert 0.5 < threshold <= 0.62 and [row["threshold"] for row in table][:2] == [0.05, 0.1]
