@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from lede.service.answer_scoring import PassageText, Scorer, margin, score_candidates
+from lede.service.answer_model import AnswerModel
+from lede.service.answer_scoring import PassageText, score_candidates
+from lede.service.answers import judge_picks, quotes_overlap
 
 _NUM = re.compile(r"<num>")
 
@@ -138,14 +140,13 @@ def ranking_metrics(
     }
 
 
-def best_candidates(
-    scorer: Scorer, questions: Sequence[SelectionQuestion]
-) -> tuple[list[tuple[float, float]], list[bool]]:
-    """The service's pick per question (its ranking over the candidates as one passage, a line
-    each): its (logit, margin over the runner-up), and whether it holds a correct sentence. A
-    question with no candidate the service would answer with counts as a wrong pick at a very
-    low logit."""
-    features, correct = [], []
+def service_picks(
+    model: AnswerModel, questions: Sequence[SelectionQuestion]
+) -> tuple[list[float], list[bool]]:
+    """The service's pick per question, its candidates read as one passage (a line each) and
+    judged: its confidence, and whether it quotes a correct sentence. A question with no
+    candidate the service would answer with counts as a wrong pick at confidence 0."""
+    confidences, correct = [], []
     for question in questions:
         spans, cursor = [], 0
         for sentence in question.sentences:
@@ -153,12 +154,14 @@ def best_candidates(
             cursor += len(sentence) + 1
         text = "\n".join(question.sentences)
         passage = PassageText(question.title, text, spans)
-        ranked = score_candidates(scorer, question.question, [passage])
-        if not ranked:
-            features.append((-20.0, 0.0))
+        ranked = score_candidates(model, question.question, [passage])
+        picks = judge_picks(model, question.question, [passage], ranked, quotes_overlap)
+        if not picks:
+            confidences.append(0.0)
             correct.append(False)
             continue
-        pick = ranked[0]
-        features.append((pick.logit, margin(pick, ranked[1:])))
-        correct.append(any(question.labels[i] for i in range(pick.first, pick.last + 1)))
-    return features, correct
+        start, end = picks[0].quote
+        quoted = [i for i, (a, b) in enumerate(spans) if a < end and start < b]
+        confidences.append(picks[0].confidence)
+        correct.append(any(question.labels[i] for i in quoted))
+    return confidences, correct

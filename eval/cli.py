@@ -161,6 +161,10 @@ def qa_command(
     plot: Annotated[
         Path | None, typer.Option(help="Write the reliability diagrams (PNG) here.")
     ] = None,
+    answer_model: Annotated[
+        Path | None,
+        typer.Option(help="An answer model folder (`lede train answers --out`); default bundled."),
+    ] = None,
 ) -> None:
     """News questions end to end over the whole Reuters corpus (answered right, precision,
     unanswerable answered, AUC, ECE), answer sentence and short answer on SQuAD's test articles
@@ -197,6 +201,7 @@ def qa_command(
         news_dir=news,
         news_split=news_split,
         suites=suites,
+        answer_model=answer_model,
     )
     config = {
         "suites": list(suites),
@@ -208,6 +213,7 @@ def qa_command(
         "trecqa": str(trecqa),
         "limit": limit,
         "seed": seed,
+        "answer_model": str(answer_model) if answer_model else "bundled",
     }
     write_result(json_out, "qa", config, results)
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from lede.eval.answer_selection import best_candidates, load_selection, ranking_metrics
+from lede.eval.answer_selection import load_selection, ranking_metrics, service_picks
 from lede.eval.calibration import calibration, reliability_plot
 from lede.eval.datasets import load_beir
 from lede.eval.news_qa import (
@@ -31,11 +31,10 @@ from lede.eval.squad_metrics import exact_match, f1_score, normalize
 from lede.indexer.filters import Filters
 from lede.service.answer_candidates import answer_sentences
 from lede.service.answer_model import AnswerModel
-from lede.service.answer_scoring import SHORTLIST, PassageText, margin, score_candidates
+from lede.service.answer_scoring import SHORTLIST, PassageText, score_candidates
 from lede.service.answer_types import question_type
-from lede.service.answers import Answerer
+from lede.service.answers import Answerer, judge_picks, quotes_overlap
 from lede.service.engine import SearchEngine
-from lede.service.short_answers import short_answer
 
 CONFIDENT = 0.8
 
@@ -86,28 +85,39 @@ def _confident(confidences: list[float], correct: list[bool]) -> dict[str, Any]:
 
 
 class _Spans:
-    """SQuAD EM / F1 of the short answer, over the questions that ask for a typed answer
-    (who / when / where / how many ...); a missing span scores 0."""
+    """SQuAD EM / F1 of the short answer over every question, and over the questions that ask
+    for a typed answer (who / when / where / how many ...; the figure before the span reader);
+    a missing span scores 0."""
 
     def __init__(self) -> None:
-        self.exact: list[float] = []
-        self.f1: list[float] = []
-        self.given = 0
+        self.rows: list[tuple[bool, bool, float, float]] = []  # typed, given, EM, F1
 
     def add(self, question: str, span: str | None, answers: list[str]) -> None:
-        if question_type(question) is None:
-            return
-        self.given += span is not None
-        self.exact.append(exact_match(span or "", answers))
-        self.f1.append(f1_score(span or "", answers) if span else 0.0)
+        self.rows.append(
+            (
+                question_type(question) is not None,
+                span is not None,
+                exact_match(span or "", answers),
+                f1_score(span or "", answers) if span else 0.0,
+            )
+        )
 
     def to_json(self) -> dict[str, Any]:
-        count = len(self.f1)
+        typed = [row for row in self.rows if row[0]]
+
+        def figures(rows: list[tuple[bool, bool, float, float]]) -> dict[str, float]:
+            if not rows:
+                return {"span_given": 0.0, "exact_match": 0.0, "f1": 0.0}
+            return {
+                "span_given": round(float(np.mean([r[1] for r in rows])), 4),
+                "exact_match": round(float(np.mean([r[2] for r in rows])), 4),
+                "f1": round(float(np.mean([r[3] for r in rows])), 4),
+            }
+
         return {
-            "typed_questions": count,
-            "span_given": round(self.given / count, 4) if count else 0.0,
-            "exact_match": round(float(np.mean(self.exact)), 4) if count else 0.0,
-            "f1": round(float(np.mean(self.f1)), 4) if count else 0.0,
+            "typed_questions": len(typed),
+            **figures(typed),
+            "all_questions": {"questions": len(self.rows), **figures(self.rows)},
         }
 
 
@@ -122,17 +132,19 @@ def squad_gold_paragraph(
         context = item["context"]
         passage = PassageText(item.get("title", ""), context, answer_sentences(context))
         ranked = score_candidates(model, item["question"], [passage], shortlist=shortlist)
+        picks = judge_picks(model, item["question"], [passage], ranked, quotes_overlap)
         answers = [a["text"] for a in item["answers"]]
-        if not ranked:
+        if not picks:
             correct.append(False)
             confidences.append(0.0)
             spans.add(item["question"], None, answers)
             continue
-        quote = context[ranked[0].start : ranked[0].end]
-        correct.append(_contains_answer(quote, answers))
-        confidences.append(model.confidence(ranked[0].logit, margin(ranked[0], ranked[1:])))
-        span = short_answer(item["question"], quote)
-        spans.add(item["question"], quote[span[0] : span[1]] if span else None, answers)
+        best = picks[0]
+        correct.append(_contains_answer(context[best.quote[0] : best.quote[1]], answers))
+        confidences.append(best.confidence)
+        spans.add(
+            item["question"], context[best.span[0] : best.span[1]] if best.span else None, answers
+        )
     return {
         "questions": len(questions),
         "answer_sentence_accuracy": round(float(np.mean(correct)), 4),
@@ -219,8 +231,7 @@ def selection_ranking(
         questions,
         lambda q: model.logits(q.question, [(q.title, s) for s in q.sentences]).tolist(),
     )
-    features, correct = best_candidates(model, questions)
-    confidences = [model.confidence(*x) for x in features]
+    confidences, correct = service_picks(model, questions)
     return (
         {
             **ranking,
@@ -270,16 +281,18 @@ def evaluate_qa(
     news_dir: Path | None = REUTERS_QA,
     news_split: str = "dev",
     suites: Sequence[str] = SUITES,
+    answer_model: Path | None = None,
 ) -> dict[str, Any]:
     """Run the QA evaluations named in `suites`: `news` (reuters-qa `news_split` over the whole
     Reuters index), `squad` (a seeded sample of `limit` questions of the SQuAD test articles,
-    every paragraph of the 48 articles indexed) and `selection` (WikiQA / TrecQA test ranking)."""
+    every paragraph of the 48 articles indexed) and `selection` (WikiQA / TrecQA test ranking),
+    with the answer model in `answer_model` (default: the bundled one)."""
     results: dict[str, Any] = {}
     curves: dict[str, tuple[list[float], list[bool], float]] = {}
     if "news" in suites and news_dir is not None:
         index, build_s = open_reuters_index(cache)
         try:
-            answerer = Answerer(SearchEngine(index))
+            answerer = Answerer(SearchEngine(index), model=AnswerModel(answer_model))
             answerer.warm_up()
             questions = load_news_questions(news_dir / f"{news_split}.jsonl")
             texts = story_texts()
@@ -299,7 +312,7 @@ def evaluate_qa(
     if "squad" in suites or "selection" in suites:
         index, build_s = open_dataset_index(load_beir(squad_dir), RelevanceConfig(), cache)
         try:
-            answerer = Answerer(SearchEngine(index))
+            answerer = Answerer(SearchEngine(index), model=AnswerModel(answer_model))
             answerer.warm_up()
             results["answer_model"] = {
                 "threshold": answerer.threshold,

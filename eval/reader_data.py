@@ -95,7 +95,12 @@ def _examples_of(
 
 
 def squad_examples(
-    datasets: Path, rng: random.Random, *, negatives: int = 1, limit: int | None = None
+    datasets: Path,
+    rng: random.Random,
+    *,
+    positives: int = 1,
+    negatives: int = 1,
+    limit: int | None = None,
 ) -> list[ReaderExample]:
     """SQuAD's train articles: answerable questions (v1.1) and unanswerable ones (2.0); with
     `limit`, the first `limit` of each kind."""
@@ -115,7 +120,7 @@ def squad_examples(
             answers,
             lambda piece, texts=texts: any(t in piece for t in texts),
             rng,
-            positives=1,
+            positives=positives,
             negatives=negatives,
             source="squad",
         )

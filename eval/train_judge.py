@@ -8,9 +8,10 @@ holding the answer, and its short answer or quote matches `accept`). Then:
 1. the combiner is a logistic regression of "right" on the candidates' `FEATURES` (reuters-qa
    train; standardized for the fit, stored on the raw scale);
 2. the calibration is Platt scaling of "the pick is right" on the pick's score and its margin
-   over the runner-up, fitted on out-of-fold picks of reuters-qa train (each question's pick
-   scored by a combiner fitted without it), so it learns how often a pick of such a score is
-   right on questions the combiner has not seen;
+   over the runner-up, fitted on news picks the combiner was not fitted on: the out-of-fold
+   picks of reuters-qa train (each scored by a combiner fitted without it) and the picks of
+   reuters-qa dev; how well it holds is reported on dev by cross-validation (each dev pick's
+   confidence from a calibration fitted without its fold);
 3. the default threshold is chosen on reuters-qa dev: the lowest that keeps the answers given
    at least `PRECISION` right and the unanswerable questions answered at most `UNANSWERED`;
    among those, the one answering most questions rightly.
@@ -27,7 +28,7 @@ import numpy as np
 from lede.eval.news_qa import NewsQuestion
 from lede.service.answer_judge import FEATURES, Combiner, read_top
 from lede.service.answer_model import Calibration
-from lede.service.answer_scoring import MARGIN_CAP
+from lede.service.answer_scoring import MARGIN_CAP, capped_margin
 from lede.service.answers import Answerer, passage_texts, short_answer_of
 
 PRECISION = 0.85
@@ -123,9 +124,7 @@ def pick(asked: AskedQuestion, combiner: Combiner) -> PickFigures:
     scores = np.asarray([combiner(row) for row in asked.rows])
     best = int(np.argmax(scores))
     rivals = scores[~asked.overlap[best]]
-    margin = MARGIN_CAP
-    if len(rivals):
-        margin = float(np.clip(scores[best] - rivals.max(), -MARGIN_CAP, MARGIN_CAP))
+    margin = capped_margin(float(scores[best] - rivals.max())) if len(rivals) else MARGIN_CAP
     return PickFigures(
         float(scores[best]), margin, bool(asked.right[best]), asked.question.answerable
     )
@@ -232,40 +231,59 @@ def choose_threshold(
     return float(best["threshold"]), table
 
 
+def dev_cross_validated(
+    train_picks: Sequence[PickFigures], dev_picks: Sequence[PickFigures], seed: int = 13
+) -> list[float]:
+    """Each dev pick's confidence under a calibration fitted on the train picks and the other
+    dev folds: how the calibration holds on news questions it was not fitted on."""
+    from sklearn.model_selection import KFold
+
+    confidences = [0.0] * len(dev_picks)
+    splits = KFold(FOLDS, shuffle=True, random_state=seed).split(np.zeros(len(dev_picks)))
+    for fitted_rows, held_rows in splits:
+        platt = fit_calibration([*train_picks, *(dev_picks[i] for i in fitted_rows)], seed)
+        for i in held_rows:
+            confidences[i] = platt(dev_picks[i].score, dev_picks[i].margin)
+    return confidences
+
+
 def fit_judge(
     train: Sequence[AskedQuestion],
     dev: Sequence[AskedQuestion],
     seed: int = 13,
 ) -> tuple[Combiner, Calibration, float, dict[str, Any]]:
-    """The combiner (reuters-qa train), its calibration (out-of-fold train picks), the threshold
-    (reuters-qa dev) and the record of how each was fitted."""
+    """The combiner (reuters-qa train), its calibration (the out-of-fold train picks and the dev
+    picks), the threshold (reuters-qa dev) and the record of how each was fitted."""
     from lede.eval.calibration import calibration as reliability
     from lede.eval.news_qa import auc
 
     combiner = fit_combiner(train, seed)
     held_out = out_of_fold_picks(train, seed)
-    platt = fit_calibration(held_out, seed)
     dev_picks = [pick(a, combiner) for a in dev]
+    platt = fit_calibration([*held_out, *dev_picks], seed)
     threshold, table = choose_threshold(dev_picks, platt)
+    right = [p.right for p in dev_picks]
     confidences = [platt(p.score, p.margin) for p in dev_picks]
+    unseen = dev_cross_validated(held_out, dev_picks, seed)
+    answerable = [p.right for p in dev_picks if p.answerable]
     record = {
-        "data": "reuters-qa train (combiner; calibration on its out-of-fold picks), reuters-qa "
-        "dev (threshold), asked of the whole Reuters-21578 index",
+        "data": "reuters-qa train (combiner), its out-of-fold picks and the reuters-qa dev picks "
+        "(calibration), reuters-qa dev (threshold), asked of the whole Reuters-21578 index",
         "train_questions": len(train),
         "train_candidates": int(sum(len(a.rows) for a in train)),
         "dev_questions": len(dev),
         "rule": f"most answered right with precision >= {PRECISION} and unanswerable "
         f"answered <= {UNANSWERED} (reuters-qa dev)",
-        "train_out_of_fold": {
-            "pick_right": round(float(np.mean([p.right for p in held_out])), 4),
-            "cross_validated": cross_validated(
-                [(p.score, p.margin) for p in held_out], [p.right for p in held_out], seed
-            ),
-        },
+        "train_out_of_fold_pick_right": round(float(np.mean([p.right for p in held_out])), 4),
         "dev": {
-            "pick_right": round(float(np.mean([p.right for p in dev_picks])), 4),
-            "auc": auc(confidences, [p.right for p in dev_picks]),
-            "ece": reliability(confidences, [p.right for p in dev_picks])["ece"],
+            "best_candidate_right": round(float(np.mean(answerable)), 4) if answerable else None,
+            "auc": auc(confidences, right),
+            "ece": reliability(confidences, right)["ece"],
+            "cross_validated": {
+                "folds": FOLDS,
+                "auc": auc(unseen, right),
+                "ece": reliability(unseen, right)["ece"],
+            },
             "at_threshold": trade_off(dev_picks, platt, threshold),
             "thresholds": table,
         },

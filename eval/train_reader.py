@@ -49,6 +49,8 @@ class ReaderSettings:
     max_length: int = 192
     # reuters-qa train examples are repeated this many times in each epoch (the target domain).
     news_repeats: int = 2
+    # Windows holding the answer per SQuAD question (the candidate's, its neighbours').
+    squad_positives: int = 1
     max_questions: int | None = None  # for a quick run (tests); None = all
 
 
@@ -259,7 +261,7 @@ def _batches(labelled: list[Labelled], size: int, rng: random.Random) -> list[li
 
 
 def reader_training_data(
-    datasets: Path, answerer: Any, seed: int, max_questions: int | None = None
+    datasets: Path, answerer: Any, settings: ReaderSettings
 ) -> tuple[list[ReaderExample], list[ReaderExample], Any]:
     """Training windows (train splits only), reuters-qa dev windows to choose the epoch, and
     the dev judge `accepts(question, span)`; with `max_questions`, that many of each source."""
@@ -271,13 +273,14 @@ def reader_training_data(
         wikiqa_examples,
     )
 
-    rng = random.Random(seed)
+    rng = random.Random(settings.seed)
+    max_questions = settings.max_questions
     corpus = datasets / "reuters21578" / "corpus.jsonl"
     texts, titles = story_texts(corpus), story_titles(corpus)
     train = load_news_questions(datasets / "reuters-qa" / "train.jsonl")[:max_questions]
     dev = load_news_questions(datasets / "reuters-qa" / "dev.jsonl")[:max_questions]
     examples = (
-        squad_examples(datasets, rng, limit=max_questions)
+        squad_examples(datasets, rng, positives=settings.squad_positives, limit=max_questions)
         + wikiqa_examples(datasets, rng, limit=max_questions)
         + news_examples(train, texts, titles, rng)
         + [
@@ -303,9 +306,7 @@ def build_reader(
     from lede.service.answer_model import CONFIG, ScorerConfig
     from lede.service.answer_reader import READER_WEIGHTS, ReaderConfig
 
-    examples, dev, accepts = reader_training_data(
-        datasets, answerer, settings.seed, settings.max_questions
-    )
+    examples, dev, accepts = reader_training_data(datasets, answerer, settings)
     config = ScorerConfig.read(out)
     state, record = train_reader(examples, dev, accepts, settings, config.base_model)
     save_file(

@@ -274,8 +274,16 @@ class AnswerModel:
     def judge(
         self, question: str, passages: Sequence[PassageText], ranked: Sequence[Scored]
     ) -> list[Reading]:
-        """The best-ranked candidates read in their windows and judged, best first."""
-        assert self.reader is not None and self.config.combiner is not None
+        """The best-ranked candidates read in their windows and judged, best first.
+
+        Raises:
+            ValueError: the model has no span reader or judge (one trained before them).
+        """
+        if self.reader is None or self.config.combiner is None:
+            raise ValueError(
+                f"the answer model in {self.directory} has no span reader and judge; "
+                "rebuild it with `lede train answers`"
+            )
         return read_top(
             self.reader, self.config.combiner, question, passages, ranked, self.reader.config.top
         )

@@ -77,9 +77,12 @@ def margin(
 ) -> float:
     """The best candidate's logit minus the best other answer's, within +-`MARGIN_CAP`."""
     others = [s.logit for s in rest if not same(best, s)]
-    if not others:
-        return MARGIN_CAP
-    return max(-MARGIN_CAP, min(MARGIN_CAP, best.logit - max(others)))
+    return capped_margin(best.logit - max(others)) if others else MARGIN_CAP
+
+
+def capped_margin(value: float) -> float:
+    """A margin within +-`MARGIN_CAP`."""
+    return max(-MARGIN_CAP, min(MARGIN_CAP, value))
 
 
 def term_coverage(question: str, texts: Sequence[str]) -> list[float]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,7 @@ from lede.service.answer_scoring import (
     SHORTLIST,
     PassageText,
     Scored,
-    margin,
+    capped_margin,
     score_candidates,
 )
 from lede.service.engine import Hit, Mode, SearchEngine
@@ -116,25 +116,6 @@ class Answer:
         }
 
 
-def _same_span(hits: list[Hit]) -> Callable[[Scored, Scored], bool]:
-    """Whether two candidates share article text (chunks overlap, so passages may repeat it)."""
-
-    def same(a: Scored, b: Scored) -> bool:
-        first, second = hits[a.passage].record, hits[b.passage].record
-        return (
-            first.article_id == second.article_id
-            and first.start + a.start < second.start + b.end
-            and second.start + b.start < first.start + a.end
-        )
-
-    return same
-
-
-def pick_margin(ranked: list[Scored], hits: list[Hit]) -> float:
-    """The best candidate's margin over the best other answer (not the same article text)."""
-    return margin(ranked[0], ranked[1:], _same_span(hits))
-
-
 def retrieval_priors(hits: list[Hit]) -> list[float]:
     """Each passage's retrieval score relative to the best passage's (the ranking's prior)."""
     best = hits[0].score if hits[0].score > 0 else 1.0
@@ -158,6 +139,40 @@ class Pick:
     quote: Span
     span: Span | None
     confidence: float
+
+
+def judge_picks(
+    model: AnswerModel,
+    question: str,
+    passages: Sequence[PassageText],
+    ranked: Sequence[Scored],
+    overlapping: Callable[[Reading, Reading], bool],
+) -> list[Pick]:
+    """The best-ranked candidates read in context and judged (`AnswerModel.judge`), best first,
+    each as it would be given. The best one's confidence reads its margin over the best rival
+    that does not quote the same text; every other's is judged as if a rival scored as high
+    (margin 0), so it must stand alone."""
+    readings = model.judge(question, passages, ranked)
+    picks = []
+    for number, reading in enumerate(readings):
+        over = 0.0
+        if number == 0:
+            rivals = [r.score for r in readings if not overlapping(reading, r)]
+            over = capped_margin(reading.score - max(rivals)) if rivals else MARGIN_CAP
+        span = short_answer_of(question, passages[reading.scored.passage].text, reading)
+        picks.append(
+            Pick(reading.scored.passage, reading.quote, span, model.confidence(reading.score, over))
+        )
+    return picks
+
+
+def quotes_overlap(first: Reading, second: Reading) -> bool:
+    """Whether two read candidates of the same passages quote shared text."""
+    return (
+        first.scored.passage == second.scored.passage
+        and first.quote[0] < second.quote[1]
+        and second.quote[0] < first.quote[1]
+    )
 
 
 def _overlapping(hits: list[Hit], first: Reading, second: Reading) -> bool:
@@ -275,30 +290,10 @@ class Answerer:
         passages: list[PassageText],
         ranked: list[Scored],
     ) -> list[Pick]:
-        """The candidate answers judged, best first, each with its confidence (against a
-        rival as good as the runner-up for the best; standing alone for the others)."""
-        same = _same_span(hits)
-        if self.model.judges:
-            readings = self.model.judge(question, passages, ranked)
-            picks = []
-            for number, reading in enumerate(readings):
-                rivals = [r.score for r in readings if not _overlapping(hits, reading, r)]
-                over = MARGIN_CAP
-                if number == 0 and rivals:
-                    over = max(-MARGIN_CAP, min(MARGIN_CAP, reading.score - max(rivals)))
-                span = short_answer_of(question, passages[reading.scored.passage].text, reading)
-                confidence = self.model.confidence(reading.score, over if number == 0 else 0.0)
-                picks.append(Pick(reading.scored.passage, reading.quote, span, confidence))
-            return picks
-        picks = []
-        for number, scored in enumerate(ranked):
-            over = margin(scored, ranked[1:], same) if number == 0 else 0.0
-            quote = (scored.start, scored.end)
-            span = _rule_span(question, passages[scored.passage].text, quote)
-            picks.append(
-                Pick(scored.passage, quote, span, self.model.confidence(scored.logit, over))
-            )
-        return picks
+        """The best candidate answers read and judged, best first (`judge_picks`)."""
+        return judge_picks(
+            self.model, question, passages, ranked, lambda a, b: _overlapping(hits, a, b)
+        )
 
     def rank(
         self, question: str, hits: list[Hit], passages: list[PassageText] | None = None

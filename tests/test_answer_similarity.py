@@ -23,6 +23,7 @@ from lede.service.answer_model import (
     add_similarity,
     top_rows,
 )
+from lede.service.answer_reader import READER_WEIGHTS
 from lede.service.answers import Answerer
 from lede.service.engine import SearchEngine
 
@@ -31,7 +32,8 @@ def _bundled_with(
     directory: Path, embedder: SentenceTransformerEmbedder, **config: float
 ) -> AnswerModel:
     """The bundled weights under a scorer.json with these fields changed."""
-    (directory / WEIGHTS).symlink_to(BUNDLED / WEIGHTS)
+    for name in (WEIGHTS, READER_WEIGHTS):
+        (directory / name).symlink_to(BUNDLED / name)
     raw = json.loads((BUNDLED / CONFIG).read_text()) | config
     (directory / CONFIG).write_text(json.dumps(raw))
     return AnswerModel(directory, embedder=embedder)
