@@ -1,5 +1,4 @@
-"""Answer-sentence selection data (WikiQA, TrecQA, SciFact's train evidence) and its ranking
-metrics (MAP, MRR)."""
+"""Answer-sentence selection data (WikiQA, TrecQA) and its ranking metrics (MAP, MRR)."""
 
 from __future__ import annotations
 
@@ -72,35 +71,6 @@ def load_selection(path: Path, *, seed: int = 0) -> list[SelectionQuestion]:
                 labels=tuple(int(c["label"]) for c in candidates),
             )
         )
-    return questions
-
-
-def load_scifact_evidence(root: Path) -> list[SelectionQuestion]:
-    """SciFact's *train* claims as selection questions: one per claim and abstract with rationale
-    sentences, the abstract's sentences as candidates, a sentence labelled 1 when it is evidence
-    (supporting or contradicting: either way it is what the claim asks about). Claims without
-    evidence are left out. The test claims (BEIR's `queries.jsonl`) are never read here."""
-    titles = {str(d["_id"]): d.get("title") or "" for d in _json_lines(root / "corpus.jsonl")}
-    sentences = {
-        str(d["_id"]): [s.strip() for s in d["sentences"]]
-        for d in _json_lines(root / "extras/corpus_sentences.jsonl.gz")
-    }
-    questions = []
-    for claim in _json_lines(root / "extras/queries_train.jsonl"):
-        for doc_id, rationales in sorted((claim.get("metadata") or {}).items()):
-            evidence = {i for r in rationales for i in r["sentences"]}
-            doc = sentences.get(str(doc_id))
-            if not evidence or not doc:
-                continue
-            questions.append(
-                SelectionQuestion(
-                    question_id=f"scifact-{claim['_id']}-{doc_id}",
-                    question=claim["text"],
-                    title=titles.get(str(doc_id), ""),
-                    sentences=tuple(doc),
-                    labels=tuple(int(i in evidence) for i in range(len(doc))),
-                )
-            )
     return questions
 
 

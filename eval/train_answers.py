@@ -124,12 +124,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--learning-rate", type=float, default=DEFAULTS.learning_rate)
     parser.add_argument("--max-questions", type=int, default=None, help="quick run on a slice")
     parser.add_argument(
-        "--scifact",
-        action=argparse.BooleanOptionalAction,
-        default=DEFAULTS.scifact,
-        help="add SciFact's train claims and evidence sentences to the scorer's data",
-    )
-    parser.add_argument(
         "--similarity-weight",
         type=float,
         default=DEFAULTS.similarity_weight,
@@ -154,7 +148,6 @@ def main(argv: list[str] | None = None) -> None:
             max_questions=args.max_questions,
             lora_rank=args.lora_rank,
             learning_rate=args.learning_rate,
-            scifact=args.scifact,
             similarity_weight=args.similarity_weight,
         )
         summary["scorer"] = train_scorer(out, settings, args.datasets)["training"]["epochs"]

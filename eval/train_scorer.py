@@ -2,8 +2,7 @@
 
 Data (train): WikiQA train (candidates in document order: single sentences and adjacent pairs,
 labelled by whether they hold a correct sentence), TrecQA TRAIN-ALL (single sentences, its
-`<num>` tokens replaced by random numbers) and, with `scifact`, SciFact's train claims against
-their abstracts (single sentences, evidence labelled 1). Dev: WikiQA dev and TrecQA dev pick
+`<num>` tokens replaced by random numbers). Dev: WikiQA dev and TrecQA dev pick
 the epoch (mean MAP). SQuAD dev and every test split are never read here.
 
 The model is the bundled all-MiniLM-L6-v2 as a BERT classifier with low-rank adapters (or its
@@ -28,7 +27,6 @@ import numpy as np
 
 from lede.eval.answer_selection import (
     SelectionQuestion,
-    load_scifact_evidence,
     load_selection,
     ranking_metrics,
 )
@@ -67,8 +65,6 @@ class TrainSettings:
     # Weight of the bi-encoder's cosine in the score (chosen on dev by `lede.eval.answer_features`,
     # decision 48); it is not trained, only added and calibrated.
     similarity_weight: float = 12.0
-    # SciFact's train claims and their evidence sentences as a third source (decision 50).
-    scifact: bool = False
     max_questions: int | None = None  # for a quick run (tests); None = all
 
 
@@ -103,11 +99,10 @@ def training_examples(
     wikiqa: list[SelectionQuestion],
     trecqa: list[SelectionQuestion],
     settings: TrainSettings,
-    scifact: list[SelectionQuestion] | None = None,
 ) -> list[tuple[str, str, float]]:
     rng = random.Random(settings.seed)
     examples = []
-    sources = [(wikiqa, True), (trecqa, False)] + ([(scifact, False)] if scifact else [])
+    sources = [(wikiqa, True), (trecqa, False)]
     for questions, pairs in sources:
         for question in questions:
             examples += _units(question, rng, settings, pairs=pairs)
@@ -233,14 +228,12 @@ def train_scorer(
     trecqa_train = load_selection(datasets / "trecqa/qa/train.jsonl", seed=settings.seed)
     wikiqa_dev = load_selection(datasets / "wikiqa/qa/dev.jsonl")
     trecqa_dev = load_selection(datasets / "trecqa/qa/dev.jsonl")
-    scifact_train = load_scifact_evidence(datasets / "scifact") if settings.scifact else []
     if settings.max_questions is not None:
         wikiqa_train = wikiqa_train[: settings.max_questions]
         trecqa_train = trecqa_train[: settings.max_questions]
-        scifact_train = scifact_train[: settings.max_questions]
         wikiqa_dev = wikiqa_dev[: settings.max_questions]
         trecqa_dev = trecqa_dev[: settings.max_questions]
-    examples = training_examples(wikiqa_train, trecqa_train, settings, scifact_train)
+    examples = training_examples(wikiqa_train, trecqa_train, settings)
     logger.info("training on %d examples", len(examples))
 
     model, tokenizer = load_classifier(BASE_MODEL, None)

@@ -4,16 +4,13 @@ selection questions."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 
 import numpy as np
 import pytest
 
-from lede.eval.answer_selection import SelectionQuestion, load_scifact_evidence, ranking_metrics
+from lede.eval.answer_selection import SelectionQuestion, ranking_metrics
 from lede.eval.calibration import calibration
-from lede.eval.datasets import SHARED_DATASETS
-from lede.eval.train_scorer import TrainSettings, training_examples
 from lede.service.answer_candidates import (
     answer_sentences,
     candidates,
@@ -152,23 +149,3 @@ def test_ranking_breaks_ties_at_random() -> None:
     assert 0.4 < float(tied["map"]) < 0.65
     perfect = ranking_metrics(questions, lambda q: [1.0, 0.0, 0.0, 0.0])
     assert perfect["map"] == 1.0 and perfect["mrr"] == 1.0
-
-
-def test_scifact_train_evidence_as_selection_questions() -> None:
-    root = SHARED_DATASETS / "scifact"
-    if not (root / "extras" / "queries_train.jsonl").exists():
-        pytest.skip(f"{root} absent (the datasets live in ../shared/datasets)")
-    questions = load_scifact_evidence(root)
-    # 505 train claims have evidence, in 564 abstracts; none of the 300 test claims is read.
-    assert len(questions) == 564 and all(q.answerable for q in questions)
-    with open(root / "queries.jsonl") as handle:
-        test_claims = {json.loads(line)["_id"] for line in handle if line.strip()}
-    assert not {q.question_id.split("-")[1] for q in questions} & test_claims
-    first = next(q for q in questions if q.question_id == "scifact-2-13734012")
-    assert first.question == "1 in 5 million in UK have abnormal PrP positivity."
-    assert [i for i, label in enumerate(first.labels) if label] == [4]  # 0-based, as SciFact's
-    assert first.sentences[4].startswith("RESULTS Of the 32,441 appendix samples 16 were positive")
-    # `lede train answers --scifact` adds them as a third source: evidence is a positive.
-    examples = training_examples([], [], TrainSettings(scifact=True), questions[:5])
-    assert {q for q, _, _ in examples} == {q.question for q in questions[:5]}
-    assert (first.question, f"{first.title} | {first.sentences[4]}", 1.0) in examples
