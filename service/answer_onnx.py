@@ -90,7 +90,7 @@ class LightClassifier:
             return None
         if difference > TOLERANCE:
             logger.warning(
-                "light %s: outputs differ from PyTorch's by %.2g > %s",
+                "light %s: logits differ from PyTorch's by %.2g > %s",
                 cls.kind,
                 difference,
                 TOLERANCE,

@@ -181,6 +181,12 @@ class Reader:
     def weights(self) -> Path:
         return self.directory / READER_WEIGHTS
 
+    @property
+    def light(self) -> bool:
+        """Whether the reader runs without PyTorch."""
+        self.warm_up()
+        return self._light is not None
+
     def warm_up(self) -> None:
         with self._lock:
             if self._light is not None or self._model is not None:

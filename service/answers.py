@@ -33,10 +33,12 @@ class AnswerSettings:
     """How answers are chosen.
 
     Candidates (sentences, and pairs whose second sentence refers back) come from the top
-    `passages` passages; the learned scorer (`service.answer_model`) reads the `shortlist` of
-    them that share the most of the question's words, and its calibrated confidence of the best
-    decides: below `threshold` (None: the threshold chosen on dev splits, in the model's
-    `scorer.json`) the answerer abstains and returns the best passages instead of a wrong answer.
+    `passages` passages; the sentence scorer (`service.answer_model`) ranks the `shortlist` of
+    them that share the most of the question's words, the span reader reads the best few in
+    context and the judge scores them (`service.answer_judge`); the calibrated confidence of
+    the best decides: below `threshold` (None: the threshold chosen on news questions, in the
+    model's `scorer.json`) the answerer abstains and returns the best passages instead of a
+    wrong answer.
     A citation from another article is added (up to `supporting`) only when that article's best
     candidate is itself confident and holds the same short answer, or most of the answer's words.
     """
@@ -201,7 +203,8 @@ def _rule_span(question: str, text: str, quote: Span) -> Span | None:
 
 
 class Answerer:
-    """Retrieve, score the candidate answers of the top passages, answer or abstain."""
+    """Retrieve, rank the candidate answers of the top passages, read the best in context,
+    judge them, answer or abstain."""
 
     def __init__(
         self,

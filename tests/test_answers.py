@@ -49,13 +49,18 @@ def test_every_sample_question_cites_its_article(
 def test_sample_answers_are_right_when_given(
     answerer: Answerer, sample_questions: list[dict[str, str]]
 ) -> None:
-    """At the default (dev-chosen) threshold every answer given holds the expected answer,
-    and most questions are answered; at threshold 0 the expected answer is first for most."""
+    """At the default threshold (chosen on news dev questions for answers at least 85% right)
+    most questions are answered and the answers given hold the expected answer as often as
+    that promises; at threshold 0 the expected answer is first for most."""
     answers = [answerer.ask(item["question"]) for item in sample_questions]
     given = [(item, a) for item, a in zip(sample_questions, answers, strict=True) if a.answer]
-    assert len(given) >= 0.5 * len(sample_questions)
-    for item, answer in given:
-        assert item["answer"].lower() in (answer.answer or "").lower(), item["question"]
+    assert len(given) >= 0.75 * len(sample_questions)
+    wrong = [
+        item["question"]
+        for item, answer in given
+        if item["answer"].lower() not in (answer.answer or "").lower()
+    ]
+    assert len(wrong) <= 0.15 * len(given), wrong
     forced = sum(
         item["answer"].lower()
         in (answerer.ask(item["question"], threshold=0.0).answer or "").lower()

@@ -12,6 +12,7 @@ import pytest
 
 import lede.indexer.embedder
 import lede.service.answer_model
+import lede.service.answer_reader
 from lede.eval.bench_memory import exercise, process_memory
 from lede.eval.local_server import lede_serve
 from lede.indexer.embedder import SentenceTransformerEmbedder
@@ -174,3 +175,50 @@ def test_light_answer_model_checks_itself(
         model = AnswerModel()
         assert not model.light
     assert "logits differ from PyTorch" in caplog.text
+
+
+def _windows(articles: list[Article]) -> list[tuple[str, str]]:
+    return [(article.title, ". ".join(article.text.split(". ")[:3])) for article in articles[:10]]
+
+
+def test_light_reader_matches_pytorch(
+    monkeypatch: pytest.MonkeyPatch, sample_articles: list[Article]
+) -> None:
+    """The span reader's graph gives PyTorch's spans and scores."""
+    question = "Who plays Ethan Hunt in Mission: Impossible 7?"
+    light = AnswerModel().reader
+    assert light is not None
+    ours = light.read(question, _windows(sample_articles))
+    assert light.light
+    monkeypatch.setenv("LEDE_EMBED_BACKEND", "torch")
+    heavy = AnswerModel().reader
+    assert heavy is not None
+    theirs = heavy.read(question, _windows(sample_articles))
+    assert not heavy.light
+    for mine, reference in zip(ours, theirs, strict=True):
+        assert mine is not None and reference is not None
+        assert (mine.start, mine.end) == (reference.start, reference.end)
+        assert mine.score == pytest.approx(reference.score, abs=1e-3)
+        assert mine.null == pytest.approx(reference.null, abs=1e-3)
+
+
+def test_light_reader_checks_itself(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A reader graph whose sidecar PyTorch logits it does not reproduce is not used."""
+    monkeypatch.setenv("LEDE_CACHE_DIR", str(tmp_path))
+    reader = AnswerModel().reader
+    assert reader is not None and reader.light
+    (sidecar,) = [
+        path
+        for path in (tmp_path / "onnx").glob("*.json")
+        if json.loads(path.read_text())["kind"] == "answer-reader"
+    ]
+    raw = json.loads(sidecar.read_text())
+    raw["reference"] = (np.asarray(raw["reference"]) + 0.5).tolist()
+    sidecar.write_text(json.dumps(raw))
+    monkeypatch.setattr(lede.service.answer_reader, "export_in_child", lambda *_: False)
+    with caplog.at_level(logging.WARNING, logger="lede.service.answer_onnx"):
+        again = AnswerModel().reader
+        assert again is not None and not again.light
+    assert "answer-reader: logits differ from PyTorch" in caplog.text
