@@ -1,5 +1,5 @@
-"""The answer score's terms beside the cross-encoder's logit: the bi-encoder's weighted cosine
-(decision 48) and, off in the shipped model, the answer-type term (decision 51)."""
+"""The bi-encoder's weighted cosine beside the cross-encoder's logit (decision 48): the scorer's
+ranking uses it to choose its epoch; the shipped service scores without it (decision 52)."""
 
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ def _bundled_with(
     directory: Path, embedder: SentenceTransformerEmbedder, **config: float
 ) -> AnswerModel:
     """The bundled weights under a scorer.json with these fields changed."""
+    directory.mkdir(parents=True, exist_ok=True)
     for name in (WEIGHTS, READER_WEIGHTS):
         (directory / name).symlink_to(BUNDLED / name)
     raw = json.loads((BUNDLED / CONFIG).read_text()) | config
@@ -39,9 +40,10 @@ def _bundled_with(
     return AnswerModel(directory, embedder=embedder)
 
 
-def test_the_shipped_score_uses_the_similarity() -> None:
+def test_the_shipped_service_scores_with_the_cross_encoder_alone() -> None:
     config = AnswerModel().config
-    assert config.similarity_weight == 12.0
+    assert config.similarity_weight == 0.0
+    assert config.training["settings"]["similarity_weight"] == 12.0  # the scorer's epoch choice
 
 
 def test_a_config_without_the_weight_is_the_cross_encoder_alone(tmp_path: Path) -> None:
@@ -74,7 +76,7 @@ def test_an_answerer_shares_its_index_embedder(real_index: LedeIndex) -> None:
 def test_logits_add_the_weighted_cosine(
     tmp_path: Path, real_embedder: SentenceTransformerEmbedder
 ) -> None:
-    model = AnswerModel(embedder=real_embedder)
+    model = _bundled_with(tmp_path / "with", real_embedder, similarity_weight=12.0)
     question = "Who directs the new Mission: Impossible film?"
     candidates = [
         ("Mission: Impossible", "The film is directed by Christopher McQuarrie."),
@@ -95,7 +97,7 @@ def test_logits_add_the_weighted_cosine(
         rtol=1e-5,
     )
     # the same weights without the term: the cross-encoder alone
-    alone = _bundled_with(tmp_path, real_embedder, similarity_weight=0.0)
+    alone = AnswerModel(embedder=real_embedder)  # the shipped model: weight 0
     np.testing.assert_allclose(
         alone.logits(question, candidates), model.cross_logits(question, candidates), rtol=1e-5
     )

@@ -33,7 +33,11 @@ def test_train_answers_on_a_slice_writes_a_loadable_calibrated_model(tmp_path: P
     assert completed.returncode == 0, completed.stderr[-2000:]
     config = json.loads((out / CONFIG).read_text())
     assert config["lora_scale"] == 2.0 and 0 < config["threshold"] < 1
-    assert config["similarity_weight"] == 12.0  # the bi-encoder term of the sentence score
+    # the service's score is the cross-encoder's alone; the scorer chose its epoch with the term
+    assert (
+        config["similarity_weight"] == 0.0
+        and config["training"]["settings"]["similarity_weight"] == 12.0
+    )
     assert config["calibration"]["slope"] != 1.0  # fitted, not the placeholder
     assert config["reader"]["max_length"] == 192 and config["reader"]["top"] == 4
     assert len(config["combiner"]["weights"]) == len(config["combiner"]["features"])
