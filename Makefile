@@ -10,7 +10,7 @@ DEMO_INDEX ?= .lede/demo
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install browser demo test lint format bench clean
+.PHONY: install browser demo test test-fast lint format bench clean
 
 install: $(VENV)/.installed
 
@@ -43,8 +43,17 @@ browser:
 		else echo "install Debian's chromium (apt-get install chromium) for the browser tests"; fi; \
 	fi
 
-test: lint browser
-	$(BIN)/pytest
+# Every tier (CI): unit, model, server, browser, ray and slow tests, on two workers (a test
+# module stays on one worker; the long modules go first: tests/conftest.py). Lint and the
+# browser's install run side by side.
+test: install
+	$(MAKE) -j2 lint browser
+	$(BIN)/pytest -n 2 --dist loadfile --durations=25
+
+# The inner loop: tests that need no real model, server, browser, Ray cluster or long run.
+FAST := not model and not slow and not server and not browser and not ray
+test-fast: install
+	$(BIN)/pytest -m "$(FAST)" --durations=10
 
 format: install
 	$(BIN)/ruff format .

@@ -195,6 +195,7 @@ def test_index_draws_a_progress_bar_on_a_terminal_only(tmp_path: Path) -> None:
     assert piped.returncode == 0 and "indexing" not in piped.stderr
 
 
+@pytest.mark.server
 def test_search_and_ask_can_use_a_running_server(cli_index: Path) -> None:
     import os
     import subprocess
@@ -234,6 +235,7 @@ def test_search_and_ask_can_use_a_running_server(cli_index: Path) -> None:
     assert neither.returncode == 2 and "give --index DIR, or --server URL" in neither.stderr
 
 
+@pytest.mark.server
 def test_serve_says_when_the_port_is_taken(cli_index: Path) -> None:
     import socket
 

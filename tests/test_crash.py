@@ -22,7 +22,7 @@ from lede.indexer.index import LedeIndex
 from lede.indexer.models import Article
 from tests.views import dense_of, lexical_of
 
-pytestmark = [pytest.mark.model, pytest.mark.slow]
+pytestmark = [pytest.mark.model, pytest.mark.slow, pytest.mark.server]
 
 
 def _corpus(path: Path, sample_articles: list[Article], copies: int) -> int:

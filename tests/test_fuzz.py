@@ -9,7 +9,7 @@ import pytest
 
 from lede.eval.fuzz import run
 
-pytestmark = pytest.mark.model
+pytestmark = [pytest.mark.model, pytest.mark.server]
 
 
 def test_generated_requests_find_no_failures(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from lede.indexer.index import LedeIndex
 from lede.service.settings import Settings
 from tests.server import free_port, running_server, wait_ready
 
-pytestmark = pytest.mark.model
+pytestmark = [pytest.mark.model, pytest.mark.server]
 KEY = "test-key-0123456789abcdef"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 

@@ -19,7 +19,7 @@ from lede.eval.local_server import LEDE
 from lede.service.settings import Settings
 from tests.server import running_server
 
-pytestmark = pytest.mark.model
+pytestmark = [pytest.mark.model, pytest.mark.server]
 SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
 KEY = "integration-key-0123456789"
 

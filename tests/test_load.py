@@ -9,7 +9,7 @@ import pytest
 
 from lede.eval.load import Load, run, versioned_text
 
-pytestmark = pytest.mark.model
+pytestmark = [pytest.mark.model, pytest.mark.server]
 
 
 def test_mixed_load_has_no_errors_and_no_torn_reads(tmp_path: Path) -> None:

@@ -9,9 +9,12 @@ import sys
 import zipfile
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT
 
 
+@pytest.mark.slow
 def test_the_wheel_holds_one_top_level_package_with_its_data(tmp_path: Path) -> None:
     source = tmp_path / "source"  # a copy: setuptools writes build/ beside the sources
     for name in ("pyproject.toml", "README.md"):

@@ -16,7 +16,7 @@ from lede.indexer.models import Article
 from lede.service.settings import Settings
 from tests.server import running_server
 
-pytestmark = pytest.mark.model
+pytestmark = [pytest.mark.model, pytest.mark.browser, pytest.mark.server]
 CHROMIUM = "/usr/bin/chromium"
 ARGS = [
     "--no-sandbox",

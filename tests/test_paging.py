@@ -96,6 +96,7 @@ def test_bad_paging_is_refused(engine: SearchEngine) -> None:
 
 
 @pytest.mark.model
+@pytest.mark.server
 def test_paging_sorting_and_facets_over_http(sample_index_dir) -> None:  # type: ignore[no-untyped-def]
     with running_server(Settings(index=sample_index_dir)) as url:
         first = httpx.get(f"{url}/search", params={"query": "Rome", "k": 3}).json()

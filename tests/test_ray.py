@@ -46,7 +46,10 @@ from lede.service.ray_serve import connect, serve_on_ray  # noqa: E402
 from lede.service.settings import Settings  # noqa: E402
 from tests.test_sharded import REUTERS, _retrievals, _reuters  # noqa: E402
 
-pytestmark = pytest.mark.skipif(not REUTERS.exists(), reason="needs ../shared/datasets")
+pytestmark = [
+    pytest.mark.ray,
+    pytest.mark.skipif(not REUTERS.exists(), reason="needs ../shared/datasets"),
+]
 KEY = "cluster-key-0123456789abcdef"
 SETTINGS = IndexSettings(bm25=BM25Settings(k1=1.2, b=0.75))
 

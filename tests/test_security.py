@@ -20,6 +20,7 @@ WRONG = "not-the-key-0123456789-GUESS"
 
 
 @pytest.mark.model
+@pytest.mark.server
 def test_writes_refuse_missing_and_wrong_keys_and_keys_never_reach_the_logs(
     tmp_path: Path, sample_index_dir: Path
 ) -> None:
@@ -53,6 +54,7 @@ def test_writes_refuse_missing_and_wrong_keys_and_keys_never_reach_the_logs(
 
 
 @pytest.mark.model
+@pytest.mark.server
 def test_a_bad_key_setting_is_reported_without_echoing_it(sample_index_dir: Path) -> None:
     completed = subprocess.run(
         [LEDE, "serve", "--index", str(sample_index_dir)],
@@ -66,6 +68,7 @@ def test_a_bad_key_setting_is_reported_without_echoing_it(sample_index_dir: Path
 
 
 @pytest.mark.model
+@pytest.mark.server
 def test_cors_is_off_by_default_and_follows_the_setting(sample_index_dir: Path) -> None:
     preflight = {
         "Origin": "https://news.example.org",

@@ -112,6 +112,7 @@ def _retrievals(index: Any, queries: list[str]) -> list[Any]:
 
 
 @pytest.mark.skipif(not REUTERS.exists(), reason="needs ../shared/datasets/reuters21578")
+@pytest.mark.slow
 def test_four_shards_equal_one_index_of_three_thousand_reuters_articles(tmp_path: Path) -> None:
     articles = _reuters(3000)
     settings = IndexSettings(bm25=BM25Settings(k1=1.2, b=0.75))
@@ -156,6 +157,7 @@ def sharded_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.mark.model
+@pytest.mark.slow
 def test_every_command_works_on_a_sharded_directory_as_on_one_index(
     sharded_dir: Path, sample_index_dir: Path, tmp_path: Path
 ) -> None:
@@ -185,6 +187,7 @@ def test_every_command_works_on_a_sharded_directory_as_on_one_index(
 
 
 @pytest.mark.model
+@pytest.mark.server
 def test_the_service_serves_a_sharded_index_and_its_writes_survive_a_restart(
     sharded_dir: Path,
 ) -> None:
@@ -246,6 +249,7 @@ def test_a_shard_that_is_down_fails_the_query_unless_partial_results_are_allowed
 
 
 @pytest.mark.skipif(not (SHARED_DATASETS / "cisi").exists(), reason="needs ../shared/datasets")
+@pytest.mark.slow
 def test_relevance_evaluation_of_a_sharded_index_gives_the_same_runs(tmp_path: Path) -> None:
     dataset = load_beir(SHARED_DATASETS / "cisi")
     embedder = HashingEmbedder(dimension=64)
@@ -270,6 +274,7 @@ def _recall_at_10(index: Any, queries: list[str], truth: dict[str, set[int]]) ->
 
 
 @pytest.mark.skipif(not REUTERS.exists(), reason="needs ../shared/datasets/reuters21578")
+@pytest.mark.slow
 def test_an_approximate_tier_is_chosen_for_the_whole_corpus_and_trained_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
