@@ -92,9 +92,11 @@ _LONG = ("slow", "ray")
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Modules with long-running tests (slow, Ray) run first, each kept whole and in order, so
     that `pytest -n 2 --dist loadfile` (`make test`) ends with short modules on both workers."""
+
+    def module(item: pytest.Item) -> str:
+        return str(getattr(getattr(item, "module", None), "__name__", ""))
+
     long_modules = {
-        item.module.__name__
-        for item in items
-        if isinstance(item, pytest.Function) and any(item.get_closest_marker(m) for m in _LONG)
+        module(item) for item in items if any(item.get_closest_marker(m) for m in _LONG)
     }
-    items.sort(key=lambda item: getattr(item.module, "__name__", "") not in long_modules)
+    items.sort(key=lambda item: module(item) not in long_modules)
