@@ -11,6 +11,7 @@ import os
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
 
 import contextlib
+import itertools
 import json
 import shutil
 import signal
@@ -18,7 +19,7 @@ import sqlite3
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +39,13 @@ from lede.indexer.index import LedeIndex  # noqa: E402
 from lede.indexer.lexical import BM25Settings  # noqa: E402
 from lede.indexer.manifest import IndexSettings  # noqa: E402
 from lede.indexer.models import Article  # noqa: E402
-from lede.indexer.searchable import RetrievalRequest  # noqa: E402
+from lede.indexer.searchable import RetrievalRequest, SearchableIndex  # noqa: E402
 from lede.indexer.shard_layout import read_layout  # noqa: E402
 from lede.indexer.sharded import ShardedIndex  # noqa: E402
 from lede.service.engine import Mode, SearchEngine  # noqa: E402
 from lede.service.ray_serve import connect, serve_on_ray  # noqa: E402
 from lede.service.settings import Settings  # noqa: E402
+from tests.contracts.searchable import SearchableContract, embedder  # noqa: E402
 from tests.test_sharded import REUTERS, _retrievals, _reuters  # noqa: E402
 
 pytestmark = [
@@ -339,3 +341,33 @@ def test_a_bulk_indexing_job_killed_midway_is_run_again_without_duplicates(
                 assert [score for score, _ in ours] == [score for score, _ in theirs]
                 cut = ours[-1][0]
                 assert {key for s, key in ours if s > cut} == {key for s, key in theirs if s > cut}
+
+
+class TestClusterIndex(SearchableContract):
+    """`ClusterIndex` (shard actors on the two-node cluster, writes through the writer actor)
+    passes the searchable-index contract, as `LedeIndex` and `ShardedIndex` do."""
+
+    _names = itertools.count()
+
+    @pytest.fixture(autouse=True)
+    def _actors(self, cluster: Cluster) -> Iterator[None]:
+        self.placed: list[ray_shards.Cluster] = []
+        yield
+        for placed in self.placed:
+            placed.stop()
+
+    def build(self, folder: Path, articles: Sequence[Article]) -> SearchableIndex:
+        with ShardedIndex.create(folder, 3, embedder=embedder()) as index:
+            index.add(articles[:10])
+            index.checkpoint()
+            index.add(articles[10:], batch_size=7, checkpoint=False)
+        placed = ray_shards.start(folder, name=f"contract-{next(self._names)}")
+        self.placed.append(placed)
+        return ray_shards.ClusterIndex(placed.spec, embedder=embedder())
+
+    def write(
+        self, index: SearchableIndex, articles: Sequence[Article], deletes: Sequence[str]
+    ) -> None:
+        assert isinstance(index, ShardedIndex | LedeIndex)  # the reference is written alike
+        index.add(articles)
+        index.delete(deletes)
