@@ -86,17 +86,18 @@ def sample_index_dir(
     return path
 
 
-_LONG = ("slow", "ray")
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Modules with long-running tests (slow, Ray) run first, each kept whole and in order, so
-    that `pytest -n 2 --dist loadfile` (`make test`) ends with short modules on both workers."""
+    """The heaviest modules run first, each kept whole and in order, so that `pytest -n 2
+    --dist loadfile` (`make test`) hands them out early and ends with short modules on both
+    workers: Ray modules, then by their number of slow tests, then of real-model tests."""
 
     def module(item: pytest.Item) -> str:
         return str(getattr(getattr(item, "module", None), "__name__", ""))
 
-    long_modules = {
-        module(item) for item in items if any(item.get_closest_marker(m) for m in _LONG)
-    }
-    items.sort(key=lambda item: module(item) not in long_modules)
+    weight: dict[str, list[int]] = {}
+    for item in items:
+        counts = weight.setdefault(module(item), [0, 0, 0])
+        for slot, marker in enumerate(("ray", "slow", "model")):
+            counts[slot] += item.get_closest_marker(marker) is not None
+    heaviest = {name: (min(c[0], 1), c[1], c[2]) for name, c in weight.items()}
+    items.sort(key=lambda item: tuple(-x for x in heaviest[module(item)]))
