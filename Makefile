@@ -48,7 +48,7 @@ browser:
 # browser's install run side by side.
 test: install
 	$(MAKE) -j2 lint browser
-	$(BIN)/pytest -n 2 --dist loadfile --durations=25
+	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=25
 
 # The inner loop: tests that need no real model, server, browser, Ray cluster or long run.
 FAST := not model and not slow and not server and not browser and not ray
