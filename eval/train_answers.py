@@ -31,7 +31,7 @@ from lede.eval.relevance import DEFAULT_CACHE, RelevanceConfig, open_dataset_ind
 from lede.eval.train_reader import ReaderSettings, build_reader
 from lede.eval.train_scorer import TrainSettings, train_scorer
 from lede.indexer.directory import Index
-from lede.service.answer_model import BUNDLED, CONFIG, WEIGHTS, AnswerModel, ScorerConfig
+from lede.service.answer_model import BUNDLED, WEIGHTS, AnswerModel, ScorerConfig
 from lede.service.answer_reader import READER_WEIGHTS
 from lede.service.answers import Answerer
 from lede.service.engine import SearchEngine
@@ -84,7 +84,7 @@ def judge_stage(
     from lede.eval.train_judge import ask_for_judge, fit_judge
 
     config = dataclasses.replace(ScorerConfig.read(out), similarity_weight=ANSWER_SIMILARITY_WEIGHT)
-    (out / CONFIG).write_text(json.dumps(config.to_json(), indent=2) + "\n")
+    config.write(out)
     answerer = Answerer(SearchEngine(index), model=AnswerModel(out))
     answerer.warm_up()
     texts = story_texts(datasets / "reuters21578" / "corpus.jsonl")
@@ -97,7 +97,6 @@ def judge_stage(
         for split in ("train", "dev")
     }
     combiner, calibration, threshold, record = fit_judge(asked["train"], asked["dev"], seed)
-    config = ScorerConfig.read(out)
     config = dataclasses.replace(
         config,
         combiner=combiner,
@@ -105,7 +104,7 @@ def judge_stage(
         threshold=threshold,
         training=dict(config.training) | {"judge": record},
     )
-    (out / CONFIG).write_text(json.dumps(config.to_json(), indent=2) + "\n")
+    config.write(out)
     return record
 
 

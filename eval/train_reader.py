@@ -299,11 +299,10 @@ def build_reader(
     """Train the reader and write it into the answer model folder `out` (its scorer.json gains
     the reader's settings and training record)."""
     import dataclasses
-    import json
 
     from safetensors.torch import save_file
 
-    from lede.service.answer_model import CONFIG, ScorerConfig
+    from lede.service.answer_model import ScorerConfig
     from lede.service.answer_reader import READER_WEIGHTS, ReaderConfig
 
     examples, dev, accepts = reader_training_data(datasets, answerer, settings)
@@ -316,5 +315,5 @@ def build_reader(
     reader = ReaderConfig(max_length=settings.max_length, lora_scale=record.pop("lora_scale"))
     training = dict(config.training) | {"reader": record}
     config = dataclasses.replace(config, reader=reader, training=training)
-    (out / CONFIG).write_text(json.dumps(config.to_json(), indent=2) + "\n")
+    config.write(out)
     return record

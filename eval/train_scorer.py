@@ -14,7 +14,6 @@ reader and the judge (`train_reader`, `train_judge`) decide what is answered and
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import random
@@ -33,7 +32,6 @@ from lede.eval.answer_selection import (
 from lede.eval.datasets import SHARED_DATASETS
 from lede.eval.report import git_sha, machine
 from lede.service.answer_model import (
-    CONFIG,
     WEIGHTS,
     Calibration,
     ScorerConfig,
@@ -332,5 +330,5 @@ def train_scorer(
         lora_scale,
         settings.similarity_weight,
     )
-    (out / CONFIG).write_text(json.dumps(provisional.to_json(), indent=2) + "\n")
+    provisional.write(out)
     return provisional.to_json()

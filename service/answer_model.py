@@ -102,6 +102,10 @@ class ScorerConfig:
             combiner=Combiner.from_json(raw["combiner"]) if raw.get("combiner") else None,
         )
 
+    def write(self, directory: Path) -> None:
+        """Write `scorer.json` into `directory` (what `read` reads back)."""
+        (directory / CONFIG).write_text(json.dumps(self.to_json(), indent=2) + "\n")
+
     def to_json(self) -> dict[str, Any]:
         return {
             "base_model": self.base_model,

@@ -32,7 +32,6 @@ def _bundled_with(
     directory: Path, embedder: SentenceTransformerEmbedder, **config: float
 ) -> AnswerModel:
     """The bundled weights under a scorer.json with these fields changed."""
-    directory.mkdir(parents=True, exist_ok=True)
     for name in (WEIGHTS, READER_WEIGHTS):
         (directory / name).symlink_to(BUNDLED / name)
     raw = json.loads((BUNDLED / CONFIG).read_text()) | config
@@ -76,7 +75,7 @@ def test_an_answerer_shares_its_index_embedder(real_index: LedeIndex) -> None:
 def test_logits_add_the_weighted_cosine(
     tmp_path: Path, real_embedder: SentenceTransformerEmbedder
 ) -> None:
-    model = _bundled_with(tmp_path / "with", real_embedder, similarity_weight=12.0)
+    model = _bundled_with(tmp_path, real_embedder, similarity_weight=12.0)
     question = "Who directs the new Mission: Impossible film?"
     candidates = [
         ("Mission: Impossible", "The film is directed by Christopher McQuarrie."),

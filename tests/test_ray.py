@@ -45,7 +45,8 @@ from lede.indexer.sharded import ShardedIndex  # noqa: E402
 from lede.service.engine import Mode, SearchEngine  # noqa: E402
 from lede.service.ray_serve import connect, serve_on_ray  # noqa: E402
 from lede.service.settings import Settings  # noqa: E402
-from tests.contracts.searchable import SearchableContract, embedder  # noqa: E402
+from tests import test_sharded_contract  # noqa: E402
+from tests.contracts.searchable import embedder  # noqa: E402
 from tests.test_sharded import REUTERS, _retrievals, _reuters  # noqa: E402
 
 pytestmark = [
@@ -343,9 +344,10 @@ def test_a_bulk_indexing_job_killed_midway_is_run_again_without_duplicates(
                 assert {key for s, key in ours if s > cut} == {key for s, key in theirs if s > cut}
 
 
-class TestClusterIndex(SearchableContract):
+class TestClusterIndex(test_sharded_contract.TestShardedIndex):
     """`ClusterIndex` (shard actors on the two-node cluster, writes through the writer actor)
-    passes the searchable-index contract, as `LedeIndex` and `ShardedIndex` do."""
+    passes the searchable-index contract, as `LedeIndex` and `ShardedIndex` do: the same three
+    shards as `TestShardedIndex` builds, served by the cluster."""
 
     _names = itertools.count()
 
@@ -357,17 +359,9 @@ class TestClusterIndex(SearchableContract):
             placed.stop()
 
     def build(self, folder: Path, articles: Sequence[Article]) -> SearchableIndex:
-        with ShardedIndex.create(folder, 3, embedder=embedder()) as index:
-            index.add(articles[:10])
-            index.checkpoint()
-            index.add(articles[10:], batch_size=7, checkpoint=False)
+        built = super().build(folder, articles)
+        assert isinstance(built, ShardedIndex)
+        built.close()  # the actors open the shards
         placed = ray_shards.start(folder, name=f"contract-{next(self._names)}")
         self.placed.append(placed)
         return ray_shards.ClusterIndex(placed.spec, embedder=embedder())
-
-    def write(
-        self, index: SearchableIndex, articles: Sequence[Article], deletes: Sequence[str]
-    ) -> None:
-        assert isinstance(index, ShardedIndex | LedeIndex)  # the reference is written alike
-        index.add(articles)
-        index.delete(deletes)
