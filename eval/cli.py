@@ -239,6 +239,7 @@ BENCHMARKS = {  # name: summary; `lede bench NAME` runs eval/bench_NAME.py (or e
     "ann": "FAISS Flat / HNSW / IVF / PQ / SQ: recall@10 vs QPS, build time, memory (--help).",
     "bm25": "Lede's BM25 against rank-bm25 and bm25s: QPS and top-10 agreement (--help).",
     "indexer": "BM25 vs rank-bm25 at 100k chunks, one-article add, indexing throughput (--help).",
+    "query": "In-process search p50 per mode on SciFact, with and without highlights (--help).",
     "service": "HTTP /search and /answer latency under concurrent clients vs in-process (--help).",
     "scale": "Hybrid query latency per stage at 5k, 100k and 1M chunks (--help).",
     "fuzz": "schemathesis against the service's OpenAPI schema: 5xx, schema, error shape (--help).",
