@@ -71,11 +71,12 @@ class Chunker:
         if not pieces:
             return []
         counts = self.tokens.count_tokens([text[s:e] for s, e in pieces])
-        spans = self._pack(text, pieces, counts, budget)
-        return [
-            Chunk(article.id, ordinal, start, end, text[start:end])
-            for ordinal, (start, end) in enumerate(spans)
-        ]
+        chunks = []
+        for ordinal, (first, last) in enumerate(self._pack(text, pieces, counts, budget)):
+            start, end = pieces[first][0], pieces[last][1]
+            sentences = tuple((s - start, e - start) for s, e in pieces[first : last + 1])
+            chunks.append(Chunk(article.id, ordinal, start, end, text[start:end], sentences))
+        return chunks
 
     def _fit_pieces(self, text: str, spans: list[Span], budget: int) -> list[Span]:
         """Sentences, with any sentence longer than the budget cut at token boundaries."""
@@ -113,9 +114,12 @@ class Chunker:
                         result.extend(self._split_long(text, trimmed, budget))
         return result
 
-    def _pack(self, text: str, pieces: list[Span], counts: list[int], budget: int) -> list[Span]:
-        """Greedily group consecutive pieces up to the budget, with sentence overlap."""
-        chunks: list[Span] = []
+    def _pack(
+        self, text: str, pieces: list[Span], counts: list[int], budget: int
+    ) -> list[tuple[int, int]]:
+        """Greedily group consecutive pieces up to the budget, with sentence overlap: the
+        first and last piece of each chunk."""
+        chunks: list[tuple[int, int]] = []
         first = 0
         while first < len(pieces):
             last, total = first, counts[first]
@@ -128,7 +132,7 @@ class Chunker:
                 if self.tokens.count_tokens([joined])[0] <= budget:
                     break
                 last -= 1
-            chunks.append((pieces[first][0], pieces[last][1]))
+            chunks.append((first, last))
             if last + 1 >= len(pieces):
                 break
             first = max(first + 1, last + 1 - self.settings.overlap_sentences)

@@ -134,13 +134,16 @@ def parse_article(data: Any) -> Article:
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """A passage of an article: `article.text[start:end] == text` exactly."""
+    """A passage of an article: `article.text[start:end] == text` exactly. `sentences` are the
+    article's sentences (or pieces of an over-long one) that make up the passage, as spans
+    into `text`: the chunker found them, so highlighting need not split the text again."""
 
     article_id: str
     ordinal: int
     start: int
     end: int
     text: str
+    sentences: tuple[tuple[int, int], ...]
 
     @property
     def chunk_id(self) -> str:
@@ -165,3 +168,5 @@ class ChunkRecord:
     source: str | None
     author: str | None
     tags: tuple[str, ...]
+    # Spans into `text` from the chunker; None for a chunk an older Lede stored without them.
+    sentences: tuple[tuple[int, int], ...] | None = None

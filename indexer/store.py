@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS chunks (
     "end" INTEGER NOT NULL,
     text TEXT NOT NULL,
     input_hash TEXT NOT NULL,
-    embedding BLOB NOT NULL
+    embedding BLOB NOT NULL,
+    sentences TEXT
 );
 CREATE INDEX IF NOT EXISTS chunks_article ON chunks(article_id);
 CREATE TABLE IF NOT EXISTS changes (
@@ -80,13 +81,15 @@ class StoreWrite:
 
 _RECORD_COLUMNS = (
     'c.rowid, c.chunk_id, c.article_id, c.ordinal, c.start, c."end", c.text, a.title, a.url, '
-    "a.published_at, a.published_ts, a.source, a.author, a.tags"
+    "a.published_at, a.published_ts, a.source, a.author, a.tags, c.sentences"
 )
 
 
 def _record(row: sqlite3.Row | tuple[object, ...]) -> ChunkRecord:
     values = list(row)
-    values[-1] = tuple(json.loads(str(values[-1])))
+    values[-2] = tuple(json.loads(str(values[-2])))
+    if values[-1] is not None:
+        values[-1] = tuple(map(tuple, json.loads(str(values[-1]))))
     return ChunkRecord(*values)  # type: ignore[arg-type]
 
 
@@ -113,10 +116,18 @@ class Store:
         self._conn.execute("PRAGMA synchronous=FULL")
         self._conn.execute("PRAGMA foreign_keys=ON")
         self._conn.execute("PRAGMA busy_timeout=30000")
+        self._add_sentences_column()
 
     def create_schema(self) -> None:
         with self._lock:
             self._conn.executescript(SCHEMA)
+
+    def _add_sentences_column(self) -> None:
+        """Indexes stored before chunks kept their sentence spans gain the (empty) column;
+        their chunks' sentences are found again when they are highlighted."""
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(chunks)")}
+        if columns and "sentences" not in columns:
+            self._conn.execute("ALTER TABLE chunks ADD COLUMN sentences TEXT")
 
     def close(self) -> None:
         with self._lock:
@@ -288,7 +299,8 @@ class Store:
                 ):
                     cursor = conn.execute(
                         'INSERT INTO chunks (rowid, chunk_id, article_id, ordinal, start, "end", '
-                        "text, input_hash, embedding) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "text, input_hash, embedding, sentences) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (
                             rowid,
                             chunk.chunk_id,
@@ -299,6 +311,7 @@ class Store:
                             chunk.text,
                             input_hash,
                             np.ascontiguousarray(vector, dtype=np.float32).tobytes(),
+                            json.dumps(chunk.sentences, separators=(",", ":")),
                         ),
                     )
                     conn.execute(

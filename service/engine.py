@@ -294,7 +294,10 @@ class SearchEngine:
         analyze = self.index.analyze
         terms = set(analyze(query))
         for hit in hits:
-            hit.highlights = highlight_spans(hit.record.text, hit.record.start, terms, analyze)
+            record = hit.record
+            hit.highlights = highlight_spans(
+                record.text, record.start, terms, analyze, record.sentences
+            )
 
 
 def _fuse(lists: dict[str, RankedList], mode: Mode, settings: EngineSettings) -> dict[int, float]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from lede.indexer.sentences import sentence_spans
 
@@ -19,15 +19,17 @@ def highlight_spans(
     offset: int,
     query_terms: set[str],
     analyze: Callable[[str], list[str]],
+    sentences: Sequence[tuple[int, int]] | None = None,
     limit: int = 2,
 ) -> list[tuple[int, int]]:
     """Spans (into the article, via `offset`) of up to `limit` best-matching sentences.
 
     Lexical, like a search engine's highlighter: sentences sharing no analyzed term with the
-    query are never highlighted. Spans come back in reading order.
+    query are never highlighted. Spans come back in reading order. `sentences` are the
+    passage's sentence spans as the chunker stored them; without them the text is split here.
     """
     scored = []
-    for start, end in sentence_spans(text):
+    for start, end in sentence_spans(text) if sentences is None else sentences:
         overlap = sentence_overlap(query_terms, analyze(text[start:end]))
         if overlap > 0:
             scored.append((overlap, start, end))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -253,3 +254,28 @@ def test_an_index_stored_in_an_older_tier_format_moves_to_the_current_one(
     ) == (refined, None)
     _consistent(again)
     again.close()
+
+
+def test_an_index_stored_without_sentence_spans_gains_the_column_and_still_highlights(
+    tmp_path: Path, fake_embedder: HashingEmbedder, sample_articles: list[Article]
+) -> None:
+    """Chunks keep the chunker's sentence spans; an index written before they did (no
+    `sentences` column) opens, gains the column, and highlights by splitting the text again:
+    the same spans as the stored ones."""
+    index = LedeIndex.create(tmp_path / "index", embedder=fake_embedder)
+    index.add(sample_articles)
+    stored = SearchEngine(index).search("offshore wind farm homes", mode="bm25", k=5).hits
+    assert all(hit.record.sentences for hit in stored)
+    index.close()
+    with sqlite3.connect(tmp_path / "index" / "lede.sqlite") as connection:
+        connection.execute("ALTER TABLE chunks DROP COLUMN sentences")
+    old = LedeIndex.open(tmp_path / "index", embedder=fake_embedder)
+    again = SearchEngine(old).search("offshore wind farm homes", mode="bm25", k=5).hits
+    assert [hit.record.sentences for hit in again] == [None] * len(again)
+    assert [(h.record.chunk_id, h.highlights) for h in again] == [
+        (h.record.chunk_id, h.highlights) for h in stored
+    ]
+    assert any(hit.highlights for hit in again)
+    old.add([sample_articles[0].model_copy(update={"text": "A new text. It has two sentences."})])
+    assert old.store.article_chunks(sample_articles[0].id)[0].sentences == ((0, 11), (12, 33))
+    old.close()

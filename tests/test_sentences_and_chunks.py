@@ -68,6 +68,15 @@ def test_chunks_have_exact_offsets_fit_the_budget_and_cover_the_text(
         assert text[chunk.start : chunk.end] == chunk.text
         count = embedder.count_tokens([chunk.text])[0]
         assert count <= budget or len(chunk.text) == 1
+        # The chunk's sentences: trimmed spans into its text, in order, covering all of it.
+        assert chunk.sentences[0][0] == 0 and chunk.sentences[-1][1] == len(chunk.text)
+        for (_, end), (next_start, _) in itertools.pairwise(chunk.sentences):
+            assert end <= next_start
+        for start, end in chunk.sentences:
+            assert chunk.text[start:end].strip() == chunk.text[start:end]
+        assert {i for i, ch in enumerate(chunk.text) if not ch.isspace()} <= _covered(
+            chunk.text, list(chunk.sentences)
+        )
     starts = [c.start for c in chunks]
     assert starts == sorted(set(starts))
     non_space = {i for i, ch in enumerate(text) if not ch.isspace()}
@@ -81,6 +90,16 @@ def test_sentences_overlap_between_consecutive_chunks() -> None:
     assert len(chunks) > 3
     for first, second in itertools.pairwise(chunks):
         assert second.start < first.end  # the last sentence of one starts the next
+
+
+def test_chunk_sentences_are_the_articles_sentences() -> None:
+    text = " ".join(f"Sentence number {i} is here." for i in range(30))
+    chunker = Chunker(HashingEmbedder(), ChunkerSettings(max_tokens=20, overlap_sentences=1))
+    article_sentences = sentence_spans(text)
+    for chunk in chunker.chunk(Article(id="a", text=text)):
+        shifted = [(chunk.start + s, chunk.start + e) for s, e in chunk.sentences]
+        assert set(shifted) <= set(article_sentences)
+        assert list(chunk.sentences) == sentence_spans(chunk.text)
 
 
 def test_real_tokenizer_budget_is_never_exceeded(
