@@ -9,7 +9,7 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Literal, Protocol
+from typing import Protocol
 
 import numpy as np
 from tqdm import tqdm
@@ -17,6 +17,7 @@ from tqdm import tqdm
 from lede.indexer.light_encoder import LightEncoder, light_graph_path
 from lede.indexer.onnx_cache import OnnxUnavailable, export_in_child
 from lede.indexer.onnx_encoder import AGREEMENT, OnnxTransformer, agreement
+from lede.indexer.runtime import BACKENDS, Backend, current
 from lede.indexer.tokenizer import ModelTokenizer
 from lede.indexer.vectors import unit_rows
 
@@ -24,18 +25,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _BUNDLED_ALIASES = {DEFAULT_MODEL, "all-MiniLM-L6-v2"}
-
-Backend = Literal["onnx", "torch"]
-BACKENDS: tuple[Backend, ...] = ("onnx", "torch")
-BACKEND_VARIABLE = "LEDE_EMBED_BACKEND"
-
-
-def default_backend() -> Backend:
-    """`LEDE_EMBED_BACKEND` (onnx or torch), onnx when unset."""
-    value = os.environ.get(BACKEND_VARIABLE, "onnx").strip().lower()
-    if value not in BACKENDS:
-        raise ValueError(f"{BACKEND_VARIABLE} must be one of {', '.join(BACKENDS)}, got {value!r}")
-    return value
 
 
 class Embedder(Protocol):
@@ -115,7 +104,7 @@ class SentenceTransformerEmbedder:
     ):
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        self._backend: Backend = backend or default_backend()
+        self._backend: Backend = backend or current().backend
         if self._backend not in BACKENDS:
             raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, got {backend!r}")
         self._onnx: OnnxTransformer | None = None

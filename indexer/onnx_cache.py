@@ -20,6 +20,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from lede.indexer.runtime import child_arguments, current
+
 logger = logging.getLogger(__name__)
 
 OPSET = 17
@@ -31,12 +33,8 @@ class OnnxUnavailable(RuntimeError):
 
 
 def cache_dir() -> Path:
-    """Where exported models live: `LEDE_CACHE_DIR`, else `$XDG_CACHE_HOME/lede`."""
-    explicit = os.environ.get("LEDE_CACHE_DIR")
-    if explicit:
-        return Path(explicit)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "lede"
+    """Where exported models live: this process's runtime's cache folder."""
+    return current().cache_dir
 
 
 def package_version(name: str) -> str:
@@ -98,7 +96,7 @@ def read_sidecar(graph: Path, kind: str) -> dict[str, Any] | None:
 def export_in_child(module: str, *args: str) -> bool:
     """Run `python -m MODULE ARGS...` (an exporter that writes a graph and its sidecar into the
     cache); True when it succeeded. The child's PyTorch dies with it."""
-    command = [sys.executable, "-m", module, *args]
+    command = [sys.executable, "-m", module, *child_arguments(), *args]
     logger.info("exporting a model to ONNX in a child process: %s", " ".join(command[2:]))
     try:
         done = subprocess.run(

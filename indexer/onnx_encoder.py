@@ -32,6 +32,7 @@ from lede.indexer.onnx_cache import (
     write_atomic,
 )
 from lede.indexer.onnx_export import export_graph, write_light_export
+from lede.indexer.runtime import configure_child
 from lede.indexer.vectors import unit_rows
 
 logger = logging.getLogger(__name__)
@@ -165,9 +166,11 @@ def export_for_light(path: str, name: str, revision: str) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    """`python -m lede.indexer.onnx_encoder MODEL_PATH NAME REVISION`: 0 when the graph and its
-    light sidecar are in the cache, 3 when the model cannot be run light (see `light_recipe`)."""
+    """`python -m lede.indexer.onnx_encoder [--cache-dir DIR] MODEL_PATH NAME REVISION`: 0 when
+    the graph and its light sidecar are in the cache, 3 when the model cannot be run light (see
+    `light_recipe`)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    argv = configure_child(argv)
     if len(argv) != 3:
         print("usage: python -m lede.indexer.onnx_encoder MODEL_PATH NAME REVISION")
         return 2

@@ -25,6 +25,7 @@ from lede.indexer.embedder import embedder_for
 from lede.indexer.ingest import WriteReport, prepare_changed, select_changed
 from lede.indexer.manifest import Manifest
 from lede.indexer.models import Article
+from lede.indexer.runtime import ModelRuntime, configure, current
 from lede.indexer.sharded import ShardedIndex
 
 # Batches per Ray Data job: the driver holds at most this many batches of articles at a time.
@@ -36,7 +37,8 @@ WINDOW = 64
 class EmbedStage:
     """The chunk and embed stages in a Ray Data actor: one embedder per actor."""
 
-    def __init__(self, manifest: Manifest, device: str, batch_size: int):
+    def __init__(self, manifest: Manifest, device: str, batch_size: int, runtime: ModelRuntime):
+        configure(runtime)  # the driver's
         self.manifest = manifest
         self.embedder = embedder_for(manifest.model.name, device=device, batch_size=batch_size)
 
@@ -135,6 +137,7 @@ def _embed_and_write(
             "manifest": index.manifest,
             "device": device,
             "batch_size": embed_batch_size,
+            "runtime": current(),
         },
         batch_size=1,
         compute=ray.data.ActorPoolStrategy(size=min(workers, len(payloads))),

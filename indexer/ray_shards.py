@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -35,6 +35,7 @@ from lede.indexer.index import LedeIndex
 from lede.indexer.ingest import EmbeddedBatch, Progress, WriteReport
 from lede.indexer.manifest import Manifest, read_manifest
 from lede.indexer.models import Article, ChunkRecord
+from lede.indexer.runtime import ModelRuntime, configure, current
 from lede.indexer.searchable import Retrieval, RetrievalRequest
 from lede.indexer.shard_layout import ShardLayout, read_layout
 from lede.indexer.sharded import Shard, ShardedIndex
@@ -50,7 +51,8 @@ WRITE_TIMEOUT = 120.0
 class ShardActor:
     """One shard directory, opened on the node the actor runs on."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, runtime: ModelRuntime):
+        configure(runtime)
         self.index = LedeIndex.open(Path(path))
         self.index.warm_up_views()
 
@@ -200,6 +202,7 @@ class ClusterSpec:
     shard_names: tuple[str, ...]
     writer_name: str
     timeout: float = READ_TIMEOUT
+    runtime: ModelRuntime = field(default_factory=current)  # the driver's, for the actors
 
     def shards(self) -> list[Shard]:
         return [
@@ -239,6 +242,7 @@ class WriterActor:
     """The cluster's one writer (see the module docstring)."""
 
     def __init__(self, spec: ClusterSpec, device: str = "cpu", embed_batch_size: int = 64):
+        configure(spec.runtime)
         embedder = embedder_for(
             spec.manifest.model.name, device=device, batch_size=embed_batch_size
         )
@@ -346,7 +350,7 @@ def start(
             namespace=NAMESPACE,
             num_cpus=shard_cpus,
             scheduling_strategy="SPREAD",
-        ).remote(str(path / layout.shard_name(shard)))
+        ).remote(str(path / layout.shard_name(shard)), current())
         for shard, actor_name in enumerate(names)
     ]
     ray.get([actor.pid.remote() for actor in actors])  # opened (and its log replayed)

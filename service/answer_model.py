@@ -25,10 +25,10 @@ import numpy as np
 from lede.indexer.embedder import (
     Embedder,
     SentenceTransformerEmbedder,
-    default_backend,
     resolve_model_path,
 )
 from lede.indexer.onnx_cache import export_in_child
+from lede.indexer.runtime import current
 from lede.service.answer_judge import Combiner, Reading, read_top
 from lede.service.answer_onnx import LightClassifier, answer_graph
 from lede.service.answer_reader import Reader, ReaderConfig
@@ -179,7 +179,7 @@ class AnswerModel:
         with self._lock:
             if self._model is not None or self._light is not None:
                 return
-            if default_backend() == "onnx":
+            if current().backend == "onnx":
                 self._light = self._load_light()
                 if self._light is not None:
                     return

@@ -29,6 +29,7 @@ from lede.indexer.onnx_cache import (
     read_sidecar,
 )
 from lede.indexer.onnx_export import export_graph, write_light_export
+from lede.indexer.runtime import configure_child
 
 logger = logging.getLogger(__name__)
 
@@ -210,9 +211,10 @@ def export_reader(directory: Path) -> bool:
 
 
 def main(argv: list[str]) -> int:
-    """`python -m lede.service.answer_onnx DIRECTORY [reader]`: 0 when the graph (the sentence
-    scorer's, or with `reader` the span reader's) is in the cache."""
+    """`python -m lede.service.answer_onnx [--cache-dir DIR] DIRECTORY [reader]`: 0 when the
+    graph (the sentence scorer's, or with `reader` the span reader's) is in the cache."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    argv = configure_child(argv)
     if len(argv) not in (1, 2) or argv[1:] not in ([], ["reader"]):
         print("usage: python -m lede.service.answer_onnx ANSWER_MODEL_DIRECTORY [reader]")
         return 2

@@ -25,9 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from lede.indexer.embedder import default_backend, resolve_model_path
+from lede.indexer.embedder import resolve_model_path
 from lede.indexer.light_encoder import load_tokenizer
 from lede.indexer.onnx_cache import export_in_child
+from lede.indexer.runtime import current
 from lede.indexer.sentences import Span
 from lede.service.answer_onnx import READER_KIND, LightReader, answer_graph
 
@@ -192,7 +193,7 @@ class Reader:
             if self._light is not None or self._model is not None:
                 return
             base = Path(resolve_model_path(self.base_model))
-            if default_backend() == "onnx" and base.is_dir():
+            if current().backend == "onnx" and base.is_dir():
                 graph = answer_graph(self.directory, self.base_model, self.weights, READER_KIND)
                 self._light = LightReader.open(graph, base)
                 if self._light is None and export_in_child(

@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, Gauge
 from starlette.routing import Route
 
 from lede.indexer.errors import LedeError
+from lede.indexer.runtime import configure
 from lede.indexer.searchable import WritableIndex
 from lede.service import http_articles, http_operations, http_page, http_search
 from lede.service.engine import EngineSettings
@@ -43,6 +44,7 @@ def create_app(
     """Build the app for one index. The index opens (and models load) in the lifespan;
     `opener` opens it (default: the directory `settings.index`)."""
 
+    configure(settings.runtime())
     mcp_endpoint = McpEndpoint(settings)
 
     @asynccontextmanager

@@ -26,6 +26,7 @@ from lede.indexer.ingest import WriteReport
 from lede.indexer.manifest import IndexSettings
 from lede.indexer.models import Article
 from lede.indexer.progress import IndexProgress
+from lede.indexer.runtime import configure
 from lede.indexer.sources import Skipped, count_records, read_source
 from lede.service import remote
 from lede.service.cli_help import PlainHelpCommand
@@ -85,6 +86,21 @@ def _setup(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
+    )
+    from lede.service.settings import RuntimeSettings
+
+    try:
+        configure(RuntimeSettings().runtime())
+    except ValidationError as error:
+        raise _fail(f"invalid setting: {_setting_problems(error)}") from None
+
+
+def _setting_problems(error: ValidationError) -> str:
+    """The settings' problems, each named by its variable (values are never echoed: keys are
+    secrets)."""
+    return "; ".join(
+        f"LEDE_{'_'.join(str(part) for part in item['loc']).upper()}: {item['msg']}"
+        for item in error.errors()
     )
 
 
@@ -436,12 +452,8 @@ def serve_command(
         from lede.service.settings import Settings
 
         Settings()  # type: ignore[call-arg]
-    except ValidationError as error:  # names fields, never echoes values (keys are secrets)
-        problems = "; ".join(
-            f"LEDE_{'_'.join(str(part) for part in item['loc']).upper()}: {item['msg']}"
-            for item in error.errors()
-        )
-        raise _fail(f"invalid setting: {problems}") from None
+    except ValidationError as error:
+        raise _fail(f"invalid setting: {_setting_problems(error)}") from None
     _check_port(host, port)
     if ray_address is not None:
         _serve_on_ray(index, ray_address, replicas, host, port)

@@ -8,6 +8,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from lede.indexer.runtime import Backend, ModelRuntime
 from lede.service.engine import EngineSettings
 from lede.service.fusion import FusionMethod, Normalization
 
@@ -15,7 +16,33 @@ from lede.service.fusion import FusionMethod, Normalization
 ENGINE = EngineSettings()
 
 
-class Settings(BaseSettings):
+class RuntimeSettings(BaseSettings):
+    """How every `lede` command and the service run models (`LEDE_EMBED_BACKEND`,
+    `LEDE_CACHE_DIR`); the process's entry point hands `runtime()` to the library."""
+
+    model_config = SettingsConfigDict(env_prefix="LEDE_", extra="ignore")
+
+    embed_backend: Backend = Field(
+        "onnx",
+        description="Run the embedding and answer models in ONNX Runtime without PyTorch "
+        "(onnx) or in PyTorch (torch).",
+    )
+    cache_dir: Path | None = Field(
+        None, description="Where the models' ONNX exports are cached (default ~/.cache/lede)."
+    )
+
+    @field_validator("embed_backend", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    def runtime(self) -> ModelRuntime:
+        if self.cache_dir is None:
+            return ModelRuntime(self.embed_backend)
+        return ModelRuntime(self.embed_backend, self.cache_dir)
+
+
+class Settings(RuntimeSettings):
     """Everything `lede serve` can be told. Each field is also `LEDE_<NAME>` in the env."""
 
     model_config = SettingsConfigDict(env_prefix="LEDE_", extra="ignore")

@@ -2,26 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # The exported ONNX model goes to a cache of this test session (shared with the `lede`
-# processes the tests start), not to the user's. It is removed when the session exits.
+# processes the tests start, through their settings), not to the user's. It is removed when
+# the session exits.
 if "LEDE_CACHE_DIR" not in os.environ:
     _session_cache = tempfile.TemporaryDirectory(prefix="lede-test-cache-")
     os.environ["LEDE_CACHE_DIR"] = _session_cache.name
 
+from lede.indexer import runtime
 from lede.indexer.embedder import SentenceTransformerEmbedder
 from lede.indexer.hashing_embedder import HashingEmbedder
 from lede.indexer.index import LedeIndex
 from lede.indexer.models import Article, parse_article
+
+# This process, like a `lede` command, runs models as its settings say (the cache above).
+runtime.configure(runtime.ModelRuntime(cache_dir=Path(os.environ["LEDE_CACHE_DIR"])))
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -38,6 +45,20 @@ def sample_articles() -> list[Article]:
 def sample_questions() -> list[dict[str, str]]:
     lines = (EXAMPLES / "questions.jsonl").read_text().splitlines()
     return [json.loads(line) for line in lines if line.strip()]
+
+
+@pytest.fixture
+def use_runtime() -> Iterator[Callable[..., runtime.ModelRuntime]]:
+    """`use_runtime(backend=..., cache_dir=...)`: run models so for the rest of the test."""
+    previous = runtime.current()
+
+    def use(**changes: Any) -> runtime.ModelRuntime:
+        chosen = dataclasses.replace(runtime.current(), **changes)
+        runtime.configure(chosen)
+        return chosen
+
+    yield use
+    runtime.configure(previous)
 
 
 @pytest.fixture

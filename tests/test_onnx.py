@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
+from typer.testing import CliRunner
 
 import lede.indexer.embedder
 import lede.service.answer_model
@@ -19,7 +22,12 @@ from lede.indexer.embedder import SentenceTransformerEmbedder
 from lede.indexer.light_encoder import TokenTable
 from lede.indexer.models import Article
 from lede.indexer.onnx_cache import OnnxUnavailable
+from lede.indexer.runtime import ModelRuntime
+from lede.service import cli
 from lede.service.answer_model import AnswerModel
+from lede.service.settings import RuntimeSettings
+
+UseRuntime = Callable[..., ModelRuntime]
 
 pytestmark = pytest.mark.model
 
@@ -51,9 +59,9 @@ def test_default_backend_is_onnx_and_matches_pytorch(
 
 
 def test_export_is_cached_and_a_damaged_cache_is_replaced(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, use_runtime: UseRuntime, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setenv("LEDE_CACHE_DIR", str(tmp_path))
+    use_runtime(cache_dir=tmp_path)
     first = SentenceTransformerEmbedder()
     assert first.backend == "onnx" and first.light
     (graph,) = (tmp_path / "onnx").glob("*.onnx")
@@ -78,11 +86,11 @@ def test_export_is_cached_and_a_damaged_cache_is_replaced(
 
 
 def test_unwritable_cache_keeps_the_export_in_memory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, use_runtime: UseRuntime
 ) -> None:
     blocker = tmp_path / "cache"
     blocker.write_text("a file where the cache directory should be")
-    monkeypatch.setenv("LEDE_CACHE_DIR", str(blocker))
+    use_runtime(cache_dir=blocker)
     embedder = SentenceTransformerEmbedder()
     assert embedder.backend == "onnx"
     assert not embedder.light  # the light encoder needs its files; PyTorch pools
@@ -100,12 +108,23 @@ def test_falls_back_to_pytorch_when_outputs_disagree(
     assert embedder.embed(["falls back"]).shape == (1, 384)
 
 
-def test_backend_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_backend_is_a_setting_that_the_entry_point_passes_on(
+    monkeypatch: pytest.MonkeyPatch, use_runtime: UseRuntime
+) -> None:
+    """`LEDE_EMBED_BACKEND` is read by the settings, not by the library: an embedder follows
+    the runtime its process was given."""
     monkeypatch.setenv("LEDE_EMBED_BACKEND", "torch")
+    assert SentenceTransformerEmbedder().backend == "onnx"  # the library reads no variable
+    use_runtime(backend=RuntimeSettings().runtime().backend)
     assert SentenceTransformerEmbedder().backend == "torch"
     monkeypatch.setenv("LEDE_EMBED_BACKEND", "tensorflow")
-    with pytest.raises(ValueError, match="LEDE_EMBED_BACKEND must be one of onnx, torch"):
-        SentenceTransformerEmbedder()
+    with pytest.raises(ValidationError, match="embed_backend"):
+        RuntimeSettings()
+    with pytest.raises(ValueError, match="backend must be one of onnx, torch"):
+        ModelRuntime("tensorflow")  # type: ignore[arg-type]
+    result = CliRunner().invoke(cli.app, ["info", "--index", "missing"])
+    assert result.exit_code == 2
+    assert "invalid setting: LEDE_EMBED_BACKEND" in result.stderr
 
 
 def test_light_models_serve_without_pytorch(sample_index_dir: Path) -> None:
@@ -137,7 +156,7 @@ def test_token_table_reads_the_rows_of_the_file(tmp_path: Path) -> None:
 
 
 def test_light_answer_model_matches_pytorch(
-    monkeypatch: pytest.MonkeyPatch, sample_articles: list[Article]
+    use_runtime: UseRuntime, sample_articles: list[Article]
 ) -> None:
     candidates = [
         (article.title, sentence)
@@ -148,7 +167,7 @@ def test_light_answer_model_matches_pytorch(
     light = AnswerModel()
     assert light.light
     ours = light.logits(question, candidates)
-    monkeypatch.setenv("LEDE_EMBED_BACKEND", "torch")
+    use_runtime(backend="torch")
     heavy = AnswerModel()
     assert not heavy.light
     theirs = heavy.logits(question, candidates)
@@ -157,10 +176,13 @@ def test_light_answer_model_matches_pytorch(
 
 
 def test_light_answer_model_checks_itself(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    use_runtime: UseRuntime,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A sidecar whose PyTorch logits the graph does not reproduce leaves PyTorch in charge."""
-    monkeypatch.setenv("LEDE_CACHE_DIR", str(tmp_path))
+    use_runtime(cache_dir=tmp_path)
     assert AnswerModel().light
     (sidecar,) = [
         path
@@ -182,7 +204,7 @@ def _windows(articles: list[Article]) -> list[tuple[str, str]]:
 
 
 def test_light_reader_matches_pytorch(
-    monkeypatch: pytest.MonkeyPatch, sample_articles: list[Article]
+    use_runtime: UseRuntime, sample_articles: list[Article]
 ) -> None:
     """The span reader's graph gives PyTorch's spans and scores."""
     question = "Who plays Ethan Hunt in Mission: Impossible 7?"
@@ -190,7 +212,7 @@ def test_light_reader_matches_pytorch(
     assert light is not None
     ours = light.read(question, _windows(sample_articles))
     assert light.light
-    monkeypatch.setenv("LEDE_EMBED_BACKEND", "torch")
+    use_runtime(backend="torch")
     heavy = AnswerModel().reader
     assert heavy is not None
     theirs = heavy.read(question, _windows(sample_articles))
@@ -203,10 +225,13 @@ def test_light_reader_matches_pytorch(
 
 
 def test_light_reader_checks_itself(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    use_runtime: UseRuntime,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A reader graph whose sidecar PyTorch logits it does not reproduce is not used."""
-    monkeypatch.setenv("LEDE_CACHE_DIR", str(tmp_path))
+    use_runtime(cache_dir=tmp_path)
     reader = AnswerModel().reader
     assert reader is not None and reader.light
     (sidecar,) = [
