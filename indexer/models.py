@@ -168,5 +168,12 @@ class ChunkRecord:
     source: str | None
     author: str | None
     tags: tuple[str, ...]
-    # Spans into `text` from the chunker; None for a chunk an older Lede stored without them.
-    sentences: tuple[tuple[int, int], ...] | None = None
+    # The chunker's sentence spans into `text` as stored (JSON, read only when highlighting);
+    # None for a chunk an older Lede stored without them.
+    stored_sentences: str | None = None
+
+    def sentences(self) -> list[tuple[int, int]] | None:
+        """The chunk's sentence spans into `text`, as the chunker found them (None: not stored)."""
+        if self.stored_sentences is None:
+            return None
+        return [(start, end) for start, end in json.loads(self.stored_sentences)]

@@ -88,8 +88,6 @@ _RECORD_COLUMNS = (
 def _record(row: sqlite3.Row | tuple[object, ...]) -> ChunkRecord:
     values = list(row)
     values[-2] = tuple(json.loads(str(values[-2])))
-    if values[-1] is not None:
-        values[-1] = tuple(map(tuple, json.loads(str(values[-1]))))
     return ChunkRecord(*values)  # type: ignore[arg-type]
 
 

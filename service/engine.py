@@ -296,7 +296,7 @@ class SearchEngine:
         for hit in hits:
             record = hit.record
             hit.highlights = highlight_spans(
-                record.text, record.start, terms, analyze, record.sentences
+                record.text, record.start, terms, analyze, record.sentences()
             )
 
 

@@ -265,17 +265,17 @@ def test_an_index_stored_without_sentence_spans_gains_the_column_and_still_highl
     index = LedeIndex.create(tmp_path / "index", embedder=fake_embedder)
     index.add(sample_articles)
     stored = SearchEngine(index).search("offshore wind farm homes", mode="bm25", k=5).hits
-    assert all(hit.record.sentences for hit in stored)
+    assert all(hit.record.sentences() for hit in stored)
     index.close()
     with sqlite3.connect(tmp_path / "index" / "lede.sqlite") as connection:
         connection.execute("ALTER TABLE chunks DROP COLUMN sentences")
     old = LedeIndex.open(tmp_path / "index", embedder=fake_embedder)
     again = SearchEngine(old).search("offshore wind farm homes", mode="bm25", k=5).hits
-    assert [hit.record.sentences for hit in again] == [None] * len(again)
+    assert [hit.record.sentences() for hit in again] == [None] * len(again)
     assert [(h.record.chunk_id, h.highlights) for h in again] == [
         (h.record.chunk_id, h.highlights) for h in stored
     ]
     assert any(hit.highlights for hit in again)
     old.add([sample_articles[0].model_copy(update={"text": "A new text. It has two sentences."})])
-    assert old.store.article_chunks(sample_articles[0].id)[0].sentences == ((0, 11), (12, 33))
+    assert old.store.article_chunks(sample_articles[0].id)[0].sentences() == [(0, 11), (12, 33)]
     old.close()
