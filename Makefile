@@ -6,7 +6,8 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 # No wheel cache: CI installs once into a fresh venv, and the cache would double the disk it needs.
 # pip installs the pinned CPU torch (uv does not look where this machine keeps that wheel), and
-# uv the rest: the same packages as pip resolves, in 11 s instead of 107 s (decision 53).
+# uv the rest, compiled to bytecode as pip does: the same packages as pip resolves, in 36 s
+# instead of 99 s (decision 53).
 export PIP_NO_CACHE_DIR := 1
 export UV_NO_CACHE := 1
 DEMO_INDEX ?= .lede/demo
@@ -20,7 +21,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet "torch==2.13.0" "uv>=0.9"
-	$(BIN)/uv pip install --quiet --python $(PY) -e ".[eval,ray]" --group dev
+	$(BIN)/uv pip install --quiet --compile-bytecode --python $(PY) -e ".[eval,ray]" --group dev
 	touch $@
 
 demo: install

@@ -17,7 +17,6 @@ class BM25View:
     name: ClassVar[str] = "bm25"
     suffix: ClassVar[str] = "npz"
     inputs: ClassVar[frozenset[Input]] = frozenset({"text"})
-    ranks_all: ClassVar[bool] = False
     query_input: ClassVar[Input] = "text"
 
     def __init__(self, lexical: LexicalIndex):
@@ -56,10 +55,10 @@ class BM25View:
             ids.tolist(), scores.astype(np.float64).tolist(), len(ids) >= k, matched=matched
         )
 
-    def statistics(self, query: ViewQuery) -> CorpusStatistics | None:
+    def statistics(self, query: ViewQuery) -> CorpusStatistics:
         return self.lexical.statistics(query.text)
 
-    def matching(self, query: ViewQuery) -> np.ndarray | None:
+    def matching(self, query: ViewQuery) -> np.ndarray:
         return self.lexical.matching(query.text)
 
     def warm_up(self) -> None:
@@ -68,23 +67,6 @@ class BM25View:
     def cost(self, query: ViewQuery) -> int:
         """Postings a search walks: how much work the query is (decision 26)."""
         return self.lexical.postings_count(query.text)
-
-    @property
-    def is_trained(self) -> bool:
-        return True
-
-    @property
-    def training_size(self) -> int:
-        return 0
-
-    def train(self, vectors: np.ndarray) -> None:
-        """BM25 learns nothing before its first add."""
-
-    def resize_due(self) -> bool:
-        return False
-
-    def rebuild_due(self) -> bool:
-        return False  # deletes leave no tombstones in the statistics
 
     def stats(self) -> dict[str, Any]:
         return {"documents": self.lexical.doc_count, "terms": len(self.lexical.vocabulary)}

@@ -8,7 +8,7 @@ import numpy as np
 
 from lede.indexer.dense import DenseIndex
 from lede.indexer.ranked import RankedList
-from lede.indexer.views import ChunkRows, CorpusStatistics, Input, ViewQuery, ViewSpec
+from lede.indexer.views import ChunkRows, Input, ViewQuery, ViewSpec
 
 # Flat search fetches this many more than asked, so that one FAISS call nearly always holds
 # the exact top k; FAISS_ERROR bounds how far a float32 inner product of unit vectors may
@@ -24,7 +24,6 @@ class DenseView:
     name: ClassVar[str] = "dense"
     suffix: ClassVar[str] = "faiss"
     inputs: ClassVar[frozenset[Input]] = frozenset({"vector"})
-    ranks_all: ClassVar[bool] = True
     query_input: ClassVar[Input] = "vector"
 
     def __init__(self, dense: DenseIndex, template: bytes | None = None):
@@ -102,17 +101,8 @@ class DenseView:
         order = np.lexsort((found, -values))[:k]
         return RankedList(found[order].tolist(), values[order].astype(np.float64).tolist())
 
-    def statistics(self, query: ViewQuery) -> CorpusStatistics | None:
-        return None  # a similarity depends on the two vectors alone
-
-    def matching(self, query: ViewQuery) -> np.ndarray | None:
-        return None  # every chunk has a similarity to the query
-
     def warm_up(self) -> None:
         """FAISS runs nothing that a first search would compile or load."""
-
-    def cost(self, query: ViewQuery) -> int:
-        return 0
 
     @property
     def is_trained(self) -> bool:

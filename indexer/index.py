@@ -49,9 +49,13 @@ from lede.indexer.tokenizer import TokenCounter
 from lede.indexer.views import (
     ChunkRows,
     CorpusStatistics,
+    Matching,
+    Resizable,
+    Trainable,
     View,
     ViewQuery,
     ViewSpec,
+    ranks_all,
     view_types,
 )
 
@@ -284,7 +288,7 @@ class LedeIndex:
         self, view: View, rowids: Sequence[int], records: dict[int, ChunkRecord] | None = None
     ) -> None:
         """Add these stored chunks to `view`, training it first on a sample when it must."""
-        if rowids and not view.is_trained:
+        if rowids and isinstance(view, Trainable) and not view.is_trained:
             view.train(self._training_sample(rowids, view))
         if "text" in view.inputs and "vector" not in view.inputs:
             step = len(rowids) or 1  # texts cost no database read when the records are here
@@ -341,7 +345,7 @@ class LedeIndex:
         Below that, opening the index replays the log (cheap), so a small write never pays
         for rewriting a large index.
         """
-        if any(view.resize_due() for view in self.views.values()):
+        if any(isinstance(v, Resizable) and v.resize_due() for v in self.views.values()):
             return True  # e.g. the "auto" FAISS factory moves to another size tier
         if self._checkpoint_seq < 0:
             return self.seq > 0
@@ -360,7 +364,7 @@ class LedeIndex:
         Call while holding the write lock; `lede index` and the service's writer do.
         """
         for name, view in list(self.views.items()):
-            if view.rebuild_due():
+            if isinstance(view, Resizable) and view.rebuild_due():
                 self._rebuild(name)
         with self._views_lock.reading():
             seq = self.seq
@@ -386,7 +390,7 @@ class LedeIndex:
         self._checkpoint_seq = seq
         logger.info("checkpointed views of %s at seq %d", self.path, seq)
 
-    def _training_sample(self, rowids: Sequence[int], view: View) -> np.ndarray:
+    def _training_sample(self, rowids: Sequence[int], view: Trainable) -> np.ndarray:
         """Stored embeddings of enough of these chunks to train `view`, drawn evenly."""
         size = max(100_000, view.training_size)
         step = max(1, len(rowids) // size)
@@ -603,7 +607,7 @@ class LedeIndex:
         query = ViewQuery(request.query, request.query_vector, request.ef_search, request.nprobe)
         encoding: Future[np.ndarray] | None = None
         if query.vector is None and any(v.query_input == "vector" for v in views):
-            lexical = [v for v in views if v.query_input == "text"]
+            lexical = [v for v in views if isinstance(v, Matching)]
             if lexical and sum(v.cost(query) for v in lexical) >= OVERLAP_MIN_POSTINGS:
                 encoding = QUERY_ENCODING.submit(self.encode_query, request.query)
             else:
@@ -641,13 +645,13 @@ class LedeIndex:
             retrieval.total = only.matched
             return
         allowed = self.catalog.allowed(mask)
-        if any(view.ranks_all for view in views):
+        if any(ranks_all(view) for view in views):
             matching = allowed  # no view's matches need marking (1.6 ms at 1M chunks)
         else:
             union = np.zeros(len(allowed), dtype=bool)
             for view in views:
+                assert isinstance(view, Matching)
                 found = view.matching(query)
-                assert found is not None, f"view {view.name!r} ranks only its matches"
                 size = min(len(found), len(allowed))
                 union[:size] |= found[:size]
             matching = union & allowed
@@ -675,9 +679,9 @@ class LedeIndex:
         found: dict[str, CorpusStatistics] = {}
         with self._views_lock.reading():
             for name in views:
-                value = self.views[name].statistics(ViewQuery(query))
-                if value is not None:
-                    found[name] = value
+                view = self.views[name]
+                if isinstance(view, Matching):
+                    found[name] = view.statistics(ViewQuery(query))
         return found
 
     def records(self, ids: Sequence[int]) -> dict[int, ChunkRecord]:

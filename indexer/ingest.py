@@ -53,6 +53,12 @@ class WriteReport:
     embedded: int = 0
     skipped: list[dict[str, Any]] = field(default_factory=list)
 
+    def include(self, other: WriteReport) -> None:
+        """Add what `other` (a part of this write, done elsewhere) counted."""
+        for name in ("added", "updated", "unchanged", "deleted", "chunks", "embedded"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.skipped.extend(other.skipped)
+
     def counts(self) -> dict[str, int]:
         """The counts as `lede index --json` and `POST /articles` report them."""
         return {

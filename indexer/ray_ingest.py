@@ -148,5 +148,4 @@ def _embed_and_write(
         prepared, counted = pickle.loads(row["prepared"])
         with index.writing():
             index.write_prepared(prepared)
-        for field in ("added", "updated", "chunks", "embedded"):
-            setattr(report, field, getattr(report, field) + getattr(counted, field))
+        report.include(counted)

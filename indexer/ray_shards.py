@@ -18,7 +18,7 @@ Ray is an optional extra (`pip install lede[ray]`); nothing else in Lede imports
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -256,7 +256,10 @@ class WriterActor:
         )
 
     def add(self, articles: list[Article], lock_timeout: float = 60.0) -> WriteReport:
-        return self.index.add(articles, lock_timeout=lock_timeout)
+        """One batch, stored whole; the checkpoint is the caller's `checkpoint_if_due`."""
+        return self.index.add(
+            articles, batch_size=max(1, len(articles)), checkpoint=False, lock_timeout=lock_timeout
+        )
 
     def delete(self, article_ids: list[str], lock_timeout: float = 60.0) -> list[str]:
         return self.index.delete(article_ids, lock_timeout=lock_timeout)
@@ -282,18 +285,20 @@ class ClusterIndex(ShardedIndex):
         )
         self._writer = ray.get_actor(spec.writer_name, namespace=NAMESPACE)
 
-    def add(
+    def _add_batch(
         self,
-        articles: Iterable[Article],
-        *,
-        batch_size: int = 512,
-        progress: Progress | None = None,
-        on_batch: Callable[[WriteReport], None] | None = None,
-        checkpoint: bool = True,
-        lock_timeout: float = 60.0,
-    ) -> WriteReport:
-        report: WriteReport = self._writer_call("add", list(articles), lock_timeout)
-        return report
+        articles: list[Article],
+        report: WriteReport,
+        progress: Progress | None,
+        lock_timeout: float,
+    ) -> None:
+        """`ShardedIndex.add`'s batch loop (batch size, progress, `on_batch`, the checkpoint
+        after the last batch) with each batch chunked, embedded and stored by the writer."""
+        done: WriteReport = self._writer_call("add", articles, lock_timeout)
+        report.include(done)
+        if progress is not None:
+            progress.chunks(done.embedded, len(articles), done.embedded)
+            progress.articles(len(articles))
 
     def delete(self, article_ids: Sequence[str], *, lock_timeout: float = 60.0) -> list[str]:
         found: list[str] = self._writer_call("delete", list(article_ids), lock_timeout)

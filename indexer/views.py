@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -87,13 +87,13 @@ class ViewSpec:
 
 
 class View(Protocol):
-    """One retriever's view over the chunks; see the module docstring."""
+    """One retriever's view over the chunks; see the module docstring. What a view does beyond
+    this core it says by implementing a capability: `Matching`, `Trainable`, `Resizable`."""
 
     name: ClassVar[str]  # the retriever's name in results ("bm25"), and the checkpoint prefix
     suffix: ClassVar[str]  # checkpoint file extension
     inputs: ClassVar[frozenset[Input]]  # what `add` reads from `ChunkRows`
     query_input: ClassVar[Input]  # what `search` reads from `ViewQuery`
-    ranks_all: ClassVar[bool]  # every allowed chunk has a score (dense), or only matches (BM25)
 
     @classmethod
     def create(cls, spec: ViewSpec, expected_size: int = 0) -> View: ...
@@ -115,19 +115,34 @@ class View(Protocol):
         """Sorted ids of the chunks the view holds."""
 
     def search(self, query: ViewQuery, k: int, allowed: np.ndarray | None) -> RankedList:
-        """The top k allowed chunks for the query (`allowed`: a boolean mask over ids)."""
-
-    def statistics(self, query: ViewQuery) -> CorpusStatistics | None:
-        """The corpus statistics this view's scores for the query depend on (None: none)."""
-
-    def matching(self, query: ViewQuery) -> np.ndarray | None:
-        """A boolean mask of the chunks the query matches (None when `ranks_all`)."""
+        """The top k allowed chunks for the query (`allowed`: a boolean mask over ids). A view
+        that is not `Matching` gives every allowed chunk a score."""
 
     def warm_up(self) -> None:
         """Prepare what the first search runs (compile or load it) before a query waits."""
 
+    def stats(self) -> dict[str, Any]:
+        """Counts for `lede info`, keyed without the view's name."""
+
+
+@runtime_checkable
+class Matching(Protocol):
+    """A view that ranks only the chunks a query matches (BM25), scored with statistics of the
+    corpus that a sharded index sums over its shards."""
+
+    def matching(self, query: ViewQuery) -> np.ndarray:
+        """A boolean mask of the chunks the query matches."""
+
+    def statistics(self, query: ViewQuery) -> CorpusStatistics:
+        """The corpus statistics this view's scores for the query depend on."""
+
     def cost(self, query: ViewQuery) -> int:
-        """About how much work a search for the query is (postings walked; 0 when flat)."""
+        """About how much work a search for the query is (postings walked)."""
+
+
+@runtime_checkable
+class Trainable(Protocol):
+    """A view that must be trained on a sample of vectors before its first add (IVF)."""
 
     @property
     def is_trained(self) -> bool: ...
@@ -138,14 +153,22 @@ class View(Protocol):
 
     def train(self, vectors: np.ndarray) -> None: ...
 
+
+@runtime_checkable
+class Resizable(Protocol):
+    """A view whose form depends on the index's size or decays with deletes: a checkpoint
+    rebuilds it from SQLite when it says so."""
+
     def resize_due(self) -> bool:
         """Whether the view should be rebuilt in another form for the index's size now."""
 
     def rebuild_due(self) -> bool:
         """Whether a checkpoint should rebuild it from SQLite (size, or too many tombstones)."""
 
-    def stats(self) -> dict[str, Any]:
-        """Counts for `lede info`, keyed without the view's name."""
+
+def ranks_all(view: View) -> bool:
+    """Whether every allowed chunk gets a score from `view` (it is not `Matching`)."""
+    return not isinstance(view, Matching)
 
 
 def view_types() -> dict[str, type[View]]:

@@ -365,3 +365,38 @@ class TestClusterIndex(test_sharded_contract.TestShardedIndex):
         placed = ray_shards.start(folder, name=f"contract-{next(self._names)}")
         self.placed.append(placed)
         return ray_shards.ClusterIndex(placed.spec, embedder=embedder())
+
+    def write(
+        self, index: SearchableIndex, articles: Sequence[Article], deletes: Sequence[str]
+    ) -> None:
+        """The cluster's writes honour `add`'s options as one index's do: batches of the size
+        asked, `on_batch` after each, the progress of each, and the checkpoint left out."""
+        if not isinstance(index, ray_shards.ClusterIndex):
+            super().write(index, articles, deletes)
+            return
+        seen: list[dict[str, int]] = []
+        progress = CountingProgress()
+        report = index.add(
+            articles,
+            batch_size=1,
+            on_batch=lambda report: seen.append(report.counts()),
+            progress=progress,
+            checkpoint=False,
+        )
+        assert len(seen) == len(articles) and seen[-1] == report.counts()
+        assert progress.stored == len(articles) and progress.embedded == report.embedded
+        assert report.added + report.updated + report.unchanged == len(articles)
+        index.delete(deletes)
+
+
+class CountingProgress:
+    """A `Progress` that counts what it is told."""
+
+    def __init__(self) -> None:
+        self.stored = self.embedded = 0
+
+    def chunks(self, count: int, batch_articles: int, batch_texts: int) -> None:
+        self.embedded += count
+
+    def articles(self, count: int) -> None:
+        self.stored += count
