@@ -1,4 +1,4 @@
-"""Arrays indexed by chunk id that grow as ids arrive (BM25's, FAISS's and the catalog's)."""
+"""Arrays indexed by row id that grow as ids arrive (BM25's, FAISS's and the catalog's)."""
 
 from __future__ import annotations
 

@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import numpy as np
 
@@ -63,7 +63,6 @@ logger = logging.getLogger(__name__)
 
 DATABASE_NAME = "lede.sqlite"
 ADD_SLICE = 4096  # chunks per view add when a view is rebuilt or reconciled from SQLite
-TEMPLATE_SUFFIX = ".template"  # a view's template in a shard's directory (install_template)
 _CHECKPOINT = re.compile(r"^([a-z0-9_]+)-(\d+)\.([a-z0-9]+)$")
 
 # A query with much lexical work encodes here while the calling thread searches the lexical
@@ -117,7 +116,7 @@ class LedeIndex:
         self.analyzer = Analyzer(settings.analyzer)
         self._views_lock = ReadWriteLock()
         self.catalog = Catalog()
-        self._spec = ViewSpec(manifest, self.analyzer, self._read_templates())
+        self._spec = ViewSpec(manifest, self.analyzer, self.view_templates())
         self.views: dict[str, View] = {
             name: kind.create(self._spec) for name, kind in view_types().items()
         }
@@ -138,7 +137,7 @@ class LedeIndex:
         settings: IndexSettings | None = None,
         device: str = "cpu",
         embed_batch_size: int = 64,
-    ) -> LedeIndex:
+    ) -> Self:
         """Create a new index directory (or open it if it exists with the same model).
 
         `device` ("cpu", "cuda" or "auto") and `embed_batch_size` configure the embedder the
@@ -174,7 +173,7 @@ class LedeIndex:
         model: str | None = None,
         device: str = "cpu",
         embed_batch_size: int = 64,
-    ) -> LedeIndex:
+    ) -> Self:
         """Open an existing index; refuses a model other than the one it was built with."""
         path = Path(path)
         manifest = read_manifest(path)
@@ -197,7 +196,7 @@ class LedeIndex:
     def close(self) -> None:
         self.store.close()
 
-    def __enter__(self) -> LedeIndex:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -525,40 +524,10 @@ class LedeIndex:
         finally:
             self._fresh_vectors = {}
 
-    # What a sharded index asks of each shard (sharded.Shard), beside the reads.
-
-    def _read_templates(self) -> dict[str, bytes]:
-        """The view templates a sharded index installed in this shard (`install_template`)."""
-        found = {}
-        for name in view_types():
-            file = self.path / f"{name}{TEMPLATE_SUFFIX}"
-            if file.is_file():
-                found[name] = file.read_bytes()
-        return found
-
-    def install_template(self, view: str, data: bytes | None, lock_timeout: float = 60.0) -> None:
-        """Start `view` from this trained, empty state (None: train its own again), rebuild it
-        from SQLite and checkpoint: how a sharded index gives every shard one quantizer."""
-        if view not in view_types():
-            raise ValueError(f"no view named {view!r}")
-        with self.writing(lock_timeout):
-            file = self.path / f"{view}{TEMPLATE_SUFFIX}"
-            if data is None:
-                file.unlink(missing_ok=True)
-            else:
-                atomic_write(file, data)
-            self._spec = ViewSpec(self.manifest, self.analyzer, self._read_templates())
-            self._rebuild(view)
-            self.checkpoint()
-
-    def live_ids(self, view: str) -> np.ndarray:
-        """The chunk ids `view` holds (global ids in a shard)."""
-        with self._views_lock.reading():
-            return np.asarray(self.views[view].live_ids(), dtype=np.int64)
-
-    def stored_embeddings(self, ids: Sequence[int]) -> np.ndarray:
-        """These chunks' embeddings from SQLite, in the order given."""
-        return self.store.embeddings(list(ids))
+    def view_templates(self) -> dict[str, bytes]:
+        """The trained, empty states its views start from instead of training their own, by
+        view name: none for an index of its own (a shard has its sharded index's: `shard.py`)."""
+        return {}
 
     def content_hashes(self, article_ids: Sequence[str]) -> dict[str, str]:
         """The stored articles' content hashes, by id (absent ids are left out)."""
@@ -567,21 +536,6 @@ class LedeIndex:
     def embeddings_by_input(self, article_ids: Sequence[str]) -> dict[str, np.ndarray]:
         """The embeddings these articles' chunks hold, by the hash of their input."""
         return self.store.embeddings_by_input(article_ids)
-
-    def next_rowid(self) -> int:
-        return self.store.next_rowid()
-
-    def write_rows(
-        self, batch: EmbeddedBatch, rowids: Sequence[int], lock_timeout: float = 60.0
-    ) -> None:
-        """Store a prepared batch with the chunk ids given, under this index's write lock."""
-        with self.writing(lock_timeout):
-            self.write_prepared(batch, rowids)
-
-    def checkpoint_now(self, lock_timeout: float = 60.0) -> None:
-        """Checkpoint every view now, under the write lock."""
-        with self.writing(lock_timeout):
-            self.checkpoint()
 
     def delete(self, article_ids: Sequence[str], *, lock_timeout: float = 60.0) -> list[str]:
         """Delete articles from SQLite and every view; returns the ids that were there."""

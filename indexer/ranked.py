@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class RankedList:
-    """One retriever's results: chunk ids best first (ties: lower id first), with raw scores.
+    """One retriever's results: row ids best first (ties: lower id first), with raw scores.
 
     `truncated` says the retriever stopped at a depth, so chunks not listed may score up to
     the last one; False means every chunk it scores above its floor is listed. `matched` is how

@@ -130,7 +130,7 @@ def _embed_and_write(
 ) -> None:
     """One Ray Data job over these batches; their rows written in order as they come back."""
     context = ray.data.DataContext.get_current()
-    context.execution_options.preserve_order = True  # chunk ids as one process would number
+    context.execution_options.preserve_order = True  # row ids as one process would number
     dataset = ray.data.from_items(payloads).map_batches(
         EmbedStage,
         fn_constructor_kwargs={

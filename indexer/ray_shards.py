@@ -1,7 +1,7 @@
 """A sharded index on a Ray cluster: one actor per shard, one writer, any number of readers.
 
-- `ShardActor` opens one shard directory (a complete `LedeIndex`) from the disk of the node
-  it runs on and answers the `sharded.Shard` calls. Ray restarts it when it dies
+- `ShardActor` opens one shard directory (a complete index, as a `ShardIndex`) from the disk
+  of the node it runs on and answers the `sharded.Shard` calls. Ray restarts it when it dies
   (`max_restarts=-1`); it then reopens the shard from SQLite, so every acknowledged write
   is there (a write is acknowledged after the shard's commit).
 - `RayShard` is the proxy a `ShardedIndex` holds for a shard actor. A shard that does not
@@ -31,12 +31,12 @@ from ray.exceptions import ActorDiedError, GetTimeoutError, RayActorError, RayTa
 
 from lede.indexer.embedder import Embedder, embedder_for
 from lede.indexer.errors import IndexLockedError, ShardUnavailableError
-from lede.indexer.index import LedeIndex
 from lede.indexer.ingest import EmbeddedBatch, Progress, WriteReport
 from lede.indexer.manifest import Manifest, read_manifest
 from lede.indexer.models import Article, ChunkRecord
 from lede.indexer.runtime import ModelRuntime, configure, current
 from lede.indexer.searchable import Retrieval, RetrievalRequest
+from lede.indexer.shard import ShardIndex
 from lede.indexer.shard_layout import ShardLayout, read_layout
 from lede.indexer.sharded import Shard, ShardedIndex
 from lede.indexer.views import CorpusStatistics
@@ -53,7 +53,7 @@ class ShardActor:
 
     def __init__(self, path: str, runtime: ModelRuntime):
         configure(runtime)
-        self.index = LedeIndex.open(Path(path))
+        self.index = ShardIndex.open(Path(path))
         self.index.warm_up_views()
 
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:

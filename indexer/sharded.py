@@ -1,15 +1,15 @@
 """`ShardedIndex`: one index split into shards that answers exactly as one index would.
 
 A sharded directory holds `shards.json` (the layout: which shard owns an article, by a hash
-of its id) and one complete `LedeIndex` per shard (`shard-000/`, ...), each with its own
+of its id) and one complete index per shard (`shard-000/`, ...), each with its own
 SQLite source of truth, views, write lock and change log. Results equal those of one index
 of the same articles, hit for hit and score for score, because:
 
-- chunk ids are global: a write numbers its chunks across shards as one index's SQLite
+- row ids are global: a write numbers its chunks across shards as one index's SQLite
   would (one above the highest id any shard ever used, article by article);
 - BM25 scores with the whole corpus's statistics (document count, total length, each query
   term's document frequency), gathered from every shard before the search round;
-- every view breaks tied scores to the lower chunk id, at the cut too, so merging the
+- every view breaks tied scores to the lower row id, at the cut too, so merging the
   shards' lists by (score descending, id ascending) gives one index's list;
 - FAISS runs on one thread (`warm_up`), so a similarity does not move by an ulp;
 - the FAISS size tier is the whole corpus's, and above Flat every shard starts from one
@@ -17,7 +17,8 @@ of the same articles, hit for hit and score for score, because:
   tier cannot be exact, but each shard probes the lists one index would and re-scores at least
   the candidates one index would, so recall@10 is at least one index's (decision 45).
 
-In this process the shards are plain `LedeIndex` objects; `lede serve --ray` places each in
+In this process the shards are `ShardIndex` objects (`shard.py`: a `LedeIndex` with what
+only a sharded index asks of a shard); `lede serve --ray` places each in
 its own actor and scatters the same calls (the reference this class is for the cluster).
 """
 
@@ -39,7 +40,7 @@ from lede.indexer.dense_view import DenseView
 from lede.indexer.embedder import Embedder, embedder_for
 from lede.indexer.errors import IndexFormatError, ShardUnavailableError
 from lede.indexer.files import WriteLock
-from lede.indexer.index import LedeIndex, check_model
+from lede.indexer.index import check_model
 from lede.indexer.ingest import (
     EmbeddedBatch,
     Progress,
@@ -52,6 +53,7 @@ from lede.indexer.manifest import IndexSettings, Manifest, read_manifest
 from lede.indexer.models import Article, ChunkRecord
 from lede.indexer.ranked import RankedList
 from lede.indexer.searchable import ChunkKey, Retrieval, RetrievalRequest
+from lede.indexer.shard import ShardIndex
 from lede.indexer.shard_layout import ShardLayout, is_sharded, read_layout, write_layout
 from lede.indexer.text_analysis import Analyzer
 from lede.indexer.tokenizer import TokenCounter
@@ -89,8 +91,9 @@ def _one_by_one(
 
 
 class Shard(Protocol):
-    """What a sharded index asks of each shard: a `LedeIndex` in this process, or a proxy
-    of one in a Ray actor (`ray_shards.py`). Writes take the shard's own write lock."""
+    """What a sharded index asks of each shard: a `ShardIndex` (`shard.py`) in this process,
+    or a proxy of one in a Ray actor (`ray_shards.py`). Writes take the shard's own write
+    lock."""
 
     def statistics(self, query: str, views: Sequence[str]) -> dict[str, CorpusStatistics]: ...
 
@@ -211,7 +214,7 @@ class ShardedIndex:
         )
         path.mkdir(parents=True, exist_ok=True)
         opened = [
-            LedeIndex.create(
+            ShardIndex.create(
                 path / layout.shard_name(shard), embedder=embedder, settings=settings, **options
             )
             for shard in range(shards)
@@ -240,10 +243,10 @@ class ShardedIndex:
         embedder = embedder or embedder_for(
             model or first.model.name, device=device, batch_size=embed_batch_size
         )
-        opened: list[LedeIndex] = []
+        opened: list[ShardIndex] = []
         try:
             for folder in folders:
-                index = LedeIndex.open(
+                index = ShardIndex.open(
                     folder,
                     embedder=embedder,
                     model=model,
@@ -307,7 +310,7 @@ class ShardedIndex:
 
     def retrieve(self, request: RetrievalRequest) -> Retrieval:
         """Encode the query once, gather the corpus statistics, search every shard with
-        them and merge the shards' lists by (score descending, chunk id ascending).
+        them and merge the shards' lists by (score descending, row id ascending).
 
         `phases` then holds this call's seconds per step (encode, statistics, search, merge),
         for `lede bench cluster`.
@@ -501,7 +504,7 @@ class ShardedIndex:
             found.update(self.shards[shard].embeddings_by_input(ids))
         return found
 
-    def next_chunk_id(self) -> int:
+    def next_rowid(self) -> int:
         """The id the next stored chunk gets: one above any id a shard ever used."""
         ids: list[int] = self._scatter(lambda shard: shard.next_rowid(), self.shards)
         return max(ids)
@@ -509,7 +512,7 @@ class ShardedIndex:
     def write_prepared(self, batch: EmbeddedBatch, lock_timeout: float = 60.0) -> None:
         """Number the batch's chunks globally, then let each shard store its articles.
         Hold `writing()` around it."""
-        next_id = self.next_chunk_id()
+        next_id = self.next_rowid()
         items: dict[int, list[Any]] = {}
         ids: dict[int, list[int]] = {}
         for item in batch.articles:
@@ -565,7 +568,7 @@ class ShardedIndex:
 
     def _training_sample(self, training_size: int) -> np.ndarray:
         """The stored embeddings one index of these chunks would train its quantizer on (an
-        even draw over the chunk ids; `LedeIndex._training_sample`)."""
+        even draw over the row ids; `LedeIndex._training_sample`)."""
         owned = self._scatter(lambda shard: shard.live_ids(DenseView.name), self.shards)
         ids = np.sort(np.concatenate(owned)) if owned else np.zeros(0, dtype=np.int64)
         sample = ids[:: max(1, len(ids) // max(100_000, training_size))]
@@ -582,7 +585,7 @@ class ShardedIndex:
         layout = read_layout(Path(path))
         totals = {"articles": 0, "chunks": 0}
         for shard in range(layout.shards):
-            counts = LedeIndex.repair_directory(Path(path) / layout.shard_name(shard))
+            counts = ShardIndex.repair_directory(Path(path) / layout.shard_name(shard))
             totals = {key: totals[key] + counts[key] for key in totals}
         return totals
 

@@ -1,7 +1,7 @@
 """The view contract: one retriever's derived index of the chunks that SQLite holds.
 
-A view is built from the rows a write commits (chunk ids with their lexical text and their
-embedding), deletes by chunk id, answers a query with one `RankedList` restricted to an
+A view is built from the rows a write commits (row ids with their lexical text and their
+embedding), deletes by row id, answers a query with one `RankedList` restricted to an
 allowed-id mask, and saves itself to bytes that the index checkpoints as `NAME-SEQ.SUFFIX`.
 `LedeIndex` holds its views by name (`VIEW_TYPES`); adding a retriever is one module that
 implements `View` plus its line in `VIEW_TYPES` (see `bm25_view.py` and `dense_view.py`).
@@ -107,7 +107,7 @@ class View(Protocol):
         """Index these chunks; ids already present are skipped (replay is idempotent)."""
 
     def delete(self, ids: np.ndarray) -> None:
-        """Remove these chunk ids; unknown ids are ignored."""
+        """Remove these row ids; unknown ids are ignored."""
 
     def __contains__(self, chunk_id: int) -> bool: ...
 

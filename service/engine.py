@@ -196,7 +196,7 @@ class SearchEngine:
         Args:
             overrides: per-request `EngineSettings` fields (e.g. `{"fusion": "convex"}`).
             query_vector: the query's embedding when the caller already has it.
-            offset: hits to skip (pages are stable: ties go to the lower chunk id).
+            offset: hits to skip (pages are stable: ties go to the lower row id).
             sort: "relevance", or "published_at" (newest first, undated last) over the
                 `sort_window` most relevant matches.
             facets: also count matching articles per source and tag.
