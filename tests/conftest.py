@@ -14,12 +14,14 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# The exported ONNX model goes to a cache of this test session (shared with the `lede`
-# processes the tests start, through their settings), not to the user's. It is removed when
-# the session exits.
+# The exported ONNX models go to a cache of this test session, not to the user's: the `lede`
+# processes the tests start read it from their settings (LEDE_CACHE_DIR), and a process that
+# uses the library with its defaults (the README's Python example) finds it as the user cache
+# folder (XDG_CACHE_HOME/lede). It is removed when the session exits.
 if "LEDE_CACHE_DIR" not in os.environ:
     _session_cache = tempfile.TemporaryDirectory(prefix="lede-test-cache-")
-    os.environ["LEDE_CACHE_DIR"] = _session_cache.name
+    os.environ["XDG_CACHE_HOME"] = _session_cache.name
+    os.environ["LEDE_CACHE_DIR"] = str(Path(_session_cache.name) / "lede")
 
 from lede.indexer import runtime
 from lede.indexer.embedder import SentenceTransformerEmbedder
