@@ -18,6 +18,7 @@ class BM25View:
     suffix: ClassVar[str] = "npz"
     inputs: ClassVar[frozenset[Input]] = frozenset({"text"})
     query_input: ClassVar[Input] = "text"
+    summary: ClassVar[str] = "exact words"
 
     def __init__(self, lexical: LexicalIndex):
         self.lexical = lexical

@@ -25,6 +25,7 @@ class DenseView:
     suffix: ClassVar[str] = "faiss"
     inputs: ClassVar[frozenset[Input]] = frozenset({"vector"})
     query_input: ClassVar[Input] = "vector"
+    summary: ClassVar[str] = "meaning"
 
     def __init__(self, dense: DenseIndex, template: bytes | None = None):
         self.dense = dense

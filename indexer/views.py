@@ -94,6 +94,7 @@ class View(Protocol):
     suffix: ClassVar[str]  # checkpoint file extension
     inputs: ClassVar[frozenset[Input]]  # what `add` reads from `ChunkRows`
     query_input: ClassVar[Input]  # what `search` reads from `ViewQuery`
+    summary: ClassVar[str]  # what searching it alone finds, for a mode's description
 
     @classmethod
     def create(cls, spec: ViewSpec, expected_size: int = 0) -> View: ...
@@ -172,8 +173,15 @@ def ranks_all(view: View) -> bool:
 
 
 def view_types() -> dict[str, type[View]]:
-    """The registered views, by name, in the order hybrid retrieval lists them."""
+    """The registered views, by name, in the order hybrid retrieval lists them. Search modes,
+    their schemas and fusion weights follow from this (`lede.service.engine.MODES`)."""
     from lede.indexer.bm25_view import BM25View
     from lede.indexer.dense_view import DenseView
 
     return {BM25View.name: BM25View, DenseView.name: DenseView}
+
+
+def vector_views() -> frozenset[str]:
+    """The registered views that search by the query's embedding (convex fusion gives them
+    `alpha`)."""
+    return frozenset(name for name, kind in view_types().items() if kind.query_input == "vector")

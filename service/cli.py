@@ -30,7 +30,7 @@ from lede.indexer.runtime import configure
 from lede.indexer.sources import Skipped, count_records, read_source
 from lede.service import remote
 from lede.service.cli_help import PlainHelpCommand
-from lede.service.engine import MODES, Mode, SearchEngine
+from lede.service.engine import MODES, Mode, SearchEngine, describe_modes
 
 app = typer.Typer(
     name="lede",
@@ -304,7 +304,7 @@ def _filters(
 def search_command(
     query: Annotated[str, typer.Argument(help="What to search for.")],
     index: QueryIndexOption = None,
-    mode: Annotated[str, typer.Option(help="hybrid, dense or bm25.")] = "hybrid",
+    mode: Annotated[str, typer.Option(help=describe_modes())] = "hybrid",
     k: Annotated[int, typer.Option("-k", "--k", min=1, max=1000, help="Hits to return.")] = 10,
     source: SourceOption = None,
     author: AuthorOption = None,
@@ -361,7 +361,7 @@ def _print_hits(result: dict[str, Any]) -> None:
 def ask_command(
     question: Annotated[str, typer.Argument(help="The question.")],
     index: QueryIndexOption = None,
-    mode: Annotated[str, typer.Option(help="hybrid, dense or bm25 retrieval.")] = "hybrid",
+    mode: Annotated[str, typer.Option(help=describe_modes())] = "hybrid",
     source: SourceOption = None,
     author: AuthorOption = None,
     tag: TagOption = None,

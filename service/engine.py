@@ -5,9 +5,9 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -15,6 +15,7 @@ from lede.indexer.filters import Filters
 from lede.indexer.models import ChunkRecord
 from lede.indexer.ranked import RankedList
 from lede.indexer.searchable import ChunkKey, RetrievalRequest, SearchableIndex
+from lede.indexer.views import vector_views, view_types
 from lede.service.fusion import (
     NORMALIZATIONS,
     FusionMethod,
@@ -26,12 +27,25 @@ from lede.service.fusion import (
 from lede.service.highlights import highlight_spans
 from lede.service.models_optional import CrossEncoderReranker
 
-Mode = Literal["bm25", "dense", "hybrid"]
+HYBRID = "hybrid"
+# A search mode: one registered view searched alone (by its name), or "hybrid", every view
+# fused. Registering a view adds its mode, here, in the HTTP and MCP schemas and the CLI.
+Mode = str
+MODES: tuple[Mode, ...] = (*view_types(), HYBRID)
+if TYPE_CHECKING:
+    ModeName = str
+else:  # the modes as a Literal, for request schemas (their OpenAPI enum)
+    ModeName = Literal[MODES]
 Group = Literal["chunk", "article"]
-MODES: tuple[Mode, ...] = ("bm25", "dense", "hybrid")
 GROUPS: tuple[Group, ...] = ("chunk", "article")
 Sort = Literal["relevance", "published_at"]
 SORTS: tuple[Sort, ...] = ("relevance", "published_at")
+
+
+def describe_modes() -> str:
+    """The modes in words, for a tool's or an option's description."""
+    alone = ", ".join(f"{name} ({kind.summary})" for name, kind in view_types().items())
+    return f"{HYBRID} (default, best: every retriever fused) or one retriever alone: {alone}."
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +58,9 @@ class EngineSettings:
         normalization: how convex fusion scales each list: "max" (divide by the best score,
             the default) or "minmax".
         rrf_k: the RRF constant; larger flattens the rank curve.
-        bm25_weight, dense_weight: per-retriever RRF weights.
-        alpha: dense share of the convex combination (the other views share the rest).
+        rrf_weights: RRF weight by view name (a view not named weighs 1).
+        alpha: the share of the views searched by the query's vector (dense) in the convex
+            combination; the other views share the rest.
         candidates: depth each retriever fetches before hybrid fusion.
         rerank_depth: fused hits re-scored by the cross-encoder, when one is configured.
         sort_window: how many of the most relevant matches `sort="published_at"` orders by
@@ -57,8 +72,7 @@ class EngineSettings:
     fusion: FusionMethod = "convex"
     normalization: Normalization = "max"
     rrf_k: float = 60.0
-    bm25_weight: float = 1.0
-    dense_weight: float = 1.0
+    rrf_weights: Mapping[str, float] = field(default_factory=dict)
     alpha: float = 0.75
     candidates: int = 100
     rerank_depth: int = 20
@@ -81,7 +95,7 @@ class EngineSettings:
             raise ValueError(f"rrf_k must be > 0, got {self.rrf_k}")
         if self.candidates < 1 or self.rerank_depth < 1:
             raise ValueError("candidates and rerank_depth must be >= 1")
-        if self.bm25_weight < 0 or self.dense_weight < 0:
+        if any(weight < 0 for weight in self.rrf_weights.values()):
             raise ValueError("retriever weights must be >= 0")
 
 
@@ -150,8 +164,8 @@ class SearchResult:
 
 
 class SearchEngine:
-    """Ranked passages from any `SearchableIndex` in one of three modes: "bm25" and "dense"
-    search that view alone, "hybrid" fuses every view the index keeps."""
+    """Ranked passages from any `SearchableIndex` in one of its modes: a view's name ("bm25",
+    "dense") searches that view alone, "hybrid" fuses every view the index keeps."""
 
     def __init__(
         self,
@@ -173,7 +187,7 @@ class SearchEngine:
         return self.index.encode_query(query)
 
     def views_for(self, mode: Mode) -> tuple[str, ...]:
-        return self.index.view_names if mode == "hybrid" else (mode,)
+        return self.index.view_names if mode == HYBRID else (mode,)
 
     def search(
         self,
@@ -229,13 +243,14 @@ class SearchEngine:
         depth = max(wanted, settings.candidates)
         if self.reranker is not None:
             depth = max(depth, settings.rerank_depth)
+        views = self.views_for(mode)
         retrieval = self.index.retrieve(
             RetrievalRequest(
                 query,
-                self.views_for(mode),
+                views,
                 depth,
                 filters=filters,
-                query_vector=query_vector if mode != "bm25" else None,
+                query_vector=query_vector if vector_views().intersection(views) else None,
                 ef_search=settings.ef_search,
                 nprobe=settings.nprobe,
                 count="articles" if group == "article" else "chunks",
@@ -301,14 +316,13 @@ class SearchEngine:
 
 
 def _fuse(lists: dict[str, RankedList], mode: Mode, settings: EngineSettings) -> dict[int, float]:
-    if mode != "hybrid":
+    if mode != HYBRID:
         ranked = lists[mode]
         return dict(zip(ranked.ids, ranked.scores, strict=True))
     if settings.fusion == "convex":
-        weights = convex_weights(list(lists), settings.alpha)
+        weights = convex_weights(list(lists), settings.alpha, vector_views())
         return convex_combination(lists, weights=weights, normalization=settings.normalization)
-    rrf_weights = {"bm25": settings.bm25_weight, "dense": settings.dense_weight}
-    return reciprocal_rank_fusion(lists, k=settings.rrf_k, weights=rrf_weights)
+    return reciprocal_rank_fusion(lists, k=settings.rrf_k, weights=settings.rrf_weights)
 
 
 def _best_per_article(

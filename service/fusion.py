@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Literal
 
 from lede.indexer.ranked import RankedList
@@ -24,12 +24,15 @@ def reciprocal_rank_fusion(
     return fused
 
 
-def convex_weights(names: Sequence[str], alpha: float, dense: str = "dense") -> dict[str, float]:
-    """Convex fusion's weights: `alpha` for the dense list, the rest shared by the others."""
-    others = [name for name in names if name != dense]
+def convex_weights(
+    names: Sequence[str], alpha: float, vectors: Collection[str] = ("dense",)
+) -> dict[str, float]:
+    """Convex fusion's weights: `alpha` shared by the lists searched by the query's vector
+    (`vectors`: the dense view), the rest shared by the others."""
+    dense = [name for name in names if name in vectors]
+    others = [name for name in names if name not in vectors]
     weights = {name: (1.0 - alpha) / len(others) for name in others}
-    if dense in names:
-        weights[dense] = alpha
+    weights.update({name: alpha / len(dense) for name in dense})
     return weights
 
 

@@ -7,12 +7,13 @@ No `from __future__ import annotations` here: the MCP SDK evaluates the tools' a
 to build their JSON schemas.
 """
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import Field
 
 from lede.indexer.filters import Filters
 from lede.service.answers import Answerer
+from lede.service.engine import ModeName, describe_modes
 
 INSTRUCTIONS = (
     "Lede searches an archive of articles (news, docs, knowledge base). Use `answer` for a "
@@ -65,10 +66,7 @@ def build_mcp_server(answerer: Answerer) -> Any:
             ),
         ],
         k: Annotated[int, Field(description="How many passages to return.", ge=1, le=MAX_K)] = 5,
-        mode: Annotated[
-            Literal["hybrid", "dense", "bm25"],
-            Field(description="hybrid (default, best), dense (meaning) or bm25 (exact words)."),
-        ] = "hybrid",
+        mode: Annotated[ModeName, Field(description=describe_modes())] = "hybrid",
         source: SourceFilter = None,
         tag: TagFilter = None,
         since: SinceFilter = None,

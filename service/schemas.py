@@ -18,6 +18,7 @@ from pydantic import (
 
 from lede.indexer.filters import Filters
 from lede.indexer.models import HAS_TEXT_PATTERN, ID_PATTERN, MAX_ID_LENGTH, MAX_TEXT_CHARS
+from lede.service.engine import ModeName
 from lede.service.fusion import Normalization
 
 
@@ -129,7 +130,7 @@ class FilterFields(BaseModel):
 
 class SearchRequest(FilterFields):
     query: QueryText
-    mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    mode: ModeName = "hybrid"
     k: JsonInt = Field(10, ge=1, description="Hits to return (at most LEDE_MAX_K).")
     offset: JsonInt = Field(
         0, ge=0, description="Hits to skip, for the next page (offset + k at most 1000)."
@@ -172,7 +173,7 @@ class SearchBody(SearchRequest):
 
 class AnswerRequest(FilterFields):
     question: QueryText
-    mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    mode: ModeName = "hybrid"
     threshold: float | None = Field(None, ge=0, le=1, description="Abstain below this confidence.")
 
     model_config = STRICT_BODY

@@ -4,6 +4,7 @@ query encoding beside BM25."""
 from __future__ import annotations
 
 import threading
+import typing
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,8 +16,10 @@ from lede.indexer.hashing_embedder import HashingEmbedder
 from lede.indexer.index import LedeIndex
 from lede.indexer.models import Article
 from lede.indexer.ranked import RankedList
-from lede.service.engine import EngineSettings, SearchEngine
+from lede.indexer.views import vector_views, view_types
+from lede.service.engine import MODES, EngineSettings, ModeName, SearchEngine
 from lede.service.fusion import convex_combination, convex_weights, reciprocal_rank_fusion
+from lede.service.schemas import AnswerRequest, SearchRequest
 from tests.views import lexical_of
 
 
@@ -170,3 +173,23 @@ def test_service_settings_take_the_fusion_from_the_environment(
     monkeypatch.setenv("LEDE_NORMALIZATION", "zscore")
     with pytest.raises(ValidationError, match="normalization"):
         Settings(index=tmp_path)
+
+
+def test_modes_their_schemas_and_fusion_weights_follow_the_registered_views() -> None:
+    """A retriever is one view module and its registration: the modes, the request schema's
+    enum, the MCP tool's type and the fusion weights all come from `view_types()`."""
+    assert (*view_types(), "hybrid") == MODES
+    assert typing.get_args(ModeName) == MODES
+    assert SearchRequest.model_json_schema()["properties"]["mode"]["enum"] == list(MODES)
+    assert AnswerRequest.model_json_schema()["properties"]["mode"]["enum"] == list(MODES)
+    assert vector_views() == {"dense"}
+    assert convex_weights(list(view_types()), 0.75, vector_views()) == {"bm25": 0.25, "dense": 0.75}
+    # a third, lexical view shares the rest with BM25; views without an RRF weight weigh 1
+    weights = convex_weights(["bm25", "splade", "dense"], 0.6, vector_views())
+    assert weights == pytest.approx({"bm25": 0.2, "splade": 0.2, "dense": 0.6})
+    lists = {"bm25": RankedList([1, 2], [3.0, 2.0]), "dense": RankedList([2, 1], [0.9, 0.8])}
+    heavier = EngineSettings(fusion="rrf", rrf_weights={"dense": 2.0})
+    fused = reciprocal_rank_fusion(lists, k=60.0, weights=heavier.rrf_weights)
+    assert fused[2] == pytest.approx(1 / 62 + 2 / 61) and fused[2] > fused[1]
+    with pytest.raises(ValueError, match="weights must be >= 0"):
+        EngineSettings(rrf_weights={"bm25": -1.0})
