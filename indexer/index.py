@@ -28,9 +28,8 @@ from lede.indexer.ingest import (
     EmbeddedBatch,
     Progress,
     WriteReport,
-    add_in_batches,
-    prepare_changed,
-    select_changed,
+    embed_and_store,
+    write_articles,
 )
 from lede.indexer.manifest import (
     IndexSettings,
@@ -460,37 +459,31 @@ class LedeIndex:
         entirely stored or not at all). `progress` hears of every embedded slice and stored
         batch (the caller owns it: the CLI's bar, say).
         """
-        return add_in_batches(
+        return write_articles(
+            self,
             articles,
-            batch_size,
-            lambda batch, report: self._add_batch(batch, report, progress, lock_timeout),
-            on_batch,
-            (lambda: self.checkpoint_if_due(lock_timeout)) if checkpoint else None,
+            batch_size=batch_size,
+            progress=progress,
+            on_batch=on_batch,
+            checkpoint=checkpoint,
+            lock_timeout=lock_timeout,
         )
 
-    def _add_batch(
+    def add_batch(
         self,
         articles: list[Article],
         report: WriteReport,
         progress: Progress | None,
         lock_timeout: float,
     ) -> None:
-        stored = self.store.content_hashes([a.id for a in articles])
-        changed = select_changed(articles, stored, report)
-        if changed:
-            embedded = prepare_changed(
-                changed,
-                stored,
-                Chunker(self.tokens, self.manifest.settings.chunker),
-                self.embedder,
-                self.store.embeddings_by_input,
-                report,
-                progress,
-            )
-            with self.writing(lock_timeout):
-                self.write_prepared(embedded)
-        if progress is not None:
-            progress.articles(len(articles))
+        embed_and_store(self, articles, report, progress, lock_timeout)
+
+    def chunker(self) -> Chunker:
+        return Chunker(self.tokens, self.manifest.settings.chunker)
+
+    def store_prepared(self, batch: EmbeddedBatch, lock_timeout: float) -> None:
+        with self.writing(lock_timeout):
+            self.write_prepared(batch)
 
     @property
     def tokens(self) -> TokenCounter:

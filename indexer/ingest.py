@@ -9,15 +9,17 @@
 - write (`LedeIndex.write_prepared`): the only stage under the index's write lock; the new
   vectors go to the views from memory.
 
-`LedeIndex.add` runs the four stages in one process; progress is reported to a hook that the
-caller owns (e.g. the CLI's `IndexProgress` bar).
+Every index's `add` is `write_articles`, the one batch loop, over a `WriteTarget`: one index
+and a sharded index run a batch through the stages in this process (`embed_and_store`), an
+index on a Ray cluster hands each batch to its writer actor. Progress is reported to a hook
+that the caller owns (e.g. the CLI's `IndexProgress` bar).
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -178,30 +180,91 @@ def prepare_changed(
     return embedded
 
 
-def add_in_batches(
+class WriteTarget(Protocol):
+    """What `write_articles` writes to: one index, a sharded index, or one on a cluster."""
+
+    def add_batch(
+        self,
+        articles: list[Article],
+        report: WriteReport,
+        progress: Progress | None,
+        lock_timeout: float,
+    ) -> None:
+        """Store one batch whole (counted in `report`)."""
+
+    def checkpoint_if_due(self, lock_timeout: float = 60.0) -> None: ...
+
+
+class EmbeddingTarget(Protocol):
+    """An index that chunks and embeds a batch in this process, then stores it: one index and
+    a sharded index (`embed_and_store` is their `add_batch`)."""
+
+    @property
+    def embedder(self) -> Embedder: ...
+
+    def chunker(self) -> Chunker: ...
+
+    def content_hashes(self, article_ids: Sequence[str]) -> dict[str, str]: ...
+
+    def embeddings_by_input(self, article_ids: Sequence[str]) -> dict[str, np.ndarray]: ...
+
+    def store_prepared(self, batch: EmbeddedBatch, lock_timeout: float) -> None:
+        """The write stage, under the index's write lock."""
+
+
+def embed_and_store(
+    target: EmbeddingTarget,
+    articles: list[Article],
+    report: WriteReport,
+    progress: Progress | None,
+    lock_timeout: float,
+) -> None:
+    """One batch through the stages: skip the unchanged articles, chunk and embed the rest
+    (without the write lock), store them (under it)."""
+    stored = target.content_hashes([a.id for a in articles])
+    changed = select_changed(articles, stored, report)
+    if changed:
+        embedded = prepare_changed(
+            changed,
+            stored,
+            target.chunker(),
+            target.embedder,
+            target.embeddings_by_input,
+            report,
+            progress,
+        )
+        target.store_prepared(embedded, lock_timeout)
+    if progress is not None:
+        progress.articles(len(articles))
+
+
+def write_articles(
+    target: WriteTarget,
     articles: Iterable[Article],
-    batch_size: int,
-    add_batch: Callable[[list[Article], WriteReport], None],
+    *,
+    batch_size: int = 512,
+    progress: Progress | None = None,
     on_batch: Callable[[WriteReport], None] | None = None,
-    finish: Callable[[], None] | None = None,
+    checkpoint: bool = True,
+    lock_timeout: float = 60.0,
 ) -> WriteReport:
-    """Feed `articles` to `add_batch` `batch_size` at a time (`on_batch` after each full
-    one), then call `finish` (a checkpoint); a storage failure says how much of the run was
-    committed before it."""
+    """The one batch loop of every index's `add`: `articles` to `target` `batch_size` at a
+    time (`on_batch` after each full batch), then a checkpoint when one is due (unless
+    `checkpoint` is off); a storage failure says how much of the run was committed before it."""
     report = WriteReport()
     try:
         batch: list[Article] = []
         for article in articles:
             batch.append(article)
             if len(batch) >= batch_size:
-                add_batch(batch, report)
+                target.add_batch(batch, report, progress, lock_timeout)
                 batch = []
                 if on_batch:
                     on_batch(report)
         if batch:
-            add_batch(batch, report)
-        if finish:
-            finish()
+            target.add_batch(batch, report, progress, lock_timeout)
+        if checkpoint:
+            target.checkpoint_if_due(lock_timeout)
     except StorageError as error:
         committed = report.added + report.updated
         raise StorageError(

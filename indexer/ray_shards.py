@@ -285,15 +285,16 @@ class ClusterIndex(ShardedIndex):
         )
         self._writer = ray.get_actor(spec.writer_name, namespace=NAMESPACE)
 
-    def _add_batch(
+    def add_batch(
         self,
         articles: list[Article],
         report: WriteReport,
         progress: Progress | None,
         lock_timeout: float,
     ) -> None:
-        """`ShardedIndex.add`'s batch loop (batch size, progress, `on_batch`, the checkpoint
-        after the last batch) with each batch chunked, embedded and stored by the writer."""
+        """A batch of `ShardedIndex.add`'s loop (`ingest.write_articles`: batch size, progress,
+        `on_batch`, the checkpoint after the last batch), chunked, embedded and stored by the
+        writer actor."""
         done: WriteReport = self._writer_call("add", articles, lock_timeout)
         report.include(done)
         if progress is not None:
