@@ -6,7 +6,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from lede.indexer.dense import DenseIndex
+from lede.indexer.dense import AUTO, DenseIndex, tier_for_size
+from lede.indexer.manifest import Manifest
 from lede.indexer.ranked import RankedList
 from lede.indexer.views import ChunkRows, Input, ViewQuery, ViewSpec
 
@@ -44,6 +45,37 @@ class DenseView:
             template=template,
         )
         return cls(dense, template)
+
+    # --- the form every shard of a sharded index shares (decision 45) ---------------------
+
+    @classmethod
+    def sized_by_corpus(cls, manifest: Manifest) -> bool:
+        """Whether the view's form follows the corpus's size (the "auto" factory)."""
+        return manifest.settings.faiss_factory == AUTO
+
+    @classmethod
+    def shared_form(cls, manifest: Manifest, corpus_size: int) -> str | None:
+        """The factory every shard's view starts from, trained once, for a sharded index of
+        `corpus_size` chunks: the size tier one index of them would use (the "auto" factory),
+        None below the first approximate tier (Flat needs no training) or with a factory the
+        index was created with."""
+        if not cls.sized_by_corpus(manifest):
+            return None
+        tier = tier_for_size(corpus_size)
+        return None if tier.min_vectors == 0 else tier.factory_for(manifest.model.dimension)
+
+    @classmethod
+    def form_training_size(cls, manifest: Manifest, form: str) -> int:
+        """Vectors the `form` must be trained on."""
+        return DenseIndex(manifest.model.dimension, form).training_size
+
+    @classmethod
+    def shared_template(cls, manifest: Manifest, corpus_size: int, sample: np.ndarray) -> bytes:
+        """The `shared_form` for `corpus_size` chunks, trained on `sample` (the vectors one
+        index would train on) and empty, as bytes: what `ShardIndex.install_template` starts
+        each shard's view from."""
+        tier = tier_for_size(corpus_size)
+        return DenseIndex.trained_template(manifest.model.dimension, tier, sample)
 
     @classmethod
     def from_bytes(cls, data: bytes, spec: ViewSpec) -> DenseView:

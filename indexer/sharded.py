@@ -35,7 +35,6 @@ from typing import Any, Protocol, TypeVar
 import numpy as np
 
 from lede.indexer.chunker import Chunker
-from lede.indexer.dense import AUTO, DenseIndex, tier_for_size
 from lede.indexer.dense_view import DenseView
 from lede.indexer.embedder import Embedder, embedder_for
 from lede.indexer.errors import IndexFormatError, ShardUnavailableError
@@ -541,18 +540,16 @@ class ShardedIndex:
         shard, and above Flat one quantizer trained once, on the sample one index would train
         on, and installed in every shard (decision 45). A shard alone would choose its tier by
         its own size and train on its own vectors."""
-        if self.manifest.settings.faiss_factory != AUTO:
-            return
+        if not DenseView.sized_by_corpus(self.manifest):
+            return  # a factory chosen at creation: every shard builds it from its own rows
         total = sum(int(counts["chunks"]) for counts in self._scatter(_stats, self.shards))
-        tier = tier_for_size(total)
-        dimension = self.manifest.model.dimension
-        wanted = None if tier.min_vectors == 0 else tier.factory_for(dimension)
+        wanted = DenseView.shared_form(self.manifest, total)
         if wanted == self.layout.dense_template:
             return
         template = None
         if wanted is not None:
-            sample = self._training_sample(DenseIndex(dimension, wanted).training_size)
-            template = DenseIndex.trained_template(dimension, tier, sample)
+            sample = self._training_sample(DenseView.form_training_size(self.manifest, wanted))
+            template = DenseView.shared_template(self.manifest, total, sample)
         logger.info("%s: the dense view of every shard becomes %s", self.path, wanted or "auto")
         for shard in self.shards:
             shard.install_template(DenseView.name, template, lock_timeout)
