@@ -191,7 +191,10 @@ class AnswerModel:
         base = Path(resolve_model_path(self.config.base_model))
         if not base.is_dir():
             return None
-        graph = answer_graph(self.directory, self.config.base_model, self.directory / WEIGHTS)
+        config = self.config
+        graph = answer_graph(
+            config.base_model, self.directory / WEIGHTS, config.lora_scale, config.max_length
+        )
         light = LightClassifier.open(graph, base)
         if light is None and export_in_child("lede.service.answer_onnx", str(self.directory)):
             light = LightClassifier.open(graph, base)

@@ -10,6 +10,7 @@ sidecar holds PyTorch's logits of probe pairs, and checks that it reproduces the
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import sys
 import threading
@@ -46,16 +47,24 @@ PROBE_PAIRS = (
 INPUT_NAMES = ["input_ids", "attention_mask", "token_type_ids"]
 
 
-def answer_graph(directory: Path, base_model: str, weights: Path, kind: str = SIDECAR_KIND) -> Path:
+def answer_graph(
+    base_model: str,
+    weights: Path,
+    lora_scale: float,
+    max_length: int,
+    kind: str = SIDECAR_KIND,
+) -> Path:
     """The cache file of the classifier (or, with `kind` READER_KIND, the span reader) merged
-    from `weights` over `base_model`."""
+    from `weights` over `base_model` at `lora_scale`, reading `max_length` tokens: keyed by
+    what the graph and its reference outputs depend on, so that writing the model's other
+    settings (the judge's, the threshold) does not export it again."""
     base = Path(resolve_model_path(base_model))
     parts = (
         kind,
         base_model,
         model_fingerprint(base) if base.is_dir() else "hub",
         hashlib.sha256(weights.read_bytes()).hexdigest(),
-        hashlib.sha256((directory / "scorer.json").read_bytes()).hexdigest(),
+        json.dumps({"lora_scale": lora_scale, "max_length": max_length}, sort_keys=True),
     )
     return graph_path(*parts)
 
@@ -134,7 +143,9 @@ def export(directory: Path) -> bool:
 
     config = ScorerConfig.read(directory)
     model, tokenizer = load_classifier(config.base_model, directory / WEIGHTS, config.lora_scale)
-    graph = answer_graph(directory, config.base_model, directory / WEIGHTS)
+    graph = answer_graph(
+        config.base_model, directory / WEIGHTS, config.lora_scale, config.max_length
+    )
 
     def encode(pairs: Sequence[tuple[str, str]]) -> Any:
         return tokenizer(
@@ -206,7 +217,10 @@ def export_reader(directory: Path) -> bool:
         "probe_pairs": [list(pair) for pair in PROBE_PAIRS],
         "reference": reference.tolist(),
     }
-    graph = answer_graph(directory, config.base_model, weights, READER_KIND)
+    reader = config.reader
+    graph = answer_graph(
+        config.base_model, weights, reader.lora_scale, reader.max_length, READER_KIND
+    )
     return write_light_export(graph, graph_bytes, table, sidecar)
 
 

@@ -194,7 +194,13 @@ class Reader:
                 return
             base = Path(resolve_model_path(self.base_model))
             if current().backend == "onnx" and base.is_dir():
-                graph = answer_graph(self.directory, self.base_model, self.weights, READER_KIND)
+                graph = answer_graph(
+                    self.base_model,
+                    self.weights,
+                    self.config.lora_scale,
+                    self.config.max_length,
+                    READER_KIND,
+                )
                 self._light = LightReader.open(graph, base)
                 if self._light is None and export_in_child(
                     "lede.service.answer_onnx", str(self.directory), "reader"
