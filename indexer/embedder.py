@@ -161,7 +161,7 @@ class SentenceTransformerEmbedder:
             return None  # a hub name: its files are not at hand to read the tokenizer from
         light = LightEncoder.open(graph, folder, agreement=AGREEMENT)
         if light is None and export_in_child(
-            "lede.indexer.onnx_encoder", self._path, self._name, self.revision
+            "lede.indexer.onnx_encoder", self._path, self._name, self.revision, graph=graph
         ):
             light = LightEncoder.open(graph, folder, agreement=AGREEMENT)
         if light is not None:

@@ -9,6 +9,7 @@ PyTorch on probe inputs, which the runner checks before it serves anything.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.metadata
 import json
@@ -17,6 +18,8 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -93,9 +96,46 @@ def read_sidecar(graph: Path, kind: str) -> dict[str, Any] | None:
     return raw if isinstance(raw, dict) and raw.get("kind") == kind else None
 
 
-def export_in_child(module: str, *args: str) -> bool:
-    """Run `python -m MODULE ARGS...` (an exporter that writes a graph and its sidecar into the
-    cache); True when it succeeded. The child's PyTorch dies with it."""
+def _written(graph: Path) -> tuple[int, int] | None:
+    """When and how large `graph` was written, or None when it is not there."""
+    try:
+        found = graph.stat()
+    except OSError:
+        return None
+    return found.st_mtime_ns, found.st_size
+
+
+@contextmanager
+def _exporting(graph: Path) -> Iterator[None]:
+    """One export of `graph` at a time across processes (an exclusive `flock` beside it), so
+    replicas starting together on a fresh machine export it once; without a writable cache,
+    no lock (each process keeps its own export in memory anyway)."""
+    try:
+        graph.parent.mkdir(parents=True, exist_ok=True)
+        handle = os.open(graph.with_suffix(".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        yield
+        return
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)  # the holder's export ends within its timeout
+        yield
+    finally:
+        os.close(handle)
+
+
+def export_in_child(module: str, *args: str, graph: Path) -> bool:
+    """Run `python -m MODULE ARGS...` (an exporter that writes `graph` and its sidecar into
+    the cache); True when it succeeded. The child's PyTorch dies with it. When another process
+    wrote `graph` while this one waited for its turn, that export is used instead."""
+    before = _written(graph)
+    with _exporting(graph):
+        if _written(graph) != before and sidecar_path(graph).is_file():
+            logger.info("another process exported %s meanwhile", graph.name)
+            return True
+        return _run_export(module, *args)
+
+
+def _run_export(module: str, *args: str) -> bool:
     command = [sys.executable, "-m", module, *child_arguments(), *args]
     logger.info("exporting a model to ONNX in a child process: %s", " ".join(command[2:]))
     try:

@@ -196,7 +196,9 @@ class AnswerModel:
             config.base_model, self.directory / WEIGHTS, config.lora_scale, config.max_length
         )
         light = LightClassifier.open(graph, base)
-        if light is None and export_in_child("lede.service.answer_onnx", str(self.directory)):
+        if light is None and export_in_child(
+            "lede.service.answer_onnx", str(self.directory), graph=graph
+        ):
             light = LightClassifier.open(graph, base)
         if light is not None:
             logger.info("answer model runs in ONNX Runtime without PyTorch")

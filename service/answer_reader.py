@@ -203,7 +203,7 @@ class Reader:
                 )
                 self._light = LightReader.open(graph, base)
                 if self._light is None and export_in_child(
-                    "lede.service.answer_onnx", str(self.directory), "reader"
+                    "lede.service.answer_onnx", str(self.directory), "reader", graph=graph
                 ):
                     self._light = LightReader.open(graph, base)
                 if self._light is not None:

@@ -3,8 +3,11 @@ exports, and a server that never loads PyTorch."""
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
+import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,7 +24,7 @@ from lede.eval.local_server import lede_serve
 from lede.indexer.embedder import SentenceTransformerEmbedder
 from lede.indexer.light_encoder import TokenTable
 from lede.indexer.models import Article
-from lede.indexer.onnx_cache import OnnxUnavailable
+from lede.indexer.onnx_cache import OnnxUnavailable, export_in_child, sidecar_path
 from lede.indexer.runtime import ModelRuntime
 from lede.service import cli
 from lede.service.answer_model import AnswerModel
@@ -138,6 +141,28 @@ def test_light_models_serve_without_pytorch(sample_index_dir: Path) -> None:
     assert memory["rss_mb"] > 0
 
 
+def test_an_export_another_process_finished_while_this_one_waited_is_used(tmp_path: Path) -> None:
+    """Processes starting together on a fresh machine (replicas) export a graph once: the
+    others wait for the lock beside it and use what the first wrote."""
+    graph = tmp_path / "onnx" / "graph.onnx"
+    graph.parent.mkdir(parents=True)
+    holder = os.open(graph.with_suffix(".lock"), os.O_RDWR | os.O_CREAT)
+    fcntl.flock(holder, fcntl.LOCK_EX)  # another process is exporting
+    results: list[bool] = []
+    waiting = threading.Thread(
+        target=lambda: results.append(export_in_child("lede.no_such_exporter", graph=graph))
+    )
+    waiting.start()
+    waiting.join(0.5)
+    assert waiting.is_alive()  # its turn has not come
+    graph.write_bytes(b"a graph")
+    sidecar_path(graph).write_text("{}")
+    os.close(holder)  # the other export is done
+    waiting.join(30)
+    assert results == [True]  # used; its own exporter (which does not exist) never ran
+    assert export_in_child("lede.no_such_exporter", graph=graph) is False  # nobody else did
+
+
 def test_token_table_reads_the_rows_of_the_file(tmp_path: Path) -> None:
     table = np.random.default_rng(3).standard_normal((50, 8)).astype(np.float32)
     np.save(tmp_path / "table.npy", table)
@@ -192,7 +217,7 @@ def test_light_answer_model_checks_itself(
     raw = json.loads(sidecar.read_text())
     raw["reference"] = [value + 0.5 for value in raw["reference"]]
     sidecar.write_text(json.dumps(raw))
-    monkeypatch.setattr(lede.service.answer_model, "export_in_child", lambda *_: False)
+    monkeypatch.setattr(lede.service.answer_model, "export_in_child", lambda *_, **__: False)
     with caplog.at_level(logging.WARNING, logger="lede.service.answer_onnx"):
         model = AnswerModel()
         assert not model.light
@@ -242,7 +267,7 @@ def test_light_reader_checks_itself(
     raw = json.loads(sidecar.read_text())
     raw["reference"] = (np.asarray(raw["reference"]) + 0.5).tolist()
     sidecar.write_text(json.dumps(raw))
-    monkeypatch.setattr(lede.service.answer_reader, "export_in_child", lambda *_: False)
+    monkeypatch.setattr(lede.service.answer_reader, "export_in_child", lambda *_, **__: False)
     with caplog.at_level(logging.WARNING, logger="lede.service.answer_onnx"):
         again = AnswerModel().reader
         assert again is not None and not again.light
