@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import replace
@@ -19,17 +19,13 @@ from typing import Any, Self, TypeVar
 
 import numpy as np
 
-from lede.indexer.chunker import Chunker
 from lede.indexer.embedder import Embedder, embedder_for
 from lede.indexer.errors import IndexFormatError, StorageError
 from lede.indexer.files import WriteLock, atomic_write
 from lede.indexer.filters import Catalog
 from lede.indexer.ingest import (
     EmbeddedBatch,
-    Progress,
-    WriteReport,
-    embed_and_store,
-    write_articles,
+    EmbeddingWrites,
 )
 from lede.indexer.manifest import (
     IndexSettings,
@@ -48,12 +44,12 @@ from lede.indexer.tokenizer import TokenCounter
 from lede.indexer.views import (
     ChunkRows,
     CorpusStatistics,
-    Matching,
     Resizable,
     Trainable,
     View,
     ViewQuery,
     ViewSpec,
+    as_matching,
     ranks_all,
     view_types,
 )
@@ -89,7 +85,7 @@ def check_model(path: Path, manifest: Manifest, embedder: Embedder) -> None:
         )
 
 
-class LedeIndex:
+class LedeIndex(EmbeddingWrites):
     """An open index directory. Use `LedeIndex.open` or `LedeIndex.create`.
 
     The first implementation of `SearchableIndex` (searchable.py): its views are held by
@@ -442,45 +438,6 @@ class LedeIndex:
             self.refresh()
             yield
 
-    def add(
-        self,
-        articles: Iterable[Article],
-        *,
-        batch_size: int = 512,
-        progress: Progress | None = None,
-        on_batch: Callable[[WriteReport], None] | None = None,
-        checkpoint: bool = True,
-        lock_timeout: float = 60.0,
-    ) -> WriteReport:
-        """Add new articles, update changed ones, skip unchanged ones (by content hash).
-
-        Runs the ingest stages (ingest.py) batch by batch: chunk and embed without the write
-        lock, then write the batch under it, as one SQLite transaction (a batch is either
-        entirely stored or not at all). `progress` hears of every embedded slice and stored
-        batch (the caller owns it: the CLI's bar, say).
-        """
-        return write_articles(
-            self,
-            articles,
-            batch_size=batch_size,
-            progress=progress,
-            on_batch=on_batch,
-            checkpoint=checkpoint,
-            lock_timeout=lock_timeout,
-        )
-
-    def add_batch(
-        self,
-        articles: list[Article],
-        report: WriteReport,
-        progress: Progress | None,
-        lock_timeout: float,
-    ) -> None:
-        embed_and_store(self, articles, report, progress, lock_timeout)
-
-    def chunker(self) -> Chunker:
-        return Chunker(self.tokens, self.manifest.settings.chunker)
-
     def store_prepared(self, batch: EmbeddedBatch, lock_timeout: float) -> None:
         with self.writing(lock_timeout):
             self.write_prepared(batch)
@@ -554,8 +511,8 @@ class LedeIndex:
         query = ViewQuery(request.query, request.query_vector, request.ef_search, request.nprobe)
         encoding: Future[np.ndarray] | None = None
         if query.vector is None and any(v.query_input == "vector" for v in views):
-            lexical = [v for v in views if isinstance(v, Matching)]
-            if lexical and sum(v.cost(query) for v in lexical) >= OVERLAP_MIN_POSTINGS:
+            lexical = [m for m in map(as_matching, views) if m is not None]
+            if lexical and sum(m.cost(query) for m in lexical) >= OVERLAP_MIN_POSTINGS:
                 encoding = QUERY_ENCODING.submit(self.encode_query, request.query)
             else:
                 query = replace(query, vector=self.encode_query(request.query))
@@ -597,8 +554,9 @@ class LedeIndex:
         else:
             union = np.zeros(len(allowed), dtype=bool)
             for view in views:
-                assert isinstance(view, Matching)
-                found = view.matching(query)
+                lexical_view = as_matching(view)
+                assert lexical_view is not None
+                found = lexical_view.matching(query)
                 size = min(len(found), len(allowed))
                 union[:size] |= found[:size]
             matching = union & allowed
@@ -626,8 +584,8 @@ class LedeIndex:
         found: dict[str, CorpusStatistics] = {}
         with self._views_lock.reading():
             for name in views:
-                view = self.views[name]
-                if isinstance(view, Matching):
+                view = as_matching(self.views[name])
+                if view is not None:
                     found[name] = view.statistics(ViewQuery(query))
         return found
 

@@ -21,7 +21,7 @@ import hashlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -29,6 +29,10 @@ from lede.indexer.chunker import Chunker
 from lede.indexer.embedder import Embedder
 from lede.indexer.errors import InvalidArticleError, StorageError
 from lede.indexer.models import Article, Chunk
+from lede.indexer.tokenizer import TokenCounter
+
+if TYPE_CHECKING:
+    from lede.indexer.manifest import Manifest
 
 EMBED_SLICE = 256  # texts per embedder call: how often progress is reported
 
@@ -195,14 +199,18 @@ class WriteTarget(Protocol):
     def checkpoint_if_due(self, lock_timeout: float = 60.0) -> None: ...
 
 
-class EmbeddingTarget(Protocol):
+class EmbeddingTarget(WriteTarget, Protocol):
     """An index that chunks and embeds a batch in this process, then stores it: one index and
-    a sharded index (`embed_and_store` is their `add_batch`)."""
+    a sharded index (`EmbeddingWrites` gives them `add`)."""
+
+    manifest: Manifest
 
     @property
     def embedder(self) -> Embedder: ...
 
-    def chunker(self) -> Chunker: ...
+    @property
+    def tokens(self) -> TokenCounter:
+        """The model's tokenizer, for chunking."""
 
     def content_hashes(self, article_ids: Sequence[str]) -> dict[str, str]: ...
 
@@ -227,7 +235,7 @@ def embed_and_store(
         embedded = prepare_changed(
             changed,
             stored,
-            target.chunker(),
+            Chunker(target.tokens, target.manifest.settings.chunker),
             target.embedder,
             target.embeddings_by_input,
             report,
@@ -273,3 +281,43 @@ def write_articles(
             "articles are skipped)"
         ) from error
     return report
+
+
+class EmbeddingWrites:
+    """`add` for the indexes that chunk and embed in this process (`LedeIndex`,
+    `ShardedIndex`): the one batch loop, each batch through `embed_and_store`."""
+
+    def add(
+        self: EmbeddingTarget,
+        articles: Iterable[Article],
+        *,
+        batch_size: int = 512,
+        progress: Progress | None = None,
+        on_batch: Callable[[WriteReport], None] | None = None,
+        checkpoint: bool = True,
+        lock_timeout: float = 60.0,
+    ) -> WriteReport:
+        """Add new articles, update changed ones, skip unchanged ones (by content hash).
+
+        Batch by batch: chunk and embed without the write lock, then store the batch under it
+        in one transaction per store (an article is stored whole or not at all). `progress`
+        hears of every embedded slice and stored batch (the caller owns it: the CLI's bar).
+        """
+        return write_articles(
+            self,
+            articles,
+            batch_size=batch_size,
+            progress=progress,
+            on_batch=on_batch,
+            checkpoint=checkpoint,
+            lock_timeout=lock_timeout,
+        )
+
+    def add_batch(
+        self: EmbeddingTarget,
+        articles: list[Article],
+        report: WriteReport,
+        progress: Progress | None,
+        lock_timeout: float,
+    ) -> None:
+        embed_and_store(self, articles, report, progress, lock_timeout)

@@ -34,7 +34,6 @@ from typing import Any, Protocol, TypeVar
 
 import numpy as np
 
-from lede.indexer.chunker import Chunker
 from lede.indexer.dense_view import DenseView
 from lede.indexer.embedder import Embedder, embedder_for
 from lede.indexer.errors import IndexFormatError, ShardUnavailableError
@@ -42,10 +41,7 @@ from lede.indexer.files import WriteLock
 from lede.indexer.index import check_model
 from lede.indexer.ingest import (
     EmbeddedBatch,
-    Progress,
-    WriteReport,
-    embed_and_store,
-    write_articles,
+    EmbeddingWrites,
 )
 from lede.indexer.manifest import IndexSettings, Manifest, read_manifest
 from lede.indexer.models import Article, ChunkRecord
@@ -136,7 +132,7 @@ class Shard(Protocol):
     def close(self) -> None: ...
 
 
-class ShardedIndex:
+class ShardedIndex(EmbeddingWrites):
     """An open sharded index directory. Use `ShardedIndex.create` or `ShardedIndex.open`.
 
     Implements `WritableIndex` (searchable.py) over its shards.
@@ -442,41 +438,6 @@ class ShardedIndex:
         """One writer at a time across the shards (ids are numbered under it)."""
         with self._write_lock(timeout):
             yield
-
-    def add(
-        self,
-        articles: Iterable[Article],
-        *,
-        batch_size: int = 512,
-        progress: Progress | None = None,
-        on_batch: Callable[[WriteReport], None] | None = None,
-        checkpoint: bool = True,
-        lock_timeout: float = 60.0,
-    ) -> WriteReport:
-        """As `LedeIndex.add`: each batch is chunked and embedded once, then each shard
-        stores its articles in one transaction (an article is in one shard: it is stored
-        whole or not at all)."""
-        return write_articles(
-            self,
-            articles,
-            batch_size=batch_size,
-            progress=progress,
-            on_batch=on_batch,
-            checkpoint=checkpoint,
-            lock_timeout=lock_timeout,
-        )
-
-    def add_batch(
-        self,
-        articles: list[Article],
-        report: WriteReport,
-        progress: Progress | None,
-        lock_timeout: float,
-    ) -> None:
-        embed_and_store(self, articles, report, progress, lock_timeout)
-
-    def chunker(self) -> Chunker:
-        return Chunker(self.tokens, self.manifest.settings.chunker)
 
     def store_prepared(self, batch: EmbeddedBatch, lock_timeout: float) -> None:
         with self.writing(lock_timeout):
