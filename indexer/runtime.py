@@ -9,8 +9,6 @@ and the user's cache folder (`~/.cache/lede` on Linux).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -53,16 +51,6 @@ def configure(runtime: ModelRuntime) -> ModelRuntime:
     global _current
     previous, _current = _current, runtime
     return previous
-
-
-@contextmanager
-def using(runtime: ModelRuntime) -> Iterator[ModelRuntime]:
-    """`runtime` for the duration of a block (tests, a one-off export)."""
-    previous = configure(runtime)
-    try:
-        yield runtime
-    finally:
-        configure(previous)
 
 
 def child_arguments() -> list[str]:
