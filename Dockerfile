@@ -22,8 +22,8 @@ RUN useradd --create-home --uid 10001 lede && mkdir -p /data && chown lede /data
 USER 10001
 # Export the embedding model to ONNX now (into ~/.cache/lede) rather than at the first start.
 # Export both models to ONNX now, so the server never loads PyTorch (decision 44).
-RUN python -c "from lede.indexer.embedder import SentenceTransformerEmbedder as E; E().warm_up()" \
-    && python -c "from lede.service.answer_model import AnswerModel as A; A().warm_up()"
+RUN python -c "from lede.indexer.encoders.embedder import SentenceTransformerEmbedder as E; E().warm_up()" \
+    && python -c "from lede.service.answers.model import AnswerModel as A; A().warm_up()"
 VOLUME ["/data"]
 
 EXPOSE 8000

@@ -32,9 +32,6 @@ demo: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	mkdir -p .lede/typecheck/lede
-	for part in indexer service eval; do ln -sfn ../../../$$part .lede/typecheck/lede/$$part; done
-	ln -sfn ../../tests .lede/typecheck/tests
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
 
@@ -63,8 +60,8 @@ format: install
 	$(BIN)/ruff check --fix .
 
 bench: install
-	$(PY) -m lede.eval.bench_indexer --json eval/results/bench_indexer.json
-	$(PY) -m lede.eval.bench_service --json eval/results/bench_service.json
+	$(PY) -m lede.eval.bench.indexer --json eval/results/bench_indexer.json
+	$(PY) -m lede.eval.bench.service --json eval/results/bench_service.json
 
 clean:
 	rm -rf $(VENV) .lede .mypy_cache .ruff_cache .pytest_cache

@@ -59,7 +59,13 @@ def prepare(revision: str, folder: Path) -> Path:
 
 
 def module_name(repo: Path, bench: str) -> str:
-    """`lede.eval.NAME` for the one-package layout (decision 37), `eval.NAME` before it."""
+    """The module of benchmark `bench_NAME` in that revision's layout.
+
+    `lede.eval.bench.NAME` in family subpackages (decision 54), `lede.eval.bench_NAME` in the
+    one-package layout (decision 37), `eval.bench_NAME` before it.
+    """
+    if (repo / "eval" / "bench").is_dir():
+        return f"lede.eval.bench.{bench.removeprefix('bench_')}"
     one_package = '"lede.eval"' in (repo / "pyproject.toml").read_text()
     return f"lede.eval.{bench}" if one_package else f"eval.{bench}"
 

@@ -28,8 +28,8 @@ from lede.eval.answer_selection import SelectionQuestion, load_selection, rankin
 from lede.eval.datasets import SHARED_DATASETS
 from lede.eval.report import write_result
 from lede.indexer.text_analysis import Analyzer
-from lede.service.answer_model import SIMILARITY_TOP, AnswerModel, add_similarity, top_rows
-from lede.service.answer_scoring import term_coverage
+from lede.service.answers.model import SIMILARITY_TOP, AnswerModel, add_similarity, top_rows
+from lede.service.answers.scoring import term_coverage
 
 ANALYZE = Analyzer()  # the service's shortlist analyzes with the same defaults
 FEATURES = ("idf", "plain", "similarity")

@@ -22,11 +22,11 @@ import numpy as np
 from lede.eval.datasets import SHARED_DATASETS
 from lede.eval.relevance import DEFAULT_CACHE
 from lede.eval.report import write_result
-from lede.indexer.embedder import SentenceTransformerEmbedder
+from lede.indexer.encoders.embedder import SentenceTransformerEmbedder
 from lede.indexer.index import LedeIndex
 from lede.indexer.models import parse_article
-from lede.service.answer_model import add_similarity, top_rows
-from lede.service.answers import Answerer, retrieval_priors
+from lede.service.answers.answerer import Answerer, retrieval_priors
+from lede.service.answers.model import add_similarity, top_rows
 from lede.service.engine import SearchEngine
 
 Pages = dict[str, tuple[str, list[str]]]

@@ -13,9 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from lede.service.answer_model import AnswerModel
-from lede.service.answer_scoring import PassageText, score_candidates
-from lede.service.answers import judge_picks, quotes_overlap
+from lede.service.answers.answerer import judge_picks, quotes_overlap
+from lede.service.answers.model import AnswerModel
+from lede.service.answers.scoring import PassageText, score_candidates
 
 _NUM = re.compile(r"<num>")
 

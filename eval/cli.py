@@ -7,7 +7,6 @@ point in pyproject.toml, which `service.cli.main` loads. Nothing in the service 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import json
 from pathlib import Path
 from typing import Annotated
@@ -16,8 +15,8 @@ import typer
 
 from lede.eval.datasets import SHARED_DATASETS, datasets_with_qrels, load_beir
 from lede.indexer.chunker import ChunkerSettings
-from lede.indexer.lexical import BM25Settings
 from lede.indexer.manifest import IndexSettings
+from lede.indexer.views.lexical import BM25Settings
 from lede.service.cli_help import PlainHelpCommand
 from lede.service.engine import MODES, EngineSettings, Mode
 
@@ -225,7 +224,7 @@ train_app = typer.Typer(help="Build Lede's learned models from public data.", no
 @train_app.command("answers", context_settings=_PASS_THROUGH)
 def train_answers_command(ctx: typer.Context) -> None:
     """Rebuild the answer model (scorer, reader, judge) from train and dev data (--help)."""
-    from lede.eval.train_answers import main as train_main
+    from lede.eval.train.answers import main as train_main
 
     train_main(list(ctx.args))
 
@@ -235,7 +234,7 @@ bench_app = typer.Typer(
 )
 
 
-BENCHMARKS = {  # name: summary; `lede bench NAME` runs eval/bench_NAME.py (or eval/NAME.py)
+BENCHMARKS = {  # name: summary; `lede bench NAME` runs eval/bench/NAME.py
     "ann": "FAISS Flat / HNSW / IVF / PQ / SQ: recall@10 vs QPS, build time, memory (--help).",
     "bm25": "Lede's BM25 against rank-bm25 and bm25s: QPS and top-10 agreement (--help).",
     "indexer": "BM25 vs rank-bm25 at 100k chunks, one-article add, indexing throughput (--help).",
@@ -250,14 +249,10 @@ BENCHMARKS = {  # name: summary; `lede bench NAME` runs eval/bench_NAME.py (or e
 
 
 def _register_benchmark(name: str, summary: str) -> None:
-    """`lede bench NAME ARGS...` runs `python -m lede.eval.bench_NAME ARGS...`."""
+    """`lede bench NAME ARGS...` runs `python -m lede.eval.bench.NAME ARGS...`."""
 
     def command(ctx: typer.Context) -> None:
-        found = importlib.util.find_spec(f"lede.eval.bench_{name}")
-        module = importlib.import_module(
-            f"lede.eval.bench_{name}" if found else f"lede.eval.{name}"
-        )
-        module.main(list(ctx.args))
+        importlib.import_module(f"lede.eval.bench.{name}").main(list(ctx.args))
 
     command.__doc__ = summary
     bench_app.command(name, context_settings=_PASS_THROUGH)(command)

@@ -24,7 +24,7 @@ from lede.eval.calibration import calibration
 from lede.eval.datasets import SHARED_DATASETS, BeirDataset
 from lede.eval.relevance import DEFAULT_CACHE, RelevanceConfig, open_dataset_index
 from lede.indexer.directory import Index
-from lede.service.answers import Answer, Answerer
+from lede.service.answers.answerer import Answer, Answerer
 
 REUTERS = SHARED_DATASETS / "reuters21578"
 REUTERS_QA = SHARED_DATASETS / "reuters-qa"

@@ -29,11 +29,11 @@ from lede.eval.relevance import DEFAULT_CACHE, RelevanceConfig, open_dataset_ind
 from lede.eval.spans import compare_news, compare_squad
 from lede.eval.squad_metrics import exact_match, f1_score, normalize
 from lede.indexer.filters import Filters
-from lede.service.answer_candidates import answer_sentences
-from lede.service.answer_model import AnswerModel
-from lede.service.answer_scoring import SHORTLIST, PassageText, score_candidates
-from lede.service.answer_types import question_type
-from lede.service.answers import Answerer, judge_picks, quotes_overlap
+from lede.service.answers.answerer import Answerer, judge_picks, quotes_overlap
+from lede.service.answers.candidates import answer_sentences
+from lede.service.answers.model import AnswerModel
+from lede.service.answers.question_types import question_type
+from lede.service.answers.scoring import SHORTLIST, PassageText, score_candidates
 from lede.service.engine import SearchEngine
 
 CONFIDENT = 0.8

@@ -17,9 +17,9 @@ from ranx import Qrels, Run, compare, evaluate
 from lede.eval.datasets import BeirDataset
 from lede.eval.report import git_sha, machine, percentiles
 from lede.indexer.directory import Index, create_index, open_index
-from lede.indexer.embedder import Embedder, SentenceTransformerEmbedder
+from lede.indexer.encoders.embedder import Embedder, SentenceTransformerEmbedder
 from lede.indexer.manifest import IndexSettings
-from lede.indexer.shard_layout import is_sharded
+from lede.indexer.shards.layout import is_sharded
 from lede.indexer.sources import Skipped, read_source
 from lede.service.engine import EngineSettings, Mode, SearchEngine
 

@@ -16,9 +16,9 @@ import numpy as np
 
 from lede.eval.news_qa import NewsQuestion
 from lede.eval.squad_metrics import exact_match, f1_score
-from lede.service.answer_candidates import answer_sentences
-from lede.service.answer_reader import Reader, window
-from lede.service.short_answers import short_answer
+from lede.service.answers.candidates import answer_sentences
+from lede.service.answers.reader import Reader, window
+from lede.service.answers.short_answers import short_answer
 
 
 def _scores(predicted: list[str | None], answers: list[list[str]]) -> dict[str, float]:

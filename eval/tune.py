@@ -31,14 +31,14 @@ from ranx import Qrels, Run, evaluate
 from lede.eval.datasets import load_beir
 from lede.eval.relevance import DEFAULT_CACHE, RelevanceConfig, open_dataset_index
 from lede.eval.report import write_result
-from lede.indexer.bm25_view import BM25View
 from lede.indexer.chunker import ChunkerSettings
 from lede.indexer.index import LedeIndex
-from lede.indexer.lexical import BM25Settings
 from lede.indexer.manifest import IndexSettings
 from lede.indexer.ranked import RankedList
 from lede.indexer.searchable import RetrievalRequest
-from lede.indexer.views import ViewQuery
+from lede.indexer.views.bm25 import BM25View
+from lede.indexer.views.contract import ViewQuery
+from lede.indexer.views.lexical import BM25Settings
 from lede.service.fusion import (
     Normalization,
     convex_combination,

@@ -1,7 +1,7 @@
 """Lede's write path: articles in, a crash-safe hybrid (BM25 + FAISS) index out."""
 
 from lede.indexer.chunker import Chunker, ChunkerSettings
-from lede.indexer.embedder import DEFAULT_MODEL, Embedder, SentenceTransformerEmbedder
+from lede.indexer.encoders.embedder import DEFAULT_MODEL, Embedder, SentenceTransformerEmbedder
 from lede.indexer.errors import (
     ArticleNotFoundError,
     IndexFormatError,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
+from lede.indexer.encoders.tokenizer import TokenCounter
 from lede.indexer.models import Article, Chunk
 from lede.indexer.sentences import Span, sentence_spans, strip_span
-from lede.indexer.tokenizer import TokenCounter
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,8 @@ from typing import Any
 
 from lede.indexer.index import LedeIndex
 from lede.indexer.manifest import IndexSettings, Manifest, read_manifest
-from lede.indexer.shard_layout import is_sharded, read_layout
-from lede.indexer.sharded import ShardedIndex
+from lede.indexer.shards.layout import is_sharded, read_layout
+from lede.indexer.shards.sharded import ShardedIndex
 
 Index = LedeIndex | ShardedIndex
 

@@ -19,7 +19,8 @@ from typing import Any, Self, TypeVar
 
 import numpy as np
 
-from lede.indexer.embedder import Embedder, embedder_for
+from lede.indexer.encoders.embedder import Embedder, embedder_for
+from lede.indexer.encoders.tokenizer import TokenCounter
 from lede.indexer.errors import IndexFormatError, StorageError
 from lede.indexer.files import WriteLock, atomic_write
 from lede.indexer.filters import Catalog
@@ -40,8 +41,7 @@ from lede.indexer.rwlock import ReadWriteLock
 from lede.indexer.searchable import ChunkKey, Retrieval, RetrievalRequest
 from lede.indexer.store import ArticleWrite, Store, is_storage_failure
 from lede.indexer.text_analysis import Analyzer
-from lede.indexer.tokenizer import TokenCounter
-from lede.indexer.views import (
+from lede.indexer.views.contract import (
     ChunkRows,
     CorpusStatistics,
     Resizable,
@@ -476,7 +476,8 @@ class LedeIndex(EmbeddingWrites):
 
     def view_templates(self) -> dict[str, bytes]:
         """The trained, empty states its views start from instead of training their own, by
-        view name: none for an index of its own (a shard has its sharded index's: `shard.py`)."""
+        view name: none for an index of its own (a shard has its sharded index's:
+        `shards/shard.py`)."""
         return {}
 
     def content_hashes(self, article_ids: Sequence[str]) -> dict[str, str]:

@@ -26,10 +26,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from lede.indexer.chunker import Chunker
-from lede.indexer.embedder import Embedder
+from lede.indexer.encoders.embedder import Embedder
+from lede.indexer.encoders.tokenizer import TokenCounter
 from lede.indexer.errors import InvalidArticleError, StorageError
 from lede.indexer.models import Article, Chunk
-from lede.indexer.tokenizer import TokenCounter
 
 if TYPE_CHECKING:
     from lede.indexer.manifest import Manifest

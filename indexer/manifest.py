@@ -11,8 +11,8 @@ from typing import Any
 from lede.indexer.chunker import ChunkerSettings
 from lede.indexer.errors import IndexFormatError
 from lede.indexer.files import atomic_write
-from lede.indexer.lexical import BM25Settings
 from lede.indexer.text_analysis import AnalyzerSettings
+from lede.indexer.views.lexical import BM25Settings
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"

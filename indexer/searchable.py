@@ -18,10 +18,10 @@ import numpy as np
 from lede.indexer.filters import Filters
 from lede.indexer.models import Article, ChunkRecord
 from lede.indexer.ranked import RankedList
-from lede.indexer.views import CorpusStatistics
+from lede.indexer.views.contract import CorpusStatistics
 
 if TYPE_CHECKING:
-    from lede.indexer.embedder import Embedder
+    from lede.indexer.encoders.embedder import Embedder
     from lede.indexer.ingest import WriteReport
 
 Count = Literal["none", "chunks", "articles"]

@@ -224,14 +224,14 @@ def _index_on_ray(
     device: str,
     batch_size: int,
 ) -> WriteReport:
-    """`lede index --ray`: the chunk and embed stages on the cluster (indexer/ray_ingest.py)."""
-    from lede.indexer.sharded import ShardedIndex
+    """`lede index --ray`: the chunk and embed stages on the cluster (indexer/cluster/ingest.py)."""
+    from lede.indexer.shards.sharded import ShardedIndex
 
     with lede:
         if not isinstance(lede, ShardedIndex):
             raise _fail("--ray indexes into a sharded index: give --shards N for a new one")
         try:
-            from lede.indexer.ray_ingest import index_on_ray
+            from lede.indexer.cluster.ingest import index_on_ray
             from lede.service.ray_serve import connect
         except ImportError:
             raise _fail("--ray needs Ray: pip install 'lede[ray]'") from None
@@ -378,7 +378,7 @@ def ask_command(
     as_json: JsonOption = False,
 ) -> None:
     """Answer a question with citations, or say that no confident answer was found."""
-    from lede.service.answers import Answerer
+    from lede.service.answers.answerer import Answerer
     from lede.service.models_optional import SpanReader
 
     filters = _filters(source, author, tag, article, since, until)
@@ -408,8 +408,8 @@ def ask_command(
 @app.command("mcp", cls=PlainHelpCommand)
 def mcp_command(index: IndexOption) -> None:
     """Serve the MCP tools (search, answer, get_article) over stdio for an LLM agent."""
-    from lede.service.answers import Answerer
-    from lede.service.mcp_tools import build_mcp_server
+    from lede.service.answers.answerer import Answerer
+    from lede.service.http.mcp_tools import build_mcp_server
 
     try:
         lede = open_index(index)
@@ -465,7 +465,7 @@ def serve_command(
         err=True,
     )
     uvicorn.run(
-        "lede.service.app:app_from_env",
+        "lede.service.http.app:app_from_env",
         factory=True,
         host=host,
         port=port,
@@ -478,7 +478,7 @@ def _serve_on_ray(index: Path, address: str, replicas: int, host: str, port: int
     """`lede serve --ray`: place the shard actors, serve the replicas, wait for Ctrl-C."""
     import time
 
-    from lede.indexer.shard_layout import is_sharded
+    from lede.indexer.shards.layout import is_sharded
 
     if not is_sharded(index):
         raise _fail(

@@ -15,7 +15,7 @@ from lede.indexer.filters import Filters
 from lede.indexer.models import ChunkRecord
 from lede.indexer.ranked import RankedList
 from lede.indexer.searchable import ChunkKey, RetrievalRequest, SearchableIndex
-from lede.indexer.views import vector_views, view_types
+from lede.indexer.views.contract import vector_views, view_types
 from lede.service.fusion import (
     NORMALIZATIONS,
     FusionMethod,

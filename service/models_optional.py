@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from lede.indexer.embedder import resolve_model_path
+from lede.indexer.encoders.embedder import resolve_model_path
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """`lede serve --ray`: the HTTP app as Ray Serve replicas over a sharded index's actors.
 
-The shard actors and the writer (`indexer/ray_shards.py`) are placed first; then Serve runs
+The shard actors and the writer (`indexer/cluster/shards.py`) are placed first; then Serve runs
 `create_app` unchanged in each of R replicas, whose index is a `ClusterIndex`: a replica
 encodes the query, gathers the corpus statistics, scatters the search to every shard actor,
 merges and fuses, and reads only the final records. Replicas keep no state of their own.
@@ -16,7 +16,7 @@ from typing import Any
 import ray
 from fastapi import FastAPI
 
-from lede.indexer import ray_shards
+from lede.indexer.cluster import shards as ray_shards
 from lede.indexer.searchable import WritableIndex
 from lede.service.settings import Settings
 
@@ -82,7 +82,7 @@ def serve_on_ray(
     spec = cluster.spec
 
     def build() -> FastAPI:  # runs in each replica
-        from lede.service.app import create_app
+        from lede.service.http.app import create_app
 
         def opener(_: Settings) -> WritableIndex:
             return ray_shards.ClusterIndex(spec)

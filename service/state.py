@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from lede.indexer.directory import open_index
 from lede.indexer.searchable import WritableIndex
-from lede.service.answers import Answerer, AnswerSettings
+from lede.service.answers.answerer import Answerer, AnswerSettings
 from lede.service.engine import EngineSettings, SearchEngine
 from lede.service.models_optional import CrossEncoderReranker, SpanReader
 from lede.service.settings import Settings

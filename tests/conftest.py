@@ -24,8 +24,8 @@ if "LEDE_CACHE_DIR" not in os.environ:
     os.environ["LEDE_CACHE_DIR"] = str(Path(_session_cache.name) / "lede")
 
 from lede.indexer import runtime
-from lede.indexer.embedder import SentenceTransformerEmbedder
-from lede.indexer.hashing_embedder import HashingEmbedder
+from lede.indexer.encoders.embedder import SentenceTransformerEmbedder
+from lede.indexer.encoders.hashing_embedder import HashingEmbedder
 from lede.indexer.index import LedeIndex
 from lede.indexer.models import Article, parse_article
 

@@ -10,7 +10,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from lede.eval.local_server import free_port, wait_ready
-from lede.service.app import create_app
+from lede.service.http.app import create_app
 from lede.service.settings import Settings
 
 __all__ = ["free_port", "running_server", "wait_ready"]

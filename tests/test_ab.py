@@ -14,6 +14,9 @@ def test_the_layout_decides_the_module(tmp_path: Path) -> None:
     assert module_name(tmp_path, "bench_service") == "lede.eval.bench_service"
     (tmp_path / "pyproject.toml").write_text('packages = ["indexer", "service", "eval"]\n')
     assert module_name(tmp_path, "bench_service") == "eval.bench_service"
+    (tmp_path / "eval" / "bench").mkdir(parents=True)  # family subpackages (decision 54)
+    assert module_name(tmp_path, "bench_service") == "lede.eval.bench.service"
+    assert module_name(tmp_path, "load") == "lede.eval.bench.load"
 
 
 def test_timings_are_medians_per_version_with_their_ratio() -> None:

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from lede.indexer.embedder import SentenceTransformerEmbedder
+from lede.indexer.encoders.embedder import SentenceTransformerEmbedder
 from lede.indexer.index import LedeIndex
 from lede.indexer.models import parse_article
-from lede.service.answers import Answerer
+from lede.service.answers.answerer import Answerer
 from lede.service.engine import SearchEngine
 
 pytestmark = pytest.mark.model

@@ -11,16 +11,16 @@ import pytest
 
 from lede.eval.answer_selection import SelectionQuestion, ranking_metrics
 from lede.eval.calibration import calibration
-from lede.service.answer_candidates import (
+from lede.service.answers.candidates import (
     answer_sentences,
     candidates,
     is_answer_sentence,
     refers_back,
 )
-from lede.service.answer_model import Calibration
-from lede.service.answer_scoring import PassageText, score_candidates
-from lede.service.answer_types import question_type
-from lede.service.short_answers import short_answer
+from lede.service.answers.model import Calibration
+from lede.service.answers.question_types import question_type
+from lede.service.answers.scoring import PassageText, score_candidates
+from lede.service.answers.short_answers import short_answer
 
 HEADER = (
     "date 2021-03-02 Harbor City\n"

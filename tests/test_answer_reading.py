@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from lede.eval.news_qa import NewsQuestion
-from lede.eval.reader_data import windows
-from lede.eval.train_judge import (
+from lede.eval.train.judge import (
     PRECISION,
     UNANSWERED,
     AskedQuestion,
@@ -18,11 +17,19 @@ from lede.eval.train_judge import (
     pick,
     trade_off,
 )
-from lede.service.answer_candidates import answer_sentences
-from lede.service.answer_judge import FEATURES, Combiner, coverage, kind_match, quote_for, span_kind
-from lede.service.answer_model import Calibration
-from lede.service.answer_reader import best_span, reader_input, token_labels, window
-from lede.service.answer_scoring import MARGIN_CAP, PassageText, Scored
+from lede.eval.train.reader_data import windows
+from lede.service.answers.candidates import answer_sentences
+from lede.service.answers.judge import (
+    FEATURES,
+    Combiner,
+    coverage,
+    kind_match,
+    quote_for,
+    span_kind,
+)
+from lede.service.answers.model import Calibration
+from lede.service.answers.reader import best_span, reader_input, token_labels, window
+from lede.service.answers.scoring import MARGIN_CAP, PassageText, Scored
 
 STORY = (
     "Volkswagen AG reported results for 1986 on Monday.\n"

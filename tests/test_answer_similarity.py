@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lede.indexer.embedder import DEFAULT_MODEL, SentenceTransformerEmbedder
-from lede.indexer.hashing_embedder import HashingEmbedder
+from lede.indexer.encoders.embedder import DEFAULT_MODEL, SentenceTransformerEmbedder
+from lede.indexer.encoders.hashing_embedder import HashingEmbedder
 from lede.indexer.index import LedeIndex
-from lede.service.answer_model import (
+from lede.service.answers.answerer import Answerer
+from lede.service.answers.model import (
     BUNDLED,
     CONFIG,
     SIMILARITY_TOP,
@@ -23,8 +24,7 @@ from lede.service.answer_model import (
     add_similarity,
     top_rows,
 )
-from lede.service.answer_reader import READER_WEIGHTS
-from lede.service.answers import Answerer
+from lede.service.answers.reader import READER_WEIGHTS
 from lede.service.engine import SearchEngine
 
 

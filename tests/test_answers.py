@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from lede.eval.local_server import LEDE
-from lede.indexer.embedder import SentenceTransformerEmbedder, resolve_model_path
+from lede.indexer.encoders.embedder import SentenceTransformerEmbedder, resolve_model_path
 from lede.indexer.index import LedeIndex
-from lede.service.answers import Answerer, AnswerSettings
+from lede.service.answers.answerer import Answerer, AnswerSettings
 from lede.service.engine import SearchEngine
 from lede.service.models_optional import CrossEncoderReranker, SpanReader
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from lede.eval import bench_ann
-from lede.indexer.dense import pq_subvectors
+from lede.eval.bench import ann as bench_ann
+from lede.indexer.views.dense_search import pq_subvectors
 
 
 def test_a_small_run_writes_rows_plot_and_honours_skip_prefixes_with_commas(

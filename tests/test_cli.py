@@ -291,7 +291,7 @@ def test_the_product_cli_does_not_import_the_evaluation() -> None:
     from tests.conftest import ROOT
 
     probe = (
-        "import sys, lede.service.cli, lede.service.app; "
+        "import sys, lede.service.cli, lede.service.http.app; "
         "print(sorted(m for m in sys.modules if m == 'lede.eval' or m.startswith('lede.eval.')))"
     )
     completed = subprocess.run(

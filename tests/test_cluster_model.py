@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lede.eval.cluster_model import CostModel, Measured, check, projections
+from lede.eval.bench.cluster_model import CostModel, Measured, check, projections
 
 IN_PROCESS = Measured(3, 90_000, 1, 2, 0.3, 6.0, 0.3, 0.6, 7.5)
 ONE_NODE = Measured(3, 90_000, 1, 2, 2.2, 8.0, 0.2, 3.4, 14.0, qps=60.0)

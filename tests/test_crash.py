@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from lede.eval.local_server import LEDE, lede_serve
-from lede.indexer.embedder import SentenceTransformerEmbedder
+from lede.indexer.encoders.embedder import SentenceTransformerEmbedder
 from lede.indexer.index import LedeIndex
 from lede.indexer.models import Article
 from tests.views import dense_of, lexical_of

@@ -7,12 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lede.indexer.dense import DenseIndex, Tier, refine_k_factor, tier_for_size
-from lede.indexer.embedder import SentenceTransformerEmbedder
+from lede.indexer.encoders.embedder import SentenceTransformerEmbedder
 from lede.indexer.filters import Filters
 from lede.indexer.index import LedeIndex
 from lede.indexer.manifest import IndexSettings
 from lede.indexer.models import Article
+from lede.indexer.views.dense_search import DenseIndex, Tier, refine_k_factor, tier_for_size
 from lede.service.engine import SearchEngine
 from tests.views import dense_of
 

@@ -14,7 +14,7 @@ import pytest
 
 from lede.eval.datasets import SHARED_DATASETS, load_beir
 from lede.eval.relevance import RelevanceConfig, evaluate_dataset
-from lede.indexer.embedder import SentenceTransformerEmbedder
+from lede.indexer.encoders.embedder import SentenceTransformerEmbedder
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 BASELINES = json.loads(

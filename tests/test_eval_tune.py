@@ -10,8 +10,8 @@ import pytest
 from lede.eval.datasets import SHARED_DATASETS, load_beir
 from lede.eval.relevance import RelevanceConfig, evaluate_dataset
 from lede.eval.tune import ALPHAS, BS, K1S, TrainSplit, tune
-from lede.indexer.embedder import SentenceTransformerEmbedder
-from lede.indexer.lexical import BM25Settings
+from lede.indexer.encoders.embedder import SentenceTransformerEmbedder
+from lede.indexer.views.lexical import BM25Settings
 from lede.service.engine import EngineSettings
 
 

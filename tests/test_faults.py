@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from lede.eval.local_server import LEDE, lede_serve
-from lede.indexer.embedder import SentenceTransformerEmbedder
+from lede.indexer.encoders.embedder import SentenceTransformerEmbedder
 from lede.indexer.index import LedeIndex
 from lede.service.engine import SearchEngine
 from tests.views import dense_of, lexical_of

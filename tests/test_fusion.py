@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 from lede.indexer import index as index_module
-from lede.indexer.hashing_embedder import HashingEmbedder
+from lede.indexer.encoders.hashing_embedder import HashingEmbedder
 from lede.indexer.index import LedeIndex
 from lede.indexer.models import Article
 from lede.indexer.ranked import RankedList
-from lede.indexer.views import vector_views, view_types
+from lede.indexer.views.contract import vector_views, view_types
 from lede.service.engine import MODES, EngineSettings, ModeName, SearchEngine
 from lede.service.fusion import convex_combination, convex_weights, reciprocal_rank_fusion
 from lede.service.schemas import AnswerRequest, SearchRequest

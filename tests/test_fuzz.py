@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lede.eval.fuzz import run
+from lede.eval.bench.fuzz import run
 
 pytestmark = [pytest.mark.model, pytest.mark.server]
 

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from lede.eval.local_server import LEDE
-from lede.indexer.embedder import SentenceTransformerEmbedder
+from lede.indexer.encoders.embedder import SentenceTransformerEmbedder
 from lede.indexer.files import WriteLock
 from lede.indexer.index import LedeIndex
 from lede.service.settings import Settings
@@ -333,7 +333,7 @@ def test_errors_name_the_field_and_what_to_do(base_url: str) -> None:
 def test_a_bug_is_a_500_in_the_one_shape_never_a_400(
     index_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from lede.service.app import create_app
+    from lede.service.http.app import create_app
 
     settings = Settings(index=index_dir)
     app = create_app(settings)

@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lede.indexer.dense import Tier
+from lede.indexer.encoders.hashing_embedder import HashingEmbedder
 from lede.indexer.errors import IndexFormatError, InvalidArticleError
 from lede.indexer.filters import Filters
-from lede.indexer.hashing_embedder import HashingEmbedder
 from lede.indexer.index import LedeIndex
-from lede.indexer.lexical import BM25Settings
 from lede.indexer.manifest import IndexSettings
 from lede.indexer.models import Article
+from lede.indexer.views.dense_search import Tier
+from lede.indexer.views.lexical import BM25Settings
 from lede.service.engine import SearchEngine
 from tests.views import dense_of, lexical_of
 
@@ -189,7 +189,8 @@ def test_auto_factory_moves_to_ivf_when_the_index_grows(
 ) -> None:
     """Crossing a size tier at a checkpoint rebuilds the dense view from SQLite (real FAISS)."""
     monkeypatch.setattr(
-        "lede.indexer.dense.AUTO_TIERS", (Tier(700, "IVF16,SQ8", nprobe=16), Tier(0, "Flat"))
+        "lede.indexer.views.dense_search.AUTO_TIERS",
+        (Tier(700, "IVF16,SQ8", nprobe=16), Tier(0, "Flat")),
     )
     words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu".split()
     articles = [
@@ -219,7 +220,8 @@ def test_an_index_stored_in_an_older_tier_format_moves_to_the_current_one(
     """Indexes saved with an earlier version's "auto" tier (plain IVF-SQ8) switch to the
     current tier's format (here refined fast-scan PQ) at their next write, from SQLite."""
     monkeypatch.setattr(
-        "lede.indexer.dense.AUTO_TIERS", (Tier(700, "IVF16,SQ8", nprobe=16), Tier(0, "Flat"))
+        "lede.indexer.views.dense_search.AUTO_TIERS",
+        (Tier(700, "IVF16,SQ8", nprobe=16), Tier(0, "Flat")),
     )
     articles = [
         Article(id=f"a{i}", title=f"title {i}", text=f"word{i % 13} story {i}.") for i in range(801)
@@ -230,7 +232,8 @@ def test_an_index_stored_in_an_older_tier_format_moves_to_the_current_one(
     index.close()
     refined = "IVF16,PQ16x4fs,Refine(SQ8)"
     monkeypatch.setattr(
-        "lede.indexer.dense.AUTO_TIERS", (Tier(700, refined, nprobe=16), Tier(0, "Flat"))
+        "lede.indexer.views.dense_search.AUTO_TIERS",
+        (Tier(700, refined, nprobe=16), Tier(0, "Flat")),
     )
     reopened = LedeIndex.open(tmp_path / "index", embedder=fake_embedder)
     assert (

@@ -10,13 +10,13 @@ import numpy as np
 import pytest
 
 from lede.indexer.chunker import Chunker
-from lede.indexer.embedder import SentenceTransformerEmbedder, resolve_model_path
+from lede.indexer.encoders.embedder import SentenceTransformerEmbedder, resolve_model_path
+from lede.indexer.encoders.hashing_embedder import HashingEmbedder
+from lede.indexer.encoders.tokenizer import ModelTokenizer
 from lede.indexer.filters import Filters
-from lede.indexer.hashing_embedder import HashingEmbedder
 from lede.indexer.index import LedeIndex
 from lede.indexer.ingest import chunk_articles, duplicate_ids, embed_articles
 from lede.indexer.models import Article
-from lede.indexer.tokenizer import ModelTokenizer
 from lede.service.engine import SearchEngine
 
 
@@ -40,7 +40,7 @@ def test_chunking_loads_neither_the_model_nor_pytorch(tmp_path: Path) -> None:
     probe = (
         "import sys\n"
         "from lede.indexer.chunker import Chunker\n"
-        "from lede.indexer.embedder import SentenceTransformerEmbedder\n"
+        "from lede.indexer.encoders.embedder import SentenceTransformerEmbedder\n"
         "from lede.indexer.ingest import chunk_articles\n"
         "from lede.indexer.models import Article\n"
         "embedder = SentenceTransformerEmbedder()\n"

@@ -13,8 +13,8 @@ import pytest
 
 from lede.eval.lucene_bm25 import LuceneBM25
 from lede.indexer.filters import fit_mask
-from lede.indexer.lexical import MAX_DOC_ID, MAX_TF, BM25Settings, LexicalIndex
 from lede.indexer.text_analysis import Analyzer, AnalyzerSettings
+from lede.indexer.views.lexical import MAX_DOC_ID, MAX_TF, BM25Settings, LexicalIndex
 
 WORDS = "apple banana cherry date elder fig grape honeydew kiwi lemon mango nectarine".split()
 
@@ -204,7 +204,7 @@ def test_both_scoring_paths_equal_numpy_reference_exactly(
     """Bit-identical scores and tie order (lowest id first), with deletes and filters: the
     compiled loop with the corpus in one window of ids or spread over 22, and the numpy path
     of small indexes."""
-    from lede.indexer import bm25_topk
+    from lede.indexer.views import bm25_topk
 
     if path == "numpy":
         monkeypatch.setattr(bm25_topk, "SMALL_ID_SPACE", 10**9)
@@ -250,7 +250,7 @@ def test_concurrent_queries_give_the_results_of_serial_ones() -> None:
 
 
 def test_warm_up_leaves_the_loops_usable(monkeypatch: pytest.MonkeyPatch) -> None:
-    from lede.indexer import bm25_kernels, bm25_topk
+    from lede.indexer.views import bm25_kernels, bm25_topk
 
     bm25_kernels.warm_up()
     monkeypatch.setattr(bm25_topk, "SMALL_ID_SPACE", 0)
@@ -266,8 +266,8 @@ def test_a_small_index_never_loads_numba() -> None:
     one may hold numba already."""
     script = """
 import sys
-from lede.indexer import bm25_topk
-from lede.indexer.lexical import LexicalIndex
+from lede.indexer.views import bm25_topk
+from lede.indexer.views.lexical import LexicalIndex
 from lede.indexer.text_analysis import Analyzer, AnalyzerSettings
 
 index = LexicalIndex(Analyzer(AnalyzerSettings(stemmer="none", stopwords="none")))

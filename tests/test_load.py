@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lede.eval.load import Load, run, versioned_text
+from lede.eval.bench.load import Load, run, versioned_text
 
 pytestmark = [pytest.mark.model, pytest.mark.server]
 

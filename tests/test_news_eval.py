@@ -17,7 +17,7 @@ from lede.eval.news_qa import (
     summarize,
 )
 from lede.indexer.models import ChunkRecord
-from lede.service.answers import Answer, AnswerSpan, Citation
+from lede.service.answers.answerer import Answer, AnswerSpan, Citation
 from lede.service.engine import Hit
 
 STORY = "Barclays said it is cutting its base rate to 10.5 pct from 11 pct."

@@ -16,18 +16,18 @@ import pytest
 from pydantic import ValidationError
 from typer.testing import CliRunner
 
-import lede.indexer.embedder
-import lede.service.answer_model
-import lede.service.answer_reader
-from lede.eval.bench_memory import exercise, process_memory
+import lede.indexer.encoders.embedder
+import lede.service.answers.model
+import lede.service.answers.reader
+from lede.eval.bench.memory import exercise, process_memory
 from lede.eval.local_server import lede_serve
-from lede.indexer.embedder import SentenceTransformerEmbedder
-from lede.indexer.light_encoder import TokenTable
+from lede.indexer.encoders.embedder import SentenceTransformerEmbedder
+from lede.indexer.encoders.light_encoder import TokenTable
+from lede.indexer.encoders.onnx_cache import OnnxUnavailable, export_in_child, sidecar_path
 from lede.indexer.models import Article
-from lede.indexer.onnx_cache import OnnxUnavailable, export_in_child, sidecar_path
 from lede.indexer.runtime import ModelRuntime
 from lede.service import cli
-from lede.service.answer_model import AnswerModel
+from lede.service.answers.model import AnswerModel
 from lede.service.settings import RuntimeSettings
 
 UseRuntime = Callable[..., ModelRuntime]
@@ -80,7 +80,7 @@ def test_export_is_cached_and_a_damaged_cache_is_replaced(
     np.testing.assert_allclose(second.embed(["a cached export"]), expected, atol=1e-6)
 
     graph.write_bytes(b"not an onnx model")
-    with caplog.at_level(logging.WARNING, logger="lede.indexer.light_encoder"):
+    with caplog.at_level(logging.WARNING, logger="lede.indexer.encoders.light_encoder"):
         third = SentenceTransformerEmbedder()
         assert third.light
     assert "light encoder unavailable" in caplog.text
@@ -103,8 +103,8 @@ def test_unwritable_cache_keeps_the_export_in_memory(
 def test_falls_back_to_pytorch_when_outputs_disagree(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(lede.indexer.embedder, "AGREEMENT", 1.5)  # no cosine can reach it
-    with caplog.at_level(logging.WARNING, logger="lede.indexer.embedder"):
+    monkeypatch.setattr(lede.indexer.encoders.embedder, "AGREEMENT", 1.5)  # no cosine can reach it
+    with caplog.at_level(logging.WARNING, logger="lede.indexer.encoders.embedder"):
         embedder = SentenceTransformerEmbedder()
         assert embedder.backend == "torch"
     assert "differ from PyTorch" in caplog.text
@@ -217,8 +217,8 @@ def test_light_answer_model_checks_itself(
     raw = json.loads(sidecar.read_text())
     raw["reference"] = [value + 0.5 for value in raw["reference"]]
     sidecar.write_text(json.dumps(raw))
-    monkeypatch.setattr(lede.service.answer_model, "export_in_child", lambda *_, **__: False)
-    with caplog.at_level(logging.WARNING, logger="lede.service.answer_onnx"):
+    monkeypatch.setattr(lede.service.answers.model, "export_in_child", lambda *_, **__: False)
+    with caplog.at_level(logging.WARNING, logger="lede.service.answers.model_onnx"):
         model = AnswerModel()
         assert not model.light
     assert "logits differ from PyTorch" in caplog.text
@@ -267,8 +267,8 @@ def test_light_reader_checks_itself(
     raw = json.loads(sidecar.read_text())
     raw["reference"] = (np.asarray(raw["reference"]) + 0.5).tolist()
     sidecar.write_text(json.dumps(raw))
-    monkeypatch.setattr(lede.service.answer_reader, "export_in_child", lambda *_, **__: False)
-    with caplog.at_level(logging.WARNING, logger="lede.service.answer_onnx"):
+    monkeypatch.setattr(lede.service.answers.reader, "export_in_child", lambda *_, **__: False)
+    with caplog.at_level(logging.WARNING, logger="lede.service.answers.model_onnx"):
         again = AnswerModel().reader
         assert again is not None and not again.light
     assert "answer-reader: logits differ from PyTorch" in caplog.text

@@ -35,8 +35,8 @@ def test_the_wheel_holds_one_top_level_package_with_its_data(tmp_path: Path) -> 
     assert tops == {"lede"}
     for part in ("indexer", "service", "eval"):
         assert f"lede/{part}/__init__.py" in names
-    assert "lede/service/static/index.html" in names
-    assert "lede/service/answer_weights/weights.safetensors" in names
+    assert "lede/service/http/static/index.html" in names
+    assert "lede/service/answers/weights/weights.safetensors" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     text = zipfile.ZipFile(wheel).read(entry_points).decode()
     assert "lede = lede.service.cli:main" in text and "eval = lede.eval.cli:register" in text
@@ -44,7 +44,7 @@ def test_the_wheel_holds_one_top_level_package_with_its_data(tmp_path: Path) -> 
 
 def test_outside_the_repository_only_lede_imports(tmp_path: Path) -> None:
     probe = (
-        "import importlib.util, lede.service.app, lede.eval.cli; "
+        "import importlib.util, lede.service.http.app, lede.eval.cli; "
         "print([n for n in ('indexer', 'service', 'eval') if importlib.util.find_spec(n)])"
     )
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}

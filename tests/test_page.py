@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from lede.indexer.embedder import SentenceTransformerEmbedder
+from lede.indexer.encoders.embedder import SentenceTransformerEmbedder
 from lede.indexer.index import LedeIndex
 from lede.indexer.models import Article
 from lede.service.settings import Settings

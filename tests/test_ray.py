@@ -31,17 +31,17 @@ ray = pytest.importorskip("ray")
 from ray import serve  # noqa: E402
 from ray.cluster_utils import Cluster  # noqa: E402
 
-from lede.eval.bench_memory import process_memory, processes_titled  # noqa: E402
+from lede.eval.bench.memory import process_memory, processes_titled  # noqa: E402
 from lede.eval.local_server import LEDE, wait_ready  # noqa: E402
-from lede.indexer import ray_shards  # noqa: E402
-from lede.indexer.hashing_embedder import HashingEmbedder  # noqa: E402
+from lede.indexer.cluster import shards as ray_shards  # noqa: E402
+from lede.indexer.encoders.hashing_embedder import HashingEmbedder  # noqa: E402
 from lede.indexer.index import LedeIndex  # noqa: E402
-from lede.indexer.lexical import BM25Settings  # noqa: E402
 from lede.indexer.manifest import IndexSettings  # noqa: E402
 from lede.indexer.models import Article  # noqa: E402
 from lede.indexer.searchable import RetrievalRequest, SearchableIndex  # noqa: E402
-from lede.indexer.shard_layout import read_layout  # noqa: E402
-from lede.indexer.sharded import ShardedIndex  # noqa: E402
+from lede.indexer.shards.layout import read_layout  # noqa: E402
+from lede.indexer.shards.sharded import ShardedIndex  # noqa: E402
+from lede.indexer.views.lexical import BM25Settings  # noqa: E402
 from lede.service.engine import Mode, SearchEngine  # noqa: E402
 from lede.service.ray_serve import connect, serve_on_ray  # noqa: E402
 from lede.service.settings import Settings  # noqa: E402
@@ -241,7 +241,7 @@ def test_lede_serve_on_ray_is_a_serving_job_whose_replicas_leave_out_pandas_and_
 def test_bulk_indexing_on_ray_equals_one_process_and_a_rerun_skips_what_was_stored(
     cluster: Cluster, workdir: Path, corpus: list[Article]
 ) -> None:
-    from lede.indexer.ray_ingest import index_on_ray
+    from lede.indexer.cluster.ingest import index_on_ray
 
     embedder = HashingEmbedder(dimension=64)
     articles = corpus[:600]

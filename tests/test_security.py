@@ -134,8 +134,8 @@ def test_image_would_hold_no_dataset_or_secret() -> None:
     # No data blobs; the answer model's trained adapters (scorer and reader) are the shipped
     # binaries, under 10 MB together.
     weights = {
-        "service/answer_weights/weights.safetensors",
-        "service/answer_weights/reader.safetensors",
+        "service/answers/weights/weights.safetensors",
+        "service/answers/weights/reader.safetensors",
     }
     assert weights <= copied
     assert sum((ROOT / path).stat().st_size for path in weights) < 10_000_000

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from lede.indexer.chunker import Chunker, ChunkerSettings
-from lede.indexer.embedder import SentenceTransformerEmbedder
-from lede.indexer.hashing_embedder import HashingEmbedder
+from lede.indexer.encoders.embedder import SentenceTransformerEmbedder
+from lede.indexer.encoders.hashing_embedder import HashingEmbedder
 from lede.indexer.models import Article
 from lede.indexer.sentences import blingfire_sentence_offsets, sentence_spans
 

@@ -17,21 +17,21 @@ import pytest
 from lede.eval.datasets import SHARED_DATASETS, load_beir
 from lede.eval.local_server import run_lede as lede
 from lede.eval.relevance import RelevanceConfig, evaluate_dataset
-from lede.indexer import dense
-from lede.indexer.dense import DenseIndex, Tier
 from lede.indexer.directory import create_index, open_index
+from lede.indexer.encoders.hashing_embedder import HashingEmbedder
 from lede.indexer.errors import IndexFormatError, ShardUnavailableError
 from lede.indexer.filters import Filters
-from lede.indexer.hashing_embedder import HashingEmbedder
 from lede.indexer.index import LedeIndex
-from lede.indexer.lexical import BM25Settings
 from lede.indexer.manifest import IndexSettings
 from lede.indexer.models import Article
 from lede.indexer.ranked import RankedList
 from lede.indexer.searchable import RetrievalRequest
-from lede.indexer.shard_layout import LAYOUT_NAME, ShardLayout, bucket_of, read_layout
-from lede.indexer.sharded import ShardedIndex, merge_ranked
+from lede.indexer.shards.layout import LAYOUT_NAME, ShardLayout, bucket_of, read_layout
+from lede.indexer.shards.sharded import ShardedIndex, merge_ranked
 from lede.indexer.sources import Skipped, read_source
+from lede.indexer.views import dense_search as dense
+from lede.indexer.views.dense_search import DenseIndex, Tier
+from lede.indexer.views.lexical import BM25Settings
 from lede.service.engine import MODES, SearchEngine
 from lede.service.settings import Settings
 from tests.conftest import EXAMPLES

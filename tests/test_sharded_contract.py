@@ -10,7 +10,7 @@ from pathlib import Path
 from lede.indexer.index import LedeIndex
 from lede.indexer.models import Article
 from lede.indexer.searchable import SearchableIndex
-from lede.indexer.sharded import ShardedIndex
+from lede.indexer.shards.sharded import ShardedIndex
 from tests.contracts.searchable import SearchableContract, embedder
 
 

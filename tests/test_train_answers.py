@@ -12,8 +12,8 @@ import pytest
 
 from lede.eval.datasets import SHARED_DATASETS
 from lede.eval.local_server import LEDE
-from lede.service.answer_model import BUNDLED, CONFIG, WEIGHTS, AnswerModel
-from lede.service.answer_reader import READER_WEIGHTS
+from lede.service.answers.model import BUNDLED, CONFIG, WEIGHTS, AnswerModel
+from lede.service.answers.reader import READER_WEIGHTS
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 

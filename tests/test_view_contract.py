@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from lede.indexer.bm25_view import BM25View
-from lede.indexer.dense_view import DenseView
-from lede.indexer.views import Matching, Resizable, Trainable, ranks_all, view_types
+from lede.indexer.views.bm25 import BM25View
+from lede.indexer.views.contract import Matching, Resizable, Trainable, ranks_all, view_types
+from lede.indexer.views.dense import DenseView
 from tests.contracts.views import ViewContract
 
 

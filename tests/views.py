@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from lede.indexer.bm25_view import BM25View
-from lede.indexer.dense import DenseIndex
-from lede.indexer.dense_view import DenseView
 from lede.indexer.index import LedeIndex
-from lede.indexer.lexical import LexicalIndex
+from lede.indexer.views.bm25 import BM25View
+from lede.indexer.views.dense import DenseView
+from lede.indexer.views.dense_search import DenseIndex
+from lede.indexer.views.lexical import LexicalIndex
 
 
 def lexical_of(index: LedeIndex) -> LexicalIndex:

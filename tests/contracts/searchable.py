@@ -17,8 +17,8 @@ from typing import Any
 import numpy as np
 import pytest
 
+from lede.indexer.encoders.hashing_embedder import HashingEmbedder
 from lede.indexer.filters import Filters
-from lede.indexer.hashing_embedder import HashingEmbedder
 from lede.indexer.index import LedeIndex
 from lede.indexer.models import Article
 from lede.indexer.searchable import Count, RetrievalRequest, SearchableIndex

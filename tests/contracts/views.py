@@ -1,14 +1,14 @@
-"""The view contract's tests (indexer/views.py). Subclass `ViewContract` and provide
+"""The view contract's tests (indexer/views/contract.py). Subclass `ViewContract` and provide
 `new_view() -> View` (an empty view) as a method; `rows` gives every view both inputs."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from lede.indexer.hashing_embedder import HashingEmbedder
+from lede.indexer.encoders.hashing_embedder import HashingEmbedder
 from lede.indexer.manifest import IndexSettings, Manifest, ModelInfo
 from lede.indexer.text_analysis import Analyzer
-from lede.indexer.views import (
+from lede.indexer.views.contract import (
     ChunkRows,
     Matching,
     Trainable,

@@ -1,0 +1,1 @@
+"""Training the answer model from public train and dev splits (`lede train answers`)."""

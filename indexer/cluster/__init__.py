@@ -1,0 +1,1 @@
+"""A sharded index on a Ray cluster: shard actors, and bulk indexing on the cluster."""

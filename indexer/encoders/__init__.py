@@ -1,0 +1,1 @@
+"""Embedding models: sentence-transformers, its ONNX run, the hashing embedder, the tokenizer."""

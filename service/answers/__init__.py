@@ -1,0 +1,1 @@
+"""Extractive answers: candidates, the learned scorer and reader, the judge, short answers."""
