@@ -14,7 +14,7 @@ DEMO_INDEX ?= .lede/demo
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install browser demo test test-fast lint format bench clean
+.PHONY: install browser demo test test-fast warm lint format bench clean
 
 install: $(VENV)/.installed
 
@@ -44,11 +44,18 @@ browser:
 	fi
 
 # Every tier (CI): unit, model, server, browser, ray and slow tests, on two workers (a test
-# module stays on one worker; the long modules go first: tests/conftest.py). Lint and the
-# browser's install run side by side.
-test: install
-	$(MAKE) -j2 lint browser
-	$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=25
+# module stays on one worker; the long modules go first: tests/conftest.py). The browser's
+# install runs beside the Python install, and lint beside `tests/warm.py`, which compiles
+# numba's caches and exports the models into the tests' model cache (kept in .lede/).
+TEST_CACHE := $(CURDIR)/.lede/test-cache
+test:
+	$(MAKE) -j2 install browser
+	$(MAKE) -j2 lint warm
+	XDG_CACHE_HOME=$(TEST_CACHE) LEDE_CACHE_DIR=$(TEST_CACHE)/lede \
+		$(BIN)/pytest -n 3 --dist loadfile --no-loadscope-reorder --durations=25
+
+warm: install
+	XDG_CACHE_HOME=$(TEST_CACHE) LEDE_CACHE_DIR=$(TEST_CACHE)/lede $(PY) -m tests.warm
 
 # The inner loop: tests that need no real model, server, browser, Ray cluster or long run.
 FAST := not model and not slow and not server and not browser and not ray

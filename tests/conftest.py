@@ -17,7 +17,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # The exported ONNX models go to a cache of this test session, not to the user's: the `lede`
 # processes the tests start read it from their settings (LEDE_CACHE_DIR), and a process that
 # uses the library with its defaults (the README's Python example) finds it as the user cache
-# folder (XDG_CACHE_HOME/lede). It is removed when the session exits.
+# folder (XDG_CACHE_HOME/lede). It is removed when the session exits. `make test` names one
+# instead (both variables), kept in .lede/ and filled beforehand by `tests/warm.py`.
 if "LEDE_CACHE_DIR" not in os.environ:
     _session_cache = tempfile.TemporaryDirectory(prefix="lede-test-cache-")
     os.environ["XDG_CACHE_HOME"] = _session_cache.name

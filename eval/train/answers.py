@@ -1,12 +1,12 @@
 """`lede train answers`: rebuild the shipped answer model from public train and dev data, seeded,
 in one command (about 2 hours on two CPU cores; `--stages` runs part of it).
 
-1. `scorer` (`train_scorer`): the sentence scorer, a cross-encoder with low-rank adapters, from
+1. `scorer` (`train.scorer`): the sentence scorer, a cross-encoder with low-rank adapters, from
    WikiQA and TrecQA train (epoch chosen on their dev splits).
-2. `reader` (`train_reader`): the span reader, from SQuAD's train articles with SQuAD 2.0's
+2. `reader` (`train.reader`): the span reader, from SQuAD's train articles with SQuAD 2.0's
    unanswerable questions, reuters-qa train with the service's own hard negatives over the whole
    Reuters index, and WikiQA train's answer phrases (epoch chosen on reuters-qa dev windows).
-3. `judge` (`train_judge`): the judge over the read candidates and its calibration, from
+3. `judge` (`train.judge`): the judge over the read candidates and its calibration, from
    reuters-qa train asked of the whole Reuters index; the default threshold on reuters-qa dev.
 
 Each stage reads the model the previous stages wrote in `--out`. The whole Reuters-21578 index

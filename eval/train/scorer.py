@@ -9,7 +9,7 @@ The model is the bundled all-MiniLM-L6-v2 as a BERT classifier with low-rank ada
 top layers) trained; the shipped file is the trained tensors alone, in float16. The service's
 score adds `similarity_weight` times the same model's bi-encoder cosine of question and
 candidate (not trained; its weight chosen on dev, decision 48). The scorer only ranks: the span
-reader and the judge (`train_reader`, `train_judge`) decide what is answered and how sure.
+reader and the judge (`train.reader`, `train.judge`) decide what is answered and how sure.
 """
 
 from __future__ import annotations

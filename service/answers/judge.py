@@ -1,7 +1,7 @@
 """The final pick and its confidence: the best candidates read in context, then judged.
 
-The sentence scorer ranks every shortlisted candidate (`answer_scoring`); the span reader then
-reads the `top` best of them, each in its window (`answer_reader`), and finds the words that
+The sentence scorer ranks every shortlisted candidate (`scoring`); the span reader then
+reads the `top` best of them, each in its window (`reader`), and finds the words that
 answer the question there, or says none do. A logistic model over what is known of each read
 candidate (`FEATURES`: the ranking score, the reader's span-over-null evidence and span score,
 whether the span sits in the candidate or in a neighbouring sentence, whether it is of the kind

@@ -81,8 +81,8 @@ class ScorerConfig:
     # The score adds this times the base model's cosine similarity of the question and the
     # candidate (as a bi-encoder, the embedding model it is); 0: the cross-encoder alone.
     similarity_weight: float = 0.0
-    # The span reader (`answer_reader`, weights in `reader.safetensors`) and the judge over
-    # what it read (`answer_judge`); with both, `calibration` reads the judge's score.
+    # The span reader (`reader`, weights in `reader.safetensors`) and the judge over
+    # what it read (`judge`); with both, `calibration` reads the judge's score.
     reader: ReaderConfig | None = None
     combiner: Combiner | None = None
 
@@ -167,7 +167,7 @@ class AnswerModel:
         )
 
     def warm_up(self) -> None:
-        """Load the model: without PyTorch where it can (`answer_onnx`; the first load on a
+        """Load the model: without PyTorch where it can (`model_onnx`; the first load on a
         machine exports the graph in a child process), else the PyTorch classifier; and the
         bi-encoder when the score uses it."""
         if self.config.similarity_weight:
@@ -277,7 +277,7 @@ class AnswerModel:
 
     @property
     def judges(self) -> bool:
-        """Whether the best candidates are read in context and judged (`answer_judge`)."""
+        """Whether the best candidates are read in context and judged (`judge`)."""
         return self.reader is not None and self.config.combiner is not None
 
     def judge(

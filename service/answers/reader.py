@@ -1,6 +1,6 @@
 """The answer model's span reader: which words around a candidate answer the question, or none.
 
-The sentence scorer (`answer_model`) judges a candidate alone; the reader reads it in context:
+The sentence scorer (`model`) judges a candidate alone; the reader reads it in context:
 the candidate with the sentence before and the sentence after it (a *window*), after the
 question, and scores every span of the window as the answer's start and end, and the window's
 first token as "no answer here" (SQuAD 2.0's null score). So it finds the figure in "It said
@@ -168,7 +168,7 @@ class ReaderConfig:
 
 class Reader:
     """The trained reader of an answer model directory; loads lazily (see `warm_up`): without
-    PyTorch where it can (the graph exported once by a child process, `answer_onnx`), else as a
+    PyTorch where it can (the graph exported once by a child process, `model_onnx`), else as a
     PyTorch model."""
 
     def __init__(self, directory: Path, base_model: str, config: ReaderConfig):
