@@ -52,7 +52,7 @@ test:
 	$(MAKE) -j2 install browser
 	$(MAKE) -j2 lint warm
 	XDG_CACHE_HOME=$(TEST_CACHE) LEDE_CACHE_DIR=$(TEST_CACHE)/lede \
-		$(BIN)/pytest -n 3 --dist loadfile --no-loadscope-reorder --durations=25
+		$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=25
 
 warm: install
 	XDG_CACHE_HOME=$(TEST_CACHE) LEDE_CACHE_DIR=$(TEST_CACHE)/lede $(PY) -m tests.warm

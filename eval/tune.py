@@ -29,7 +29,7 @@ import numpy as np
 from ranx import Qrels, Run, evaluate
 
 from lede.eval.datasets import load_beir
-from lede.eval.relevance import DEFAULT_CACHE, RelevanceConfig, open_dataset_index
+from lede.eval.relevance import DEFAULT_CACHE, RelevanceConfig, open_dataset_index, uniform_ids
 from lede.eval.report import write_result
 from lede.indexer.chunker import ChunkerSettings
 from lede.indexer.index import LedeIndex
@@ -69,7 +69,7 @@ class TrainSplit:
         dataset = load_beir(path, split, views=cache / "views")
         self.name = path.name
         self.queries = dataset.queries
-        self.qrels = Qrels(dataset.qrels)
+        self.qrels = dataset.qrels
         self.depth = depth
         index, _ = open_dataset_index(dataset, config, cache)
         assert isinstance(index, LedeIndex), "tuning re-scores one index's own BM25 postings"
@@ -97,7 +97,8 @@ class TrainSplit:
 
     def ndcg(self, bm25: dict[str, RankedList], fuse: Fuse) -> float:
         runs = {q: self._doc_run(fuse({"bm25": bm25[q], "dense": self.dense[q]})) for q in bm25}
-        return float(evaluate(self.qrels, Run(runs), "ndcg@10", make_comparable=True))
+        qrels, named = uniform_ids(self.qrels, {"run": runs})  # one numba compile (decision 55)
+        return float(evaluate(Qrels(qrels), Run(named["run"]), "ndcg@10", make_comparable=True))
 
     def _doc_run(self, fused: dict[int, float]) -> dict[str, float]:
         self._article_of(list(fused))
