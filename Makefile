@@ -45,12 +45,11 @@ browser:
 
 # Every tier (CI): unit, model, server, browser, ray and slow tests, on two workers (a test
 # module stays on one worker; the long modules go first: tests/conftest.py). The browser's
-# install runs beside the Python install, and lint beside `tests/warm.py`, which compiles
-# numba's caches and exports the models into the tests' model cache (kept in .lede/).
+# install runs beside the Python install and then beside lint and `tests/warm.py`, which
+# compiles numba's caches and exports the models into the tests' model cache (in .lede/).
 TEST_CACHE := $(CURDIR)/.lede/test-cache
 test:
-	$(MAKE) -j2 install browser
-	$(MAKE) -j2 lint warm
+	$(MAKE) -j3 browser lint warm
 	XDG_CACHE_HOME=$(TEST_CACHE) LEDE_CACHE_DIR=$(TEST_CACHE)/lede \
 		$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=25
 

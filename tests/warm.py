@@ -25,7 +25,10 @@ def main() -> None:
     steps = {
         "ranx metrics": lambda: score_runs(
             {"q": {"d": 1}, "r": {"e": 2}},
-            {"one": {"q": {"d": 1.0, "x": 0.5}, "r": {"e": 0.2}}, "two": {"q": {"x": 1.0}}},
+            {
+                "one": {"q": {"d": 1.0, "x": 0.5}, "r": {"e": 0.2}},
+                "two": {"q": {"x": 1.0}, "r": {"e": 1.0}},
+            },
         ),
         "BM25 loop": bm25_kernels.warm_up,
         "embedding model": lambda: SentenceTransformerEmbedder().warm_up(),
