@@ -47,14 +47,13 @@ browser:
 # module stays on one worker; the long modules go first: tests/conftest.py). The browser's
 # install runs beside the Python install and then beside lint and `tests/warm.py`, which
 # compiles numba's caches and exports the models into the tests' model cache (in .lede/).
-TEST_CACHE := $(CURDIR)/.lede/test-cache
+TEST_ENV := XDG_CACHE_HOME=$(CURDIR)/.lede/test-cache LEDE_CACHE_DIR=$(CURDIR)/.lede/test-cache/lede
 test:
 	$(MAKE) -j3 browser lint warm
-	XDG_CACHE_HOME=$(TEST_CACHE) LEDE_CACHE_DIR=$(TEST_CACHE)/lede \
-		$(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=25
+	$(TEST_ENV) $(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=25
 
 warm: install
-	XDG_CACHE_HOME=$(TEST_CACHE) LEDE_CACHE_DIR=$(TEST_CACHE)/lede $(PY) -m tests.warm
+	$(TEST_ENV) $(PY) -m tests.warm
 
 # The inner loop: tests that need no real model, server, browser, Ray cluster or long run.
 FAST := not model and not slow and not server and not browser and not ray
