@@ -7,10 +7,10 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ranx import Qrels, Run, compare, evaluate
 
@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 METRICS = ["ndcg@10", "recall@100", "map", "mrr@10"]
 DEFAULT_CACHE = Path(".lede") / "eval-cache"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,31 +112,45 @@ def write_trec_runs(
         (folder / f"{dataset}.{name}.trec").write_text("\n".join(lines) + "\n")
 
 
-def uniform_ids(
-    qrels: dict[str, dict[str, int]], runs: dict[str, dict[str, dict[str, float]]]
-) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, dict[str, float]]]]:
-    """The same judgments and runs with every query and document id renamed to a 9-digit
-    string, in the ids' sorted order, dict order kept (decision 55).
+@dataclass(frozen=True, slots=True)
+class IdNames:
+    """Every query and document id renamed to a 9-digit string, numbered in the ids' sorted
+    order (decision 55).
 
     ranx compiles its numba loops for the width of the longest id it is given, so every
     dataset cost a compile of its own (about 20 s); with one width they compile once, and
     numba's cache keeps them. The metrics are the same: the renaming is one to one, keeps the
-    order ranx sorts queries in, and ties keep their insertion order.
+    order ranx sorts queries in, and `rename` keeps dict order (ties keep insertion order).
     """
-    queries = sorted({*qrels, *(q for run in runs.values() for q in run)})
-    documents = sorted(
-        {d for judged in qrels.values() for d in judged}
-        | {d for run in runs.values() for scores in run.values() for d in scores}
-    )
-    query_id = {q: f"{i:09d}" for i, q in enumerate(queries)}
-    doc_id = {d: f"{i:09d}" for i, d in enumerate(documents)}
 
-    def rename(table: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    queries: dict[str, str]
+    documents: dict[str, str]
+
+    @classmethod
+    def of(cls, queries: Iterable[str], documents: Iterable[str]) -> IdNames:
+        def numbered(ids: Iterable[str]) -> dict[str, str]:
+            return {name: f"{i:09d}" for i, name in enumerate(sorted(set(ids)))}
+
+        return cls(numbered(queries), numbered(documents))
+
+    def rename(self, table: dict[str, dict[str, T]]) -> dict[str, dict[str, T]]:
+        """Judgments or a run under the new names, in the same order."""
         return {
-            query_id[q]: {doc_id[d]: value for d, value in row.items()} for q, row in table.items()
+            self.queries[q]: {self.documents[d]: value for d, value in row.items()}
+            for q, row in table.items()
         }
 
-    return rename(qrels), {name: rename(run) for name, run in runs.items()}
+
+def uniform_ids(
+    qrels: dict[str, dict[str, int]], runs: dict[str, dict[str, dict[str, float]]]
+) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, dict[str, float]]]]:
+    """The same judgments and runs under `IdNames` of every id they hold."""
+    tables: list[dict[str, dict[str, Any]]] = [qrels, *runs.values()]
+    names = IdNames.of(
+        (q for table in tables for q in table),
+        (d for table in tables for row in table.values() for d in row),
+    )
+    return names.rename(qrels), {name: names.rename(run) for name, run in runs.items()}
 
 
 def score_runs(

@@ -29,7 +29,7 @@ import numpy as np
 from ranx import Qrels, Run, evaluate
 
 from lede.eval.datasets import load_beir
-from lede.eval.relevance import DEFAULT_CACHE, RelevanceConfig, open_dataset_index, uniform_ids
+from lede.eval.relevance import DEFAULT_CACHE, IdNames, RelevanceConfig, open_dataset_index
 from lede.eval.report import write_result
 from lede.indexer.chunker import ChunkerSettings
 from lede.indexer.index import LedeIndex
@@ -69,11 +69,14 @@ class TrainSplit:
         dataset = load_beir(path, split, views=cache / "views")
         self.name = path.name
         self.queries = dataset.queries
-        self.qrels = dataset.qrels
         self.depth = depth
         index, _ = open_dataset_index(dataset, config, cache)
         assert isinstance(index, LedeIndex), "tuning re-scores one index's own BM25 postings"
         self.index = index
+        judged = [d for row in dataset.qrels.values() for d in row]
+        # one id width for ranx (decision 55), named once for every run the grid scores
+        self.names = IdNames.of(dataset.qrels, [*index.store.article_ids(), *judged, "__none__"])
+        self.qrels = Qrels(self.names.rename(dataset.qrels))
         self.dense: dict[str, RankedList] = {}
         for query_id, text in self.queries.items():
             request = RetrievalRequest(text, ("dense",), depth)
@@ -97,8 +100,8 @@ class TrainSplit:
 
     def ndcg(self, bm25: dict[str, RankedList], fuse: Fuse) -> float:
         runs = {q: self._doc_run(fuse({"bm25": bm25[q], "dense": self.dense[q]})) for q in bm25}
-        qrels, named = uniform_ids(self.qrels, {"run": runs})  # one numba compile (decision 55)
-        return float(evaluate(Qrels(qrels), Run(named["run"]), "ndcg@10", make_comparable=True))
+        run = Run(self.names.rename(runs))
+        return float(evaluate(self.qrels, run, "ndcg@10", make_comparable=True))
 
     def _doc_run(self, fused: dict[int, float]) -> dict[str, float]:
         self._article_of(list(fused))
