@@ -13,7 +13,6 @@ answer and no-answer windows). Only the trained tensors ship (float16).
 from __future__ import annotations
 
 import logging
-import math
 import random
 import time
 from collections.abc import Sequence
@@ -23,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from lede.eval.train.loop import optimizer_and_schedule, step
 from lede.eval.train.reader_data import ReaderExample
 from lede.indexer.encoders.embedder import resolve_model_path
 from lede.indexer.encoders.light_encoder import load_tokenizer
@@ -158,12 +158,13 @@ def train_reader(
     logger.info(
         "reader: %d windows (%d dropped: answer cut off)", len(labelled), len(pool) - len(labelled)
     )
-    optimizer = torch.optim.AdamW(parameters, lr=settings.learning_rate, weight_decay=0.01)
-    steps = settings.epochs * math.ceil(len(labelled) / settings.batch_size)
-    warmup = max(1, int(steps * settings.warmup))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda step: min((step + 1) / warmup, max(0.0, (steps - step) / max(1, steps - warmup))),
+    optimizer, scheduler = optimizer_and_schedule(
+        parameters,
+        settings.learning_rate,
+        examples=len(labelled),
+        batch_size=settings.batch_size,
+        epochs=settings.epochs,
+        warmup=settings.warmup,
     )
     rng = random.Random(settings.seed)
     reader = TorchReader(model, tokenizer)
@@ -182,20 +183,16 @@ def train_reader(
                 torch.nn.functional.cross_entropy(output.start_logits, starts)
                 + torch.nn.functional.cross_entropy(output.end_logits, ends)
             ) / 2
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            losses.append(float(loss))
-            if len(losses) % 100 == 0:
-                logger.info(
-                    "reader epoch %d step %d loss %.4f (%.0f s)",
-                    epoch,
-                    len(losses),
-                    float(np.mean(losses[-100:])),
-                    time.perf_counter() - started,
-                )
+            step(
+                loss,
+                parameters,
+                optimizer,
+                scheduler,
+                losses,
+                name="reader",
+                epoch=epoch,
+                started=started,
+            )
         figures = dev_figures(reader, dev, accepts)
         history.append(
             {

@@ -31,6 +31,7 @@ from lede.eval.answer_selection import (
 )
 from lede.eval.datasets import SHARED_DATASETS
 from lede.eval.report import git_sha, machine
+from lede.eval.train.loop import optimizer_and_schedule, step
 from lede.service.answers.model import (
     WEIGHTS,
     Calibration,
@@ -240,14 +241,15 @@ def train_scorer(
         _add_lora(model, settings.lora_rank, lora_scale)
     prefixes = _trainable(model, settings.trained_layers, lora=bool(settings.lora_rank))
     parameters = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(parameters, lr=settings.learning_rate, weight_decay=0.01)
-    rng = random.Random(settings.seed)
-    steps = settings.epochs * math.ceil(len(examples) / settings.batch_size)
-    warmup = max(1, int(steps * settings.warmup))
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer,
-        lambda step: min((step + 1) / warmup, max(0.0, (steps - step) / max(1, steps - warmup))),
+    optimizer, scheduler = optimizer_and_schedule(
+        parameters,
+        settings.learning_rate,
+        examples=len(examples),
+        batch_size=settings.batch_size,
+        epochs=settings.epochs,
+        warmup=settings.warmup,
     )
+    rng = random.Random(settings.seed)
     scorer = _TorchScorer(model, tokenizer, settings.max_length)
     history: list[dict[str, Any]] = []
     best_state: dict[str, Any] | None = None
@@ -255,7 +257,7 @@ def train_scorer(
     started = time.perf_counter()
     for epoch in range(1, settings.epochs + 1):
         model.train()
-        losses = []
+        losses: list[float] = []
         for batch in _batches(examples, settings.batch_size, rng):
             encoded = tokenizer(
                 [e[0] for e in batch],
@@ -268,20 +270,16 @@ def train_scorer(
             labels = torch.tensor([e[2] for e in batch])
             logits = model(**encoded).logits[:, 0]
             loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(parameters, 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            losses.append(float(loss))
-            if len(losses) % 100 == 0:
-                logger.info(
-                    "epoch %d step %d loss %.4f (%.0f s)",
-                    epoch,
-                    len(losses),
-                    float(np.mean(losses[-100:])),
-                    time.perf_counter() - started,
-                )
+            step(
+                loss,
+                parameters,
+                optimizer,
+                scheduler,
+                losses,
+                name="scorer",
+                epoch=epoch,
+                started=started,
+            )
         wikiqa = dev_map(scorer, wikiqa_dev)
         trecqa = dev_map(scorer, trecqa_dev)
         mean = (float(wikiqa["map"]) + float(trecqa["map"])) / 2
