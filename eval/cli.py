@@ -90,7 +90,7 @@ def relevance_command(
     ] = None,
 ) -> None:
     """nDCG@10, Recall@100, MAP and MRR@10 per mode, with paired significance tests."""
-    from lede.eval.relevance import RelevanceConfig, evaluate_dataset, format_table  # ranx is slow
+    from lede.eval.relevance import RelevanceConfig, evaluate_dataset, format_table
 
     paths = datasets_with_qrels() if datasets == ["all"] else [Path(d) for d in datasets]
     if not paths:

@@ -1,5 +1,5 @@
 """Relevance evaluation on BEIR-format datasets: nDCG@10, Recall@100, MAP, MRR@10 per mode,
-with paired significance tests between modes (ranx)."""
+with paired significance tests between modes (`lede.eval.metrics`)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,13 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
-
-from ranx import Qrels, Run, compare, evaluate
+from typing import Any
 
 from lede.eval.datasets import BeirDataset
+from lede.eval.metrics import METRICS, score_runs
 from lede.eval.report import git_sha, machine, percentiles
 from lede.indexer.directory import Index, create_index, open_index
 from lede.indexer.encoders.embedder import Embedder, SentenceTransformerEmbedder
@@ -25,9 +24,7 @@ from lede.service.engine import EngineSettings, Mode, SearchEngine
 
 logger = logging.getLogger(__name__)
 
-METRICS = ["ndcg@10", "recall@100", "map", "mrr@10"]
 DEFAULT_CACHE = Path(".lede") / "eval-cache"
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,76 +107,6 @@ def write_trec_runs(
             for rank, (doc, score) in enumerate(scores.items(), start=1)
         ]
         (folder / f"{dataset}.{name}.trec").write_text("\n".join(lines) + "\n")
-
-
-@dataclass(frozen=True, slots=True)
-class IdNames:
-    """Every query and document id renamed to a 9-digit string, numbered in the ids' sorted
-    order (decision 55).
-
-    ranx compiles its numba loops for the width of the longest id it is given, so every
-    dataset cost a compile of its own (about 20 s); with one width they compile once, and
-    numba's cache keeps them. The metrics are the same: the renaming is one to one, keeps the
-    order ranx sorts queries in, and `rename` keeps dict order (ties keep insertion order).
-    """
-
-    queries: dict[str, str]
-    documents: dict[str, str]
-
-    @classmethod
-    def of(cls, queries: Iterable[str], documents: Iterable[str]) -> IdNames:
-        def numbered(ids: Iterable[str]) -> dict[str, str]:
-            return {name: f"{i:09d}" for i, name in enumerate(sorted(set(ids)))}
-
-        return cls(numbered(queries), numbered(documents))
-
-    def rename(self, table: dict[str, dict[str, T]]) -> dict[str, dict[str, T]]:
-        """Judgments or a run under the new names, in the same order."""
-        return {
-            self.queries[q]: {self.documents[d]: value for d, value in row.items()}
-            for q, row in table.items()
-        }
-
-
-def uniform_ids(
-    qrels: dict[str, dict[str, int]], runs: dict[str, dict[str, dict[str, float]]]
-) -> tuple[dict[str, dict[str, int]], dict[str, dict[str, dict[str, float]]]]:
-    """The same judgments and runs under `IdNames` of every id they hold."""
-    tables: list[dict[str, dict[str, Any]]] = [qrels, *runs.values()]
-    names = IdNames.of(
-        (q for table in tables for q in table),
-        (d for table in tables for row in table.values() for d in row),
-    )
-    return names.rename(qrels), {name: names.rename(run) for name, run in runs.items()}
-
-
-def score_runs(
-    qrels: dict[str, dict[str, int]], runs: dict[str, dict[str, dict[str, float]]]
-) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
-    """Metrics per run, and paired two-sided t-tests between every pair of runs."""
-    runs = {
-        name: {q: (run.get(q) or {"__none__": 0.0}) for q in qrels} for name, run in runs.items()
-    }
-    qrels, runs = uniform_ids(qrels, runs)
-    judged = Qrels(qrels)
-    metrics: dict[str, dict[str, float]] = {}
-    ranx_runs = []
-    for name, run in runs.items():
-        ranx_run = Run(run, name=name)
-        ranx_runs.append(ranx_run)
-        values = evaluate(judged, ranx_run, METRICS, make_comparable=True)
-        metrics[name] = {m: round(float(values[m]), 4) for m in METRICS}
-    significance: dict[str, Any] = {"test": "paired two-sided Student's t", "p_values": {}}
-    if len(ranx_runs) > 1:
-        report = compare(judged, ranx_runs, metrics=METRICS, stat_test="student")
-        table = report.to_dict()
-        names = list(runs)
-        for i, first in enumerate(names):
-            for second in names[i + 1 :]:
-                significance["p_values"][f"{first}_vs_{second}"] = {
-                    m: round(float(table[first]["comparisons"][second][m]), 5) for m in METRICS
-                }
-    return metrics, significance
 
 
 def evaluate_dataset(

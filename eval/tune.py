@@ -26,10 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from ranx import Qrels, Run, evaluate
 
 from lede.eval.datasets import load_beir
-from lede.eval.relevance import DEFAULT_CACHE, IdNames, RelevanceConfig, open_dataset_index
+from lede.eval.metrics import Judgments
+from lede.eval.relevance import DEFAULT_CACHE, RelevanceConfig, open_dataset_index
 from lede.eval.report import write_result
 from lede.indexer.chunker import ChunkerSettings
 from lede.indexer.index import LedeIndex
@@ -73,10 +73,7 @@ class TrainSplit:
         index, _ = open_dataset_index(dataset, config, cache)
         assert isinstance(index, LedeIndex), "tuning re-scores one index's own BM25 postings"
         self.index = index
-        judged = [d for row in dataset.qrels.values() for d in row]
-        # one id width for ranx (decision 55), named once for every run the grid scores
-        self.names = IdNames.of(dataset.qrels, [*index.store.article_ids(), *judged, "__none__"])
-        self.qrels = Qrels(self.names.rename(dataset.qrels))
+        self.judgments = Judgments(dataset.qrels)
         self.dense: dict[str, RankedList] = {}
         for query_id, text in self.queries.items():
             request = RetrievalRequest(text, ("dense",), depth)
@@ -100,8 +97,7 @@ class TrainSplit:
 
     def ndcg(self, bm25: dict[str, RankedList], fuse: Fuse) -> float:
         runs = {q: self._doc_run(fuse({"bm25": bm25[q], "dense": self.dense[q]})) for q in bm25}
-        run = Run(self.names.rename(runs))
-        return float(evaluate(self.qrels, run, "ndcg@10", make_comparable=True))
+        return self.judgments.mean(runs, "ndcg@10")
 
     def _doc_run(self, fused: dict[int, float]) -> dict[str, float]:
         self._article_of(list(fused))
@@ -111,7 +107,7 @@ class TrainSplit:
             if score > run.get(article, -np.inf):
                 run[article] = score
         best = sorted(run.items(), key=lambda item: -item[1])[:100]
-        return dict(best) or {"__none__": 0.0}
+        return dict(best)
 
 
 def _single(name: str) -> Fuse:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from lede.eval.datasets import SHARED_DATASETS, load_beir
-from lede.eval.relevance import RelevanceConfig, evaluate_dataset, uniform_ids
+from lede.eval.relevance import RelevanceConfig, evaluate_dataset
 from lede.eval.tune import ALPHAS, BS, K1S, TrainSplit, tune
 from lede.indexer.encoders.embedder import SentenceTransformerEmbedder
 from lede.indexer.views.lexical import BM25Settings
@@ -98,25 +98,3 @@ def test_joint_grid_scores_what_the_evaluation_measures(
     assert results["dense_only"]["adi"] == pytest.approx(
         measured["metrics"]["dense"]["ndcg@10"], abs=1e-3
     )
-
-
-def test_ids_renamed_for_ranx_keep_order_and_meaning() -> None:
-    """ranx compiles per id width, so ids are renamed to one width (decision 55): one to one,
-    sorted like the originals, each run's order kept (ties stay in insertion order)."""
-    qrels = {"q10": {"doc-7": 1}, "q2": {"a": 2, "doc-30": 1}}
-    runs = {"bm25": {"q2": {"zz": 0.5, "a": 0.5, "doc-30": 0.1}, "q10": {"doc-7": 3.0}}}
-    renamed_qrels, renamed_runs = uniform_ids(qrels, runs)
-    assert renamed_qrels == {
-        "000000000": {"000000002": 1},  # q10 < q2 as strings; doc-7 is the 3rd of 4 doc ids
-        "000000001": {"000000000": 2, "000000001": 1},
-    }
-    assert renamed_runs == {
-        "bm25": {
-            "000000001": {"000000003": 0.5, "000000000": 0.5, "000000001": 0.1},
-            "000000000": {"000000002": 3.0},
-        }
-    }
-    assert [list(row) for row in renamed_runs["bm25"].values()] == [
-        ["000000003", "000000000", "000000001"],
-        ["000000002"],
-    ]

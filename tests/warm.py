@@ -2,8 +2,8 @@
 lint and the browser's install, when one core is otherwise idle).
 
 What it leaves behind is what the first test to need it would otherwise make while the other
-test worker waits or competes for the CPU: numba's on-disk caches of ranx's metrics and of the
-BM25 loop, and the ONNX exports of the embedding model and of the shipped answer model in the
+test worker waits or competes for the CPU: numba's on-disk cache of the BM25 loop, and the
+ONNX exports of the embedding model and of the shipped answer model in the
 test session's model cache (`LEDE_CACHE_DIR`, which `make test` sets). Nothing a test asserts
 depends on it: every test also passes on a machine where this never ran.
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 
-from lede.eval.relevance import score_runs
 from lede.indexer import runtime
 from lede.indexer.encoders.embedder import SentenceTransformerEmbedder
 from lede.indexer.views import bm25_kernels
@@ -23,13 +22,6 @@ from lede.service.settings import RuntimeSettings
 def main() -> None:
     runtime.configure(RuntimeSettings().runtime())
     steps = {
-        "ranx metrics": lambda: score_runs(
-            {"q": {"d": 1}, "r": {"e": 2}},
-            {
-                "one": {"q": {"d": 1.0, "x": 0.5}, "r": {"e": 0.2}},
-                "two": {"q": {"x": 1.0}, "r": {"e": 1.0}},
-            },
-        ),
         "BM25 loop": bm25_kernels.warm_up,
         "embedding model": lambda: SentenceTransformerEmbedder().warm_up(),
         "answer model": lambda: AnswerModel().warm_up(),
