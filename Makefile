@@ -6,22 +6,23 @@ export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 # No wheel cache: CI installs once into a fresh venv, and the cache would double the disk it needs.
 # pip installs the pinned CPU torch (uv does not look where this machine keeps that wheel), and
-# uv the rest, compiled to bytecode as pip does: the same packages as pip resolves, in 36 s
-# instead of 99 s (decision 53).
+# uv the rest: the same packages as pip resolves, in 36 s instead of 99 s (decision 53). Neither
+# compiles every module to bytecode beforehand (40 CPU-s, mostly torch's): Python compiles a
+# module the first time it is imported, which is only the part of each package Lede uses.
 export PIP_NO_CACHE_DIR := 1
 export UV_NO_CACHE := 1
 DEMO_INDEX ?= .lede/demo
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: install browser demo test test-fast warm lint format bench clean
+.PHONY: install browser demo test tiers test-fast warm lint format bench clean
 
 install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
-	$(PY) -m pip install --quiet "torch==2.13.0" "uv>=0.9"
-	$(BIN)/uv pip install --quiet --compile-bytecode --python $(PY) -e ".[eval,ray]" --group dev
+	$(PY) -m pip install --quiet --no-compile "torch==2.13.0" "uv>=0.9"
+	$(BIN)/uv pip install --quiet --python $(PY) -e ".[eval,ray]" --group dev
 	touch $@
 
 demo: install
@@ -43,13 +44,17 @@ browser:
 		else echo "install Debian's chromium (apt-get install chromium) for the browser tests"; fi; \
 	fi
 
-# Every tier (CI): unit, model, server, browser, ray and slow tests, on two workers (a test
-# module stays on one worker; the long modules go first: tests/conftest.py). The browser's
-# install runs beside the Python install and then beside lint and `tests/warm.py`, which
-# compiles numba's caches and exports the models into the tests' model cache (in .lede/).
-TEST_ENV := XDG_CACHE_HOME=$(CURDIR)/.lede/test-cache LEDE_CACHE_DIR=$(CURDIR)/.lede/test-cache/lede
+# Every tier (CI): lint beside the tests. `tiers` runs unit, model, server, browser, ray and slow
+# tests on two workers (a test module stays on one worker; the long modules go first:
+# tests/conftest.py), each worker's models on one thread (two workers, two cores: decision 56).
+# The browser's install runs beside the Python install, then `tests/warm.py` beside lint: it
+# compiles the BM25 loop and exports the models into the tests' model cache (in .lede/).
+TEST_ENV := XDG_CACHE_HOME=$(CURDIR)/.lede/test-cache LEDE_CACHE_DIR=$(CURDIR)/.lede/test-cache/lede \
+	LEDE_MODEL_THREADS=1 OMP_NUM_THREADS=1
 test:
-	$(MAKE) -j3 browser lint warm
+	$(MAKE) -j3 lint tiers
+
+tiers: browser warm
 	$(TEST_ENV) $(BIN)/pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=25
 
 warm: install

@@ -90,9 +90,12 @@ def _setup(
     from lede.service.settings import RuntimeSettings
 
     try:
-        configure(RuntimeSettings().runtime())
+        runtime = RuntimeSettings().runtime()
     except ValidationError as error:
         raise _fail(f"invalid setting: {_setting_problems(error)}") from None
+    configure(runtime)
+    if runtime.threads is not None:  # PyTorch's threads, here and in the processes it starts
+        os.environ.setdefault("OMP_NUM_THREADS", str(runtime.threads))
 
 
 def _setting_problems(error: ValidationError) -> str:

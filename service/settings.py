@@ -18,7 +18,8 @@ ENGINE = EngineSettings()
 
 class RuntimeSettings(BaseSettings):
     """How every `lede` command and the service run models (`LEDE_EMBED_BACKEND`,
-    `LEDE_CACHE_DIR`); the process's entry point hands `runtime()` to the library."""
+    `LEDE_CACHE_DIR`, `LEDE_MODEL_THREADS`); the process's entry point hands `runtime()` to the
+    library."""
 
     model_config = SettingsConfigDict(env_prefix="LEDE_", extra="ignore")
 
@@ -30,6 +31,14 @@ class RuntimeSettings(BaseSettings):
     cache_dir: Path | None = Field(
         None, description="Where the models' ONNX exports are cached (default ~/.cache/lede)."
     )
+    model_threads: int | None = Field(
+        None,
+        ge=1,
+        le=1024,
+        description="Threads each model computes on (ONNX Runtime's; a `lede` command also "
+        "gives PyTorch this many). Default: one per core. With several processes on one "
+        "machine (`--workers`), give each its share.",
+    )
 
     @field_validator("embed_backend", mode="before")
     @classmethod
@@ -38,8 +47,8 @@ class RuntimeSettings(BaseSettings):
 
     def runtime(self) -> ModelRuntime:
         if self.cache_dir is None:
-            return ModelRuntime(self.embed_backend)
-        return ModelRuntime(self.embed_backend, self.cache_dir)
+            return ModelRuntime(self.embed_backend, threads=self.model_threads)
+        return ModelRuntime(self.embed_backend, self.cache_dir, self.model_threads)
 
 
 class Settings(RuntimeSettings):

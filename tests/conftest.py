@@ -29,9 +29,11 @@ from lede.indexer.encoders.embedder import SentenceTransformerEmbedder
 from lede.indexer.encoders.hashing_embedder import HashingEmbedder
 from lede.indexer.index import LedeIndex
 from lede.indexer.models import Article, parse_article
+from lede.service.settings import RuntimeSettings
 
-# This process, like a `lede` command, runs models as its settings say (the cache above).
-runtime.configure(runtime.ModelRuntime(cache_dir=Path(os.environ["LEDE_CACHE_DIR"])))
+# This process, like a `lede` command, runs models as its settings say (the cache above, and
+# `make test` gives each of its two workers one thread: LEDE_MODEL_THREADS).
+runtime.configure(RuntimeSettings().runtime())
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

@@ -61,13 +61,16 @@ def sidecar_path(graph: Path) -> Path:
 
 
 def open_session(source: str | bytes) -> Any:
-    """An ONNX Runtime session on the CPU whose idle threads sleep instead of spinning (spinning
-    took a core from the FAISS and BM25 work that follows each query encoding, decision 22)."""
+    """An ONNX Runtime session on the CPU, on the runtime's threads, whose idle threads sleep
+    instead of spinning (spinning took a core from the FAISS and BM25 work that follows each
+    query encoding, decision 22)."""
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    if current().threads is not None:
+        options.intra_op_num_threads = current().threads
     try:
         return onnxruntime.InferenceSession(source, options, providers=["CPUExecutionProvider"])
     except Exception as error:
