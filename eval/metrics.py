@@ -37,9 +37,11 @@ class Judgments:
         """Each metric for every judged query, in `self.queries` order (0 for a query the run
         does not answer)."""
         ranks = {
-            q: {d: float(-rank) for rank, d in enumerate(run.get(q) or {})} for q in self.queries
+            q: {d: float(-rank) for rank, d in enumerate(run[q])}
+            for q in self.queries
+            if run.get(q)  # trec_eval leaves out a query with no documents; it counts 0 below
         }
-        scored = self._evaluator.evaluate({q: docs for q, docs in ranks.items() if docs})
+        scored = self._evaluator.evaluate(ranks)
         values = {metric: np.zeros(len(self.queries)) for metric in METRICS}
         for i, query in enumerate(self.queries):
             measures = scored.get(query)
