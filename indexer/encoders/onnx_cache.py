@@ -28,6 +28,9 @@ from lede.indexer.runtime import child_arguments, current
 logger = logging.getLogger(__name__)
 
 OPSET = 17
+# How graphs are traced (in every cache key): a new way (decision 57: eager attention) exports
+# the models again instead of running what an older version left in the cache.
+EXPORT_FORMAT = "eager-attention"
 EXPORT_TIMEOUT_S = 600
 
 
@@ -51,7 +54,7 @@ def package_version(name: str) -> str:
 
 def graph_path(*parts: str) -> Path:
     """The cache file of a graph identified by `parts` plus the exporting and running versions."""
-    versions = (package_version("torch"), package_version("onnxruntime"), str(OPSET))
+    versions = (package_version("torch"), package_version("onnxruntime"), str(OPSET), EXPORT_FORMAT)
     key = hashlib.sha256("|".join((*parts, *versions)).encode()).hexdigest()[:20]
     return cache_dir() / "onnx" / f"{key}.onnx"
 

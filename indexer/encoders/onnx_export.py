@@ -16,6 +16,8 @@ import logging
 import os
 import tempfile
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +57,7 @@ def export_graph(
     import torch
 
     inputs = [EMBEDS if light and name == "input_ids" else name for name in names]
+    models = [module for module in model.modules() if hasattr(module, "set_attn_implementation")]
 
     class Selected(torch.nn.Module):
         def __init__(self, inner: torch.nn.Module) -> None:
@@ -80,6 +83,7 @@ def export_graph(
             tempfile.TemporaryDirectory() as scratch,
             torch.inference_mode(),
             warnings.catch_warnings(),
+            eager_attention(models),
         ):
             target = Path(scratch) / "model.onnx"
             warnings.simplefilter("ignore")  # tracer notes on shapes; outputs are checked
@@ -98,6 +102,22 @@ def export_graph(
         raise OnnxUnavailable(f"ONNX export failed: {error}") from error
     weights = None if table is None else table.detach().float().numpy().copy()
     return data, weights
+
+
+@contextmanager
+def eager_attention(models: list[Any]) -> Iterator[None]:
+    """Trace the attention as plain matrix products (transformers' "eager" implementation)
+    instead of PyTorch's fused `scaled_dot_product_attention`: ONNX Runtime fuses the plain
+    form into its own attention kernel, which embedded Cranfield in 0.91x the time, with
+    vectors within 1.2e-7 (decision 57). Each model's implementation is restored after."""
+    before = [model.config._attn_implementation for model in models]
+    for model in models:
+        model.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        for model, implementation in zip(models, before, strict=True):
+            model.set_attn_implementation(implementation)
 
 
 def write_light_graph(path: Path, graph: bytes) -> None:
