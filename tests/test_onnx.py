@@ -24,6 +24,7 @@ from lede.eval.local_server import lede_serve
 from lede.indexer.encoders.embedder import SentenceTransformerEmbedder
 from lede.indexer.encoders.light_encoder import TokenTable
 from lede.indexer.encoders.onnx_cache import OnnxUnavailable, export_in_child, sidecar_path
+from lede.indexer.encoders.onnx_export import export_graph
 from lede.indexer.models import Article
 from lede.indexer.runtime import ModelRuntime
 from lede.service import cli
@@ -71,6 +72,7 @@ def test_export_is_cached_and_a_damaged_cache_is_replaced(
     assert graph.with_suffix(".onnx.data").stat().st_size > 20_000_000  # the weights beside it
     assert graph.with_suffix(".json").is_file()
     assert len(list((tmp_path / "onnx").glob("embeddings-*.npy"))) == 1
+    assert "IsNaN" not in operators(graph)  # attention traced in its plain form (decision 57)
     written = graph.stat().st_mtime_ns
     expected = first.embed(["a cached export"])
 
@@ -86,6 +88,38 @@ def test_export_is_cached_and_a_damaged_cache_is_replaced(
     assert "light encoder unavailable" in caplog.text
     np.testing.assert_allclose(third.embed(["a cached export"]), expected, atol=1e-6)
     assert graph.stat().st_size > 10_000  # the damaged file was replaced
+
+
+def operators(graph: Path | bytes) -> set[str]:
+    import onnx
+
+    model = (
+        onnx.load_from_string(graph)
+        if isinstance(graph, bytes)
+        else onnx.load(graph, load_external_data=False)
+    )
+    return {node.op_type for node in model.graph.node}
+
+
+def test_export_traces_eager_attention_and_gives_the_model_back_as_it_was() -> None:
+    import torch
+    from transformers import BertConfig, BertModel
+
+    config = BertConfig(
+        vocab_size=40,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        attn_implementation="sdpa",
+    )
+    model = BertModel(config).eval()
+    features = {"input_ids": torch.tensor([[1, 5, 7, 2]]), "attention_mask": torch.ones(1, 4)}
+    names = ["input_ids", "attention_mask"]
+    graph, _ = export_graph(model, "last_hidden_state", features, names, light=False)
+    # PyTorch's fused attention traces a NaN guard over every attention matrix; eager does not
+    assert "IsNaN" not in operators(graph) and "Softmax" in operators(graph)
+    assert model.config._attn_implementation == "sdpa"
 
 
 def test_unwritable_cache_keeps_the_export_in_memory(

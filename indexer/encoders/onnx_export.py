@@ -107,9 +107,11 @@ def export_graph(
 @contextmanager
 def eager_attention(models: list[Any]) -> Iterator[None]:
     """Trace the attention as plain matrix products (transformers' "eager" implementation)
-    instead of PyTorch's fused `scaled_dot_product_attention`: ONNX Runtime fuses the plain
-    form into its own attention kernel, which embedded Cranfield in 0.91x the time, with
-    vectors within 1.2e-7 (decision 57). Each model's implementation is restored after."""
+    instead of PyTorch's `scaled_dot_product_attention`, whose trace scales the queries and the
+    keys apart and guards every attention matrix against NaN (IsNaN, Where): elementwise passes
+    over each batch x heads x tokens x tokens tensor. Eager graphs embedded 600 Reuters
+    articles in 0.88x the time, with the same vectors to 1.2e-7 (decision 57). Each model's
+    implementation is restored after."""
     before = [model.config._attn_implementation for model in models]
     for model in models:
         model.set_attn_implementation("eager")
