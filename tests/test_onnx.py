@@ -7,6 +7,7 @@ import fcntl
 import json
 import logging
 import os
+import shutil
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +30,7 @@ from lede.indexer.models import Article
 from lede.indexer.runtime import ModelRuntime
 from lede.service import cli
 from lede.service.answers.model import AnswerModel
+from lede.service.answers.model_onnx import READER_KIND, SIDECAR_KIND, answer_graph
 from lede.service.settings import RuntimeSettings
 
 UseRuntime = Callable[..., ModelRuntime]
@@ -234,6 +236,33 @@ def test_light_answer_model_matches_pytorch(
     assert list(np.argsort(-ours)[:5]) == list(np.argsort(-theirs)[:5])
 
 
+def session_graph(kind: str) -> Path:
+    """The bundled answer model's classifier or reader graph (`kind`) in this session's model
+    cache, exported there first when it is not yet."""
+    model = AnswerModel()
+    config, directory = model.config, model.directory
+    if kind == READER_KIND:
+        assert config.reader is not None and model.reader is not None
+        model.reader.warm_up()
+        reader = config.reader
+        weights = directory / lede.service.answers.reader.READER_WEIGHTS
+        return answer_graph(config.base_model, weights, reader.lora_scale, reader.max_length, kind)
+    assert model.light
+    weights = directory / lede.service.answers.model.WEIGHTS
+    return answer_graph(config.base_model, weights, config.lora_scale, config.max_length)
+
+
+def copy_of_cache(graph: Path, folder: Path) -> Path:
+    """A model cache in `folder` holding `graph`: the graph, its weights and its token table
+    linked, its sidecar copied (the tests edit it). Returns the copied sidecar."""
+    (folder / "onnx").mkdir(exist_ok=True)
+    table = json.loads(sidecar_path(graph).read_text())["embeddings"]
+    for name in (graph.name, f"{graph.name}.data", table):
+        if not (folder / "onnx" / name).exists():  # two graphs share one table
+            (folder / "onnx" / name).symlink_to(graph.parent / name)
+    return Path(shutil.copy(sidecar_path(graph), folder / "onnx"))
+
+
 def test_light_answer_model_checks_itself(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
@@ -241,17 +270,15 @@ def test_light_answer_model_checks_itself(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A sidecar whose PyTorch logits the graph does not reproduce leaves PyTorch in charge."""
+    sidecar = copy_of_cache(session_graph(SIDECAR_KIND), tmp_path)
+    copy_of_cache(session_graph(READER_KIND), tmp_path)  # the model loads its reader too
     use_runtime(cache_dir=tmp_path)
-    assert AnswerModel().light
-    (sidecar,) = [
-        path
-        for path in (tmp_path / "onnx").glob("*.json")
-        if json.loads(path.read_text())["kind"] == "answer-classifier"
-    ]
+    for module in (lede.service.answers.model, lede.service.answers.reader):
+        monkeypatch.setattr(module, "export_in_child", lambda *_, **__: False)
+    assert AnswerModel().light  # the copied graph, checked against its sidecar
     raw = json.loads(sidecar.read_text())
     raw["reference"] = [value + 0.5 for value in raw["reference"]]
     sidecar.write_text(json.dumps(raw))
-    monkeypatch.setattr(lede.service.answers.model, "export_in_child", lambda *_, **__: False)
     with caplog.at_level(logging.WARNING, logger="lede.service.answers.model_onnx"):
         model = AnswerModel()
         assert not model.light
@@ -290,18 +317,14 @@ def test_light_reader_checks_itself(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A reader graph whose sidecar PyTorch logits it does not reproduce is not used."""
+    sidecar = copy_of_cache(session_graph(READER_KIND), tmp_path)
     use_runtime(cache_dir=tmp_path)
+    monkeypatch.setattr(lede.service.answers.reader, "export_in_child", lambda *_, **__: False)
     reader = AnswerModel().reader
     assert reader is not None and reader.light
-    (sidecar,) = [
-        path
-        for path in (tmp_path / "onnx").glob("*.json")
-        if json.loads(path.read_text())["kind"] == "answer-reader"
-    ]
     raw = json.loads(sidecar.read_text())
     raw["reference"] = (np.asarray(raw["reference"]) + 0.5).tolist()
     sidecar.write_text(json.dumps(raw))
-    monkeypatch.setattr(lede.service.answers.reader, "export_in_child", lambda *_, **__: False)
     with caplog.at_level(logging.WARNING, logger="lede.service.answers.model_onnx"):
         again = AnswerModel().reader
         assert again is not None and not again.light
