@@ -140,14 +140,20 @@ def embed_articles(
         for text, digest in zip(item.inputs, item.input_hashes, strict=True):
             if digest not in vectors:
                 todo.setdefault(digest, text)
-    texts = list(todo.values())
+    # Longest first by tokens, so that each slice, and each padded batch within it, holds
+    # texts of about one length: 1% padding instead of 15% on Cranfield (decision 58).
+    items = list(todo.items())
+    lengths = np.asarray(embedder.count_tokens([text for _, text in items]), dtype=np.int64)
+    pending = [items[row] for row in np.argsort(-lengths, kind="stable")]
+    digests = [digest for digest, _ in pending]
+    texts = [text for _, text in pending]
     parts = []
     for start in range(0, len(texts), EMBED_SLICE):
         parts.append(embedder.embed(texts[start : start + EMBED_SLICE]))
         if progress is not None:
             progress.chunks(len(parts[-1]), len(prepared), len(texts))
     if parts:
-        vectors.update(zip(todo, np.concatenate(parts), strict=True))
+        vectors.update(zip(digests, np.concatenate(parts), strict=True))
     return EmbeddedBatch(prepared, vectors, len(todo))
 
 

@@ -264,8 +264,9 @@ class SentenceTransformerEmbedder:
     def _embed_onnx(
         self, encode: Callable[[list[str]], np.ndarray], texts: list[str], progress: bool
     ) -> np.ndarray:
-        """Batches of similar length (less padding), like sentence-transformers' `encode`."""
-        order = np.argsort([-len(text) for text in texts], kind="stable")
+        """Batches of similar length in tokens (less padding; sentence-transformers' `encode`
+        sorts by characters)."""
+        order = np.argsort([-count for count in self.count_tokens(texts)], kind="stable")
         vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
         starts = range(0, len(texts), self._batch_size)
         with self._lock:
