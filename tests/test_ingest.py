@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +95,30 @@ def test_an_updated_article_reuses_the_embeddings_of_its_unchanged_chunks(
         report = index.add([longer])
         assert (report.updated, report.added) == (1, 0)
         assert 0 < report.embedded < report.chunks  # only the chunks whose input changed
+
+
+def test_a_write_embeds_its_texts_longest_first_each_vector_kept_with_its_text(
+    sample_articles: list[Article], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[list[str]] = []
+
+    class Recording(HashingEmbedder):
+        def embed(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+            calls.append(list(texts))
+            return super().embed(texts, progress=progress)
+
+    embedder = Recording(dimension=32, max_tokens=64)
+    prepared = chunk_articles(sample_articles, Chunker(embedder))
+    monkeypatch.setattr("lede.indexer.ingest.EMBED_SLICE", 16)  # slices, as a large write has
+    batch = embed_articles(prepared, embedder)
+    sent = [text for call in calls for text in call]
+    assert len(calls) > 2 and all(len(call) <= 16 for call in calls)
+    counts = embedder.count_tokens(sent)
+    assert counts == sorted(counts, reverse=True)  # longest first, across the whole write
+    assert sorted(sent) == sorted({text for item in prepared for text in item.inputs})
+    for item in prepared:
+        for text, digest in zip(item.inputs, item.input_hashes, strict=True):
+            np.testing.assert_array_equal(batch.vectors[digest], embedder.embed([text])[0])
 
 
 def test_filters_from_values_name_the_bad_date() -> None:
