@@ -265,8 +265,10 @@ class SentenceTransformerEmbedder:
         self, encode: Callable[[list[str]], np.ndarray], texts: list[str], progress: bool
     ) -> np.ndarray:
         """Batches of similar length in tokens (less padding; sentence-transformers' `encode`
-        sorts by characters)."""
-        order = np.argsort([-count for count in self.count_tokens(texts)], kind="stable")
+        sorts by characters). One batch (a query) is run as given, without counting."""
+        order = np.arange(len(texts))
+        if len(texts) > self._batch_size:
+            order = np.argsort([-count for count in self.count_tokens(texts)], kind="stable")
         vectors = np.empty((len(texts), self.dimension), dtype=np.float32)
         starts = range(0, len(texts), self._batch_size)
         with self._lock:
