@@ -8,7 +8,7 @@ from typing import Annotated
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from lede.indexer.runtime import Backend, ModelRuntime
+from lede.indexer.runtime import Backend, ModelRuntime, default_cache_dir
 from lede.service.engine import EngineSettings
 from lede.service.fusion import FusionMethod, Normalization
 
@@ -46,9 +46,8 @@ class RuntimeSettings(BaseSettings):
         return value.strip().lower() if isinstance(value, str) else value
 
     def runtime(self) -> ModelRuntime:
-        if self.cache_dir is None:
-            return ModelRuntime(self.embed_backend, threads=self.model_threads)
-        return ModelRuntime(self.embed_backend, self.cache_dir, self.model_threads)
+        cache = default_cache_dir() if self.cache_dir is None else self.cache_dir
+        return ModelRuntime(self.embed_backend, cache, self.model_threads)
 
 
 class Settings(RuntimeSettings):

@@ -30,7 +30,7 @@ from lede.indexer.models import Article
 from lede.indexer.runtime import ModelRuntime
 from lede.service import cli
 from lede.service.answers.model import AnswerModel
-from lede.service.answers.model_onnx import READER_KIND, SIDECAR_KIND, answer_graph
+from lede.service.answers.model_onnx import READER_KIND, SIDECAR_KIND
 from lede.service.settings import RuntimeSettings
 
 UseRuntime = Callable[..., ModelRuntime]
@@ -240,16 +240,11 @@ def session_graph(kind: str) -> Path:
     """The bundled answer model's classifier or reader graph (`kind`) in this session's model
     cache, exported there first when it is not yet."""
     model = AnswerModel()
-    config, directory = model.config, model.directory
     if kind == READER_KIND:
-        assert config.reader is not None and model.reader is not None
-        model.reader.warm_up()
-        reader = config.reader
-        weights = directory / lede.service.answers.reader.READER_WEIGHTS
-        return answer_graph(config.base_model, weights, reader.lora_scale, reader.max_length, kind)
+        assert model.reader is not None and model.reader.light
+        return model.reader.graph
     assert model.light
-    weights = directory / lede.service.answers.model.WEIGHTS
-    return answer_graph(config.base_model, weights, config.lora_scale, config.max_length)
+    return model.graph
 
 
 def copy_of_cache(graph: Path, folder: Path) -> Path:

@@ -191,10 +191,7 @@ class AnswerModel:
         base = Path(resolve_model_path(self.config.base_model))
         if not base.is_dir():
             return None
-        config = self.config
-        graph = answer_graph(
-            config.base_model, self.directory / WEIGHTS, config.lora_scale, config.max_length
-        )
+        graph = self.graph
         light = LightClassifier.open(graph, base)
         if light is None and export_in_child(
             "lede.service.answers.model_onnx", str(self.directory), graph=graph
@@ -203,6 +200,13 @@ class AnswerModel:
         if light is not None:
             logger.info("answer model runs in ONNX Runtime without PyTorch")
         return light
+
+    @property
+    def graph(self) -> Path:
+        """The cache file of the classifier's graph (`model_onnx.answer_graph`)."""
+        config = self.config
+        weights = self.directory / WEIGHTS
+        return answer_graph(config.base_model, weights, config.lora_scale, config.max_length)
 
     @property
     def light(self) -> bool:

@@ -140,13 +140,11 @@ def export(directory: Path) -> bool:
     sidecar of PyTorch's logits on the probe pairs; False when the cache is not writable."""
     import torch
 
-    from lede.service.answers.model import WEIGHTS, ScorerConfig, load_classifier
+    from lede.service.answers.model import WEIGHTS, AnswerModel, load_classifier
 
-    config = ScorerConfig.read(directory)
+    answers = AnswerModel(directory)
+    config, graph = answers.config, answers.graph
     model, tokenizer = load_classifier(config.base_model, directory / WEIGHTS, config.lora_scale)
-    graph = answer_graph(
-        config.base_model, directory / WEIGHTS, config.lora_scale, config.max_length
-    )
 
     def encode(pairs: Sequence[tuple[str, str]]) -> Any:
         return tokenizer(
@@ -179,12 +177,13 @@ def export_reader(directory: Path) -> bool:
     import torch
 
     from lede.service.answers.model import ScorerConfig, load_adapted
-    from lede.service.answers.reader import READER_WEIGHTS, torch_inputs
+    from lede.service.answers.reader import Reader, torch_inputs
 
     config = ScorerConfig.read(directory)
     if config.reader is None:
         raise ValueError(f"{directory} has no reader in its scorer.json")
-    weights = directory / READER_WEIGHTS
+    reader = Reader(directory, config.base_model, config.reader)
+    weights = reader.weights
     model = load_adapted("question-answering", config.base_model, weights, config.reader.lora_scale)
     base = Path(resolve_model_path(config.base_model))
     tokenizer = load_tokenizer(base, max_length=config.reader.max_length, pairs="only_second")
@@ -218,11 +217,7 @@ def export_reader(directory: Path) -> bool:
         "probe_pairs": [list(pair) for pair in PROBE_PAIRS],
         "reference": reference.tolist(),
     }
-    reader = config.reader
-    graph = answer_graph(
-        config.base_model, weights, reader.lora_scale, reader.max_length, READER_KIND
-    )
-    return write_light_export(graph, graph_bytes, table, sidecar)
+    return write_light_export(reader.graph, graph_bytes, table, sidecar)
 
 
 def main(argv: list[str]) -> int:

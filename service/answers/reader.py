@@ -183,6 +183,14 @@ class Reader:
         return self.directory / READER_WEIGHTS
 
     @property
+    def graph(self) -> Path:
+        """The cache file of the reader's graph (`model_onnx.answer_graph`)."""
+        config = self.config
+        return answer_graph(
+            self.base_model, self.weights, config.lora_scale, config.max_length, READER_KIND
+        )
+
+    @property
     def light(self) -> bool:
         """Whether the reader runs without PyTorch."""
         self.warm_up()
@@ -194,13 +202,7 @@ class Reader:
                 return
             base = Path(resolve_model_path(self.base_model))
             if current().backend == "onnx" and base.is_dir():
-                graph = answer_graph(
-                    self.base_model,
-                    self.weights,
-                    self.config.lora_scale,
-                    self.config.max_length,
-                    READER_KIND,
-                )
+                graph = self.graph
                 self._light = LightReader.open(graph, base)
                 if self._light is None and export_in_child(
                     "lede.service.answers.model_onnx", str(self.directory), "reader", graph=graph
